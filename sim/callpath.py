@@ -1,0 +1,153 @@
+"""The SimPy process for one call: triage -> dispatch -> travel -> on scene -> outcome.
+
+One process per call (not one per step). The process reads the call's attributes and
+pre-drawn uniforms from the model's columns and writes its timestamps back into them, so
+nothing is allocated per call beyond the generator itself. Durations of zero are skipped
+rather than yielded, which keeps a no-travel validation model as lean as a bare M/M/c.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import Model
+
+# outcome codes in the call log
+RESOLVED, BACKUP, TRANSPORT, FOLLOW_UP, NO_RESPONSE, UNFINISHED = range(6)
+OUTCOME_NAMES = ("resolved", "backup", "transport", "follow_up", "no_response", "unfinished")
+
+
+def call_process(m: "Model", i: int):
+    env = m.env
+    rec = m.rec
+    path = m.call_path[i]
+    x, y, zone, dz = m.x[i], m.y[i], m.zone[i], m.dzone[i]
+    ctype = m.ctype[i]
+    priority = m.priority[i]
+
+    # --- call processing, then an optional triage desk -------------------------------
+    d = m.processing(m.u_processing[i])
+    if d > 0:
+        yield env.timeout(d)
+    if path.desk is not None:
+        t_q = env.now
+        seat = path.desk.take(0.0, 0.0, 0)
+        if seat is None:
+            seat = yield path.desk.request(i, priority, 0.0, 0.0, 0, None)
+        rec["desk_wait"][i] = env.now - t_q
+        yield env.timeout(path.desk_service(m.desk_u()))
+        path.desk.release(seat)
+    rec["t_triaged"][i] = env.now
+
+    # --- dispatch: pools in preference order, each with a maximum wait ---------------
+    team = None
+    rank = 0
+    for rank, (pool, wait) in enumerate(path.pools):
+        team = pool.take(x, y, dz)
+        if team is None and wait != 0:
+            team = yield pool.request(i, priority, x, y, dz, wait)
+        if team is not None:
+            break
+    if team is None:
+        rec["outcome"][i] = NO_RESPONSE
+        rec["t_cleared"][i] = env.now
+        m.call_closed()
+        return
+    pool = team.pool
+    rec["t_dispatched"][i] = env.now
+    rec["pool"][i] = pool.index
+    rec["team"][i] = team.index
+    rec["fallback"][i] = rank > 0
+    police = m.pool_police[pool.index]
+
+    # --- travel -------------------------------------------------------------------
+    d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(team.x, team.y, team.zone, x, y, zone, m.u_travel[i])
+    if d > 0:
+        yield env.timeout(d)
+    rec["t_on_scene"][i] = env.now
+
+    # --- on scene -----------------------------------------------------------------
+    if path.consult is not None and police:
+        yield from _consult(m, i, path.consult, team, x, y, zone, dz, ctype, priority)
+        m.call_closed()
+        return
+    cp = m.cpools[pool.index]
+    outcome = cp.outcome(ctype, m.u_outcome[i])
+    if ctype not in cp.takes:       # misrouted to a team that cannot take it
+        outcome = BACKUP
+    backup = None
+    if outcome == BACKUP and not police:
+        backup = env.process(_backup(m, i, x, y, zone, dz, ctype))
+    yield env.timeout(cp.on_scene[ctype](m.u_on_scene[i]))
+    rec["outcome"][i] = outcome
+    if backup is not None:
+        yield backup
+        police = True
+    rec["t_cleared"][i] = env.now
+    rec["police_on_scene"][i] = police
+    yield from m.finish(team, x, y, zone, i)
+    m.call_closed()
+
+
+def _backup(m: "Model", i: int, x: float, y: float, zone: int, dz: int, ctype: int):
+    """A police unit dispatched to back up a team already on scene."""
+    env, rec, pool = m.env, m.rec, m.backup_pool
+    rec["backup"][i] = True
+    t_req = env.now
+    unit = pool.take(x, y, dz)
+    if unit is None:
+        unit = yield pool.request(i, m.backup_priority, x, y, dz, None)
+    d = m.geo.turnout(m.draw("backup/turnout")) + m.geo.drive(
+        unit.x, unit.y, unit.zone, x, y, zone, m.draw("backup/travel"))
+    if d > 0:
+        yield env.timeout(d)
+    rec["backup_delay"][i] = env.now - t_req
+    on_scene = m.cpools[pool.index].backup_on_scene[ctype](m.draw("backup/on_scene"))
+    rec["backup_on_scene"][i] = on_scene
+    yield env.timeout(on_scene)
+    yield from m.finish(unit, x, y, zone, None)
+
+
+def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
+    """LAPD flow: the first (sworn) unit consults a desk from the scene; the desk sends a
+    second pool or has the first unit transport. Records the call as cleared."""
+    env, rec = m.env, m.rec
+    desk = consult.desk
+    t_q = env.now
+    seat = desk.take(0.0, 0.0, 0)
+    if seat is None:
+        seat = yield desk.request(i, priority, 0.0, 0.0, 0, None)
+    rec["desk_wait"][i] = env.now - t_q
+    yield env.timeout(consult.desk_service(m.desk_u()))
+    desk.release(seat)
+    cp_first = m.cpools[first.pool.index]
+    if m.u_consult[i] < consult.p_second:
+        pool2 = consult.second_pool
+        team2 = pool2.take(x, y, dz)
+        if team2 is None and consult.max_wait != 0:
+            team2 = yield pool2.request(i, priority, x, y, dz, consult.max_wait)
+        if team2 is not None:
+            rec["second_pool"][i] = pool2.index
+            d = m.geo.turnout(m.draw("second/turnout")) + m.geo.drive(
+                team2.x, team2.y, team2.zone, x, y, zone, m.draw("second/travel"))
+            if d > 0:
+                yield env.timeout(d)
+            rec["t_second_on_scene"][i] = env.now
+            if consult.hands_over:
+                env.process(m.finish(first, x, y, zone, i))
+            cp2 = m.cpools[pool2.index]
+            rec["outcome"][i] = cp2.outcome(ctype, m.u_outcome[i])
+            yield env.timeout(cp2.on_scene[ctype](m.u_on_scene[i]))
+            rec["t_cleared"][i] = env.now
+            rec["police_on_scene"][i] = True
+            env.process(m.finish(team2, x, y, zone, None))
+            if not consult.hands_over:
+                yield from m.finish(first, x, y, zone, i)
+            return
+        rec["second_unavailable"][i] = True
+    # the desk kept the call with the first unit (or no second team came in time)
+    yield env.timeout(cp_first.on_scene[ctype](m.u_on_scene[i]))
+    rec["outcome"][i] = consult.otherwise
+    rec["t_cleared"][i] = env.now
+    rec["police_on_scene"][i] = True
+    yield from m.finish(first, x, y, zone, i)

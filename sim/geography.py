@@ -1,0 +1,79 @@
+"""Zones, call locations and travel times (minutes).
+
+Two ways to describe a city:
+
+* zones as rectangles in km (``rect_km``), call locations uniform inside, and distance
+  ``manhattan`` or ``euclidean`` driven at ``speed_kmh``;
+* a zone-to-zone ``matrix_min`` of minutes.
+
+``travel.model: none`` means no drive at all (validation models). Every drive adds a
+turnout delay and, optionally, lognormal noise with mean 1 and the given CV.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from .scenario import Scenario
+
+
+class Geography:
+    def __init__(self, s: Scenario):
+        self.zone_names = list(s.zones)
+        self.model = s.travel.model
+        self.speed_km_per_min = s.travel.speed_kmh / 60.0
+        self.turnout = s.travel.turnout_min.sampler()
+        cv = s.travel.variation_cv
+        self._sigma = math.sqrt(math.log1p(cv * cv)) if cv > 0 else 0.0
+        rects = [s.zones[z].rect_km for z in self.zone_names]
+        self.rects = [r if r is not None else (0.0, 0.0, 0.0, 0.0) for r in rects]
+        self.centres = [((r[0] + r[2]) / 2, (r[1] + r[3]) / 2) for r in self.rects]
+        n = len(self.zone_names)
+        if self.model == "matrix":
+            m = s.travel.matrix_min
+            self.matrix = [[m[a][b] for b in self.zone_names] for a in self.zone_names]
+        else:
+            self.matrix = None
+        # zones ordered by distance from each zone: the dispatcher looks for an idle team
+        # in the nearest zones first instead of scanning every team.
+        if self.model == "none":
+            self.search_order = [[0] for _ in range(n)]
+        else:
+            self.search_order = [
+                sorted(range(n), key=lambda b, a=a: (self.zone_distance(a, b), b)) for a in range(n)]
+
+    # --- locations -----------------------------------------------------------------
+
+    def locations(self, zones: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform points inside each call's zone rectangle (km)."""
+        r = np.asarray(self.rects, dtype=float)[zones] if len(zones) else np.zeros((0, 4))
+        return r[:, 0] + u * (r[:, 2] - r[:, 0]), r[:, 1] + v * (r[:, 3] - r[:, 1])
+
+    def zone_distance(self, a: int, b: int) -> float:
+        if self.model == "matrix":
+            return self.matrix[a][b]
+        (x0, y0), (x1, y1) = self.centres[a], self.centres[b]
+        return self.distance(x0, y0, x1, y1)
+
+    def distance(self, x0: float, y0: float, x1: float, y1: float) -> float:
+        if self.model == "euclidean":
+            return math.hypot(x1 - x0, y1 - y0)
+        return abs(x1 - x0) + abs(y1 - y0)
+
+    # --- travel ----------------------------------------------------------------------
+
+    def drive(self, x0: float, y0: float, z0: int, x1: float, y1: float, z1: int, u_noise: float) -> float:
+        """Drive time in minutes (no turnout)."""
+        model = self.model
+        if model == "none":
+            return 0.0
+        if model == "matrix":
+            base = self.matrix[z0][z1]
+        else:
+            base = self.distance(x0, y0, x1, y1) / self.speed_km_per_min
+        if self._sigma and base > 0:
+            s = self._sigma
+            base *= math.exp(-s * s / 2 + s * float(special.ndtri(u_noise)))
+        return base

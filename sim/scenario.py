@@ -1,0 +1,691 @@
+"""Scenario files: schema, loading, ``extends:``, ``--set`` overrides and errors.
+
+A scenario is parsed in three steps (as Ciw does): read YAML safely while remembering the
+line of every key, merge ``extends:`` parents and ``--set`` overrides, then validate into
+a frozen pydantic model and check cross-references (a path naming a pool that does not
+exist). Anything wrong stops here as a :class:`ScenarioError` whose text is one line::
+
+    scenarios/x.yaml: pools.cahoots.shifts.0.end (line 14): time '25:00' must be HH:MM ...
+
+Inside the package, code trusts a validated :class:`Scenario`. Units: minutes unless the
+field name says otherwise (``_days``, ``_km``, ``_kmh``, ``per_year``...).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat,
+                      PositiveInt, ValidationError, field_validator, model_validator)
+
+from .distributions import Dist
+from .shifts import ShiftEntry, WeeklySchedule
+
+# --------------------------------------------------------------------------- errors
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; ``str()`` is the one line shown to the planner."""
+
+    def __init__(self, file: str | None, field: str | None, message: str, line: int | None = None):
+        self.file, self.field, self.message, self.line = file, field, message, line
+        where = file or "<scenario>"
+        if field:
+            where += f": {field}"
+        if line:
+            where += f" (line {line})"
+        super().__init__(f"{where}: {message}")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _shares_sum_to_one(shares: dict[str, float], what: str) -> None:
+    total = sum(shares.values())
+    if not shares or not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise ValueError(f"{what} must add up to 1 (they add up to {total:g})")
+
+
+class Role(Strict):
+    """A team member's role: hourly cost (currency units per hour) and whether sworn."""
+
+    hourly_cost: NonNegativeFloat = 0.0
+    sworn: bool = Field(False, description="a sworn officer: a team with one is a police unit on scene")
+
+
+class CallType(Strict):
+    priority: PositiveInt = Field(description="1 is most urgent; waiting calls are served by priority")
+    label: str | None = None
+
+
+class Zone(Strict):
+    share: NonNegativeFloat = Field(description="share of calls arising in this zone")
+    rect_km: tuple[float, float, float, float] | None = Field(
+        None, description="x0, y0, x1, y1 in km; call locations are uniform inside")
+
+    @field_validator("rect_km")
+    @classmethod
+    def _rect(cls, v):
+        if v is not None and (v[2] < v[0] or v[3] < v[1]):
+            raise ValueError("rect_km is x0, y0, x1, y1 with x1 >= x0 and y1 >= y0")
+        return v
+
+
+class Travel(Strict):
+    """How long a team takes to reach a location."""
+
+    model: Literal["none", "manhattan", "euclidean", "matrix"] = "none"
+    speed_kmh: PositiveFloat = 40.0
+    matrix_min: dict[str, dict[str, NonNegativeFloat]] | None = Field(
+        None, description="zone -> zone -> minutes, used with model: matrix")
+    turnout_min: Dist = Dist(fixed=0)
+    variation_cv: NonNegativeFloat = Field(0.0, description="lognormal multiplicative noise on drive time")
+
+    @model_validator(mode="after")
+    def _matrix(self):
+        if self.model == "matrix" and not self.matrix_min:
+            raise ValueError("model: matrix needs matrix_min: {zone: {zone: minutes}}")
+        return self
+
+
+class Volume(Strict):
+    """Expected number of calls, in exactly one unit."""
+
+    per_year: NonNegativeFloat | None = None
+    per_month: NonNegativeFloat | None = None
+    per_week: NonNegativeFloat | None = None
+    per_day: NonNegativeFloat | None = None
+    per_hour: NonNegativeFloat | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        given = [k for k, v in self.__dict__.items() if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of per_year, per_month, per_week, per_day, per_hour")
+        return self
+
+    def per_week_value(self) -> float:
+        f = {"per_year": 7 / 365.0, "per_month": 12 * 7 / 365.0, "per_week": 1.0,
+             "per_day": 7.0, "per_hour": 168.0}
+        k, v = next((k, v) for k, v in self.__dict__.items() if v is not None)
+        return v * f[k]
+
+
+class Profile(Strict):
+    """Weekly shape of arrivals: 168 hourly weights, or a daily curve x day-of-week factors."""
+
+    hourly: list[NonNegativeFloat] | None = Field(None, min_length=168, max_length=168)
+    daily: list[NonNegativeFloat] | None = Field(None, min_length=24, max_length=24)
+    day_of_week: list[NonNegativeFloat] | None = Field(None, min_length=7, max_length=7)
+
+    @model_validator(mode="after")
+    def _form(self):
+        if self.hourly is not None and (self.daily is not None or self.day_of_week is not None):
+            raise ValueError("use hourly: [168 weights] or daily/day_of_week, not both")
+        weights = self.weights()
+        if sum(weights) <= 0:
+            raise ValueError("profile weights are all zero")
+        return self
+
+    def weights(self) -> list[float]:
+        """168 non-negative weights, Monday 00:00 first."""
+        if self.hourly is not None:
+            return list(self.hourly)
+        daily = self.daily or [1.0] * 24
+        dow = self.day_of_week or [1.0] * 7
+        return [dow[d] * daily[h] for d in range(7) for h in range(24)]
+
+
+class Persons(Strict):
+    """People behind the calls: a population with uneven call propensity (repeat callers)."""
+
+    population: PositiveInt
+    propensity_cv: NonNegativeFloat = Field(
+        1.5, description="coefficient of variation of per-person call rates (gamma); 0 = all equal")
+
+
+class Channel(Strict):
+    """A way calls come in (911, non-emergency line, crisis line, referrals...)."""
+
+    volume: Volume
+    profile: Profile = Profile()
+    mix: dict[str, NonNegativeFloat] = Field(description="call type -> share of this channel's calls")
+    zones: dict[str, NonNegativeFloat] | None = Field(None, description="zone shares, if not the city's")
+    identified: float = Field(0.0, ge=0, le=1, description="share of calls that carry a person id "
+                              "(drawn from the scenario's persons population)")
+    daily_cv: NonNegativeFloat = Field(
+        0.0, description="day-to-day variation of volume (gamma multiplier): over-dispersed counts")
+
+    @field_validator("mix", "zones")
+    @classmethod
+    def _sum(cls, v, info):
+        if v is not None:
+            _shares_sum_to_one(v, f"{info.field_name} shares")
+        return v
+
+
+class Desk(Strict):
+    """A staffed triage desk (the LAPD Mental Evaluation Unit desk)."""
+
+    shifts: list[ShiftEntry] | None = None
+    staff: PositiveInt | None = Field(None, description="staff on duty 24/7 (instead of shifts)")
+    roles: list[str] = []
+    service_min: Dist
+
+    @model_validator(mode="after")
+    def _staffing(self):
+        if (self.shifts is None) == (self.staff is None):
+            raise ValueError("give either staff: N (24/7) or shifts: [...]")
+        return self
+
+    def schedule(self) -> WeeklySchedule:
+        return WeeklySchedule.constant(self.staff) if self.staff else WeeklySchedule.from_entries(self.shifts)
+
+
+class Misroute(Strict):
+    """Screening error: a share of this path's calls is sent down another path."""
+
+    to: str = Field(description="the path the misrouted calls take")
+    probability: float | dict[str, float] = Field(
+        description="one share for all call types, or per call type (others 0)")
+
+    @field_validator("probability")
+    @classmethod
+    def _prob(cls, v):
+        vals = v.values() if isinstance(v, dict) else [v]
+        if any(not (0 <= p <= 1) for p in vals):
+            raise ValueError("probabilities must be between 0 and 1")
+        return v
+
+    def p(self, call_type: str) -> float:
+        if isinstance(self.probability, dict):
+            return self.probability.get(call_type, 0.0)
+        return self.probability
+
+
+class Consult(Strict):
+    """Staged response (LAPD): the first unit consults a desk from the scene."""
+
+    desk: str
+    second_pool: str = Field(description="pool the desk may send (a SMART co-responder team)")
+    p_second: float = Field(ge=0, le=1, description="share of consults where the desk sends the second pool")
+    max_wait_min: NonNegativeFloat | None = Field(None, description="wait for the second pool, then the first unit transports")
+    first_unit: Literal["waits", "hands_over"] = Field(
+        "hands_over", description="the first unit stays until the second finishes, or leaves when it arrives")
+    otherwise: Literal["transport", "resolved"] = "transport"
+
+
+class ResponsePath(Strict):
+    """A response path: which calls take it and which pools answer, in preference order."""
+
+    call_types: list[str]
+    pools: list[str] = Field(min_length=1)
+    max_wait_min: NonNegativeFloat | None | list[NonNegativeFloat | None] = Field(
+        None, description="wait per pool before falling back to the next (one value or one per pool); "
+                          "0 = loss system, omitted = wait without limit")
+    misroute: Misroute | None = None
+    desk: str | None = Field(None, description="a triage desk every call of this path passes before dispatch")
+    consult: Consult | None = None
+
+    @model_validator(mode="after")
+    def _waits(self):
+        if isinstance(self.max_wait_min, list) and len(self.max_wait_min) != len(self.pools):
+            raise ValueError(f"max_wait_min has {len(self.max_wait_min)} values for {len(self.pools)} pools")
+        return self
+
+    def waits(self) -> list[float | None]:
+        """Max wait (minutes) per pool; None = unlimited. The last pool defaults to unlimited."""
+        if isinstance(self.max_wait_min, list):
+            return list(self.max_wait_min)
+        return [self.max_wait_min] * (len(self.pools) - 1) + [
+            self.max_wait_min if len(self.pools) == 1 else None]
+
+
+class Triage(Strict):
+    processing_min: Dist = Field(Dist(fixed=0), description="call-processing delay before dispatch")
+    desks: dict[str, Desk] = {}
+    paths: dict[str, ResponsePath] = Field(min_length=1)
+
+
+class Outcomes(Strict):
+    """How a contact ends; shares add up to 1."""
+
+    resolved: float = Field(1.0, ge=0, le=1)
+    backup: float = Field(0.0, ge=0, le=1, description="police backup requested")
+    transport: float = Field(0.0, ge=0, le=1)
+    follow_up: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum(self):
+        _shares_sum_to_one(dict(self), "outcome shares (resolved, backup, transport, follow_up)")
+        return self
+
+
+class Pool(Strict):
+    """A pool of responder teams."""
+
+    roles: list[str] = Field(min_length=1)
+    takes: list[str] | Literal["all"] = "all"
+    teams: PositiveInt | None = Field(None, description="teams on duty 24/7 (instead of shifts)")
+    shifts: list[ShiftEntry] | None = None
+    vehicles: str | None = Field(None, description="shared vehicle pool; a team without a vehicle can't leave")
+    base_zone: str | None = None
+    after_call: Literal["stay", "return_to_base"] = Field(
+        "stay", description="stay: free at the scene; return_to_base: busy until back at base")
+    on_scene_min: dict[str, Dist] = Field(description="call type -> time on scene; 'default' for the rest")
+    outcomes: dict[str, Outcomes] = {"default": Outcomes()}
+    backup_on_scene_min: Dist | None = Field(None, description="time on scene when this pool answers a backup request")
+
+    @model_validator(mode="after")
+    def _staffing(self):
+        if (self.shifts is None) == (self.teams is None):
+            raise ValueError("give either teams: N (24/7) or shifts: [...]")
+        if "default" not in self.on_scene_min:
+            raise ValueError("on_scene_min needs a 'default' entry")
+        if "default" not in self.outcomes:
+            raise ValueError("outcomes needs a 'default' entry")
+        return self
+
+    def schedule(self) -> WeeklySchedule:
+        return WeeklySchedule.constant(self.teams) if self.teams else WeeklySchedule.from_entries(self.shifts)
+
+    def on_scene(self, call_type: str) -> Dist:
+        return self.on_scene_min.get(call_type, self.on_scene_min["default"])
+
+    def outcome(self, call_type: str) -> Outcomes:
+        return self.outcomes.get(call_type, self.outcomes["default"])
+
+    def takes_type(self, call_type: str) -> bool:
+        return self.takes == "all" or call_type in self.takes
+
+
+class Backup(Strict):
+    pool: str = Field(description="pool that answers police backup requests")
+    priority: PositiveInt = 1
+
+
+class Target(Strict):
+    """A published figure the scenario should reproduce (used by calibrate-check)."""
+
+    metric: str
+    published: float
+    tolerance: NonNegativeFloat
+    source: str
+    required: bool = True
+    reason: str | None = None
+
+
+class Scenario(Strict):
+    """Everything one simulated system needs. Minutes; the clock starts Monday 00:00."""
+
+    name: str
+    description: str = ""
+    assumptions: list[str] = []
+    sources: list[str] = []
+    seed: int = 20201026
+    horizon_days: PositiveFloat = Field(description="measured days, after the warm-up")
+    warmup_days: NonNegativeFloat = 0.0
+    drain_days: NonNegativeFloat = Field(7.0, description="after the last arrival, open calls may finish for this long")
+    roles: dict[str, Role] = {}
+    call_types: dict[str, CallType] = Field(min_length=1)
+    zones: dict[str, Zone] = {"city": Zone(share=1.0)}
+    travel: Travel = Travel()
+    channels: dict[str, Channel] = Field(min_length=1)
+    triage: Triage
+    pools: dict[str, Pool] = Field(min_length=1)
+    vehicles: dict[str, PositiveInt] = {}
+    persons: Persons | None = Field(None, description="the people behind identified calls (repeat callers)")
+    backup: Backup | None = None
+    targets: list[Target] = []
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_shares(cls, v):
+        _shares_sum_to_one({k: z.share for k, z in v.items()}, "zone shares")
+        return v
+
+    # --- derived views (no new parameters: everything here follows from the fields) ---
+
+    def pool_is_police(self, pool: str) -> bool:
+        return any(self.roles.get(r, Role()).sworn for r in self.pools[pool].roles)
+
+    def path_of(self, call_type: str) -> str:
+        return next(name for name, p in self.triage.paths.items() if call_type in p.call_types)
+
+    def eligible(self, call_type: str) -> bool:
+        """Eligible for an alternative response: its path lists a pool without police."""
+        path = self.triage.paths[self.path_of(call_type)]
+        return any(not self.pool_is_police(p) for p in path.pools)
+
+    @property
+    def end_min(self) -> float:
+        return (self.warmup_days + self.horizon_days) * 1440.0
+
+    @property
+    def warmup_min(self) -> float:
+        return self.warmup_days * 1440.0
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json", exclude_defaults=False)
+
+
+def _check_references(s: Scenario) -> list[tuple[str, str]]:
+    """Cross-field checks pydantic cannot express: (field path, message) per problem."""
+    errs: list[tuple[str, str]] = []
+    types, pools, zones = set(s.call_types), set(s.pools), set(s.zones)
+    desks, paths = set(s.triage.desks), set(s.triage.paths)
+
+    def need(value, allowed, where, what):
+        if value not in allowed:
+            errs.append((where, f"unknown {what} '{value}'; allowed: {', '.join(sorted(allowed)) or '(none defined)'}"))
+
+    for cname, ch in s.channels.items():
+        for t in ch.mix:
+            need(t, types, f"channels.{cname}.mix.{t}", "call type")
+        for z in ch.zones or {}:
+            need(z, zones, f"channels.{cname}.zones.{z}", "zone")
+        if ch.identified > 0 and s.persons is None:
+            errs.append((f"channels.{cname}.identified", "calls carry person ids but the scenario has no "
+                                                          "persons: {population: N} to draw them from"))
+    seen: dict[str, str] = {}
+    for pname, p in s.triage.paths.items():
+        for i, t in enumerate(p.call_types):
+            need(t, types, f"triage.paths.{pname}.call_types.{i}", "call type")
+            if t in seen:
+                errs.append((f"triage.paths.{pname}.call_types.{i}",
+                             f"call type '{t}' is already on path '{seen[t]}'; each type takes one path"))
+            seen[t] = pname
+        for i, pool in enumerate(p.pools):
+            need(pool, pools, f"triage.paths.{pname}.pools.{i}", "pool")
+        if p.misroute:
+            need(p.misroute.to, paths - {pname}, f"triage.paths.{pname}.misroute.to", "path")
+            if isinstance(p.misroute.probability, dict):
+                for t in p.misroute.probability:
+                    need(t, set(p.call_types), f"triage.paths.{pname}.misroute.probability.{t}",
+                         "call type on this path")
+        if p.desk:
+            need(p.desk, desks, f"triage.paths.{pname}.desk", "desk")
+        if p.consult:
+            need(p.consult.desk, desks, f"triage.paths.{pname}.consult.desk", "desk")
+            need(p.consult.second_pool, pools, f"triage.paths.{pname}.consult.second_pool", "pool")
+    for t in sorted(types - set(seen)):
+        errs.append(("triage.paths", f"call type '{t}' is on no path; every call type needs one"))
+    for pname, p in s.pools.items():
+        for i, r in enumerate(p.roles):
+            need(r, set(s.roles), f"pools.{pname}.roles.{i}", "role")
+        if p.takes != "all":
+            for i, t in enumerate(p.takes):
+                need(t, types, f"pools.{pname}.takes.{i}", "call type")
+        for t in p.on_scene_min:
+            if t != "default":
+                need(t, types, f"pools.{pname}.on_scene_min.{t}", "call type")
+        for t in p.outcomes:
+            if t != "default":
+                need(t, types, f"pools.{pname}.outcomes.{t}", "call type")
+        if p.vehicles is not None:
+            need(p.vehicles, set(s.vehicles), f"pools.{pname}.vehicles", "vehicle pool")
+        if p.base_zone is not None:
+            need(p.base_zone, zones, f"pools.{pname}.base_zone", "zone")
+    for dname, d in s.triage.desks.items():
+        for i, r in enumerate(d.roles):
+            need(r, set(s.roles), f"triage.desks.{dname}.roles.{i}", "role")
+    if s.backup:
+        need(s.backup.pool, pools, "backup.pool", "pool")
+    needs_backup = any(o.backup > 0 for p in s.pools.values() for o in p.outcomes.values()) or any(
+        p.misroute for p in s.triage.paths.values())
+    if needs_backup and s.backup is None:
+        errs.append(("backup", "outcomes request police backup (or a path misroutes calls) but no "
+                               "backup: {pool: NAME} says which pool answers"))
+    if s.travel.model in ("manhattan", "euclidean"):
+        for z, zone in s.zones.items():
+            if zone.rect_km is None:
+                errs.append((f"zones.{z}.rect_km", f"travel model '{s.travel.model}' needs rect_km for every zone"))
+    if s.travel.model == "matrix":
+        for a in zones:
+            for b in zones:
+                if b not in (s.travel.matrix_min or {}).get(a, {}):
+                    errs.append((f"travel.matrix_min.{a}.{b}", "missing minutes for this pair of zones"))
+    return errs
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class _Positions(dict):
+    """field path (tuple) -> (file, line)."""
+
+
+def _load_yaml(path: Path) -> tuple[Any, _Positions]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ScenarioError(str(path), None, f"cannot read file ({e.strerror})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ScenarioError(str(path), None, f"not valid YAML: {problem}",
+                            line=mark.line + 1 if mark else None) from None
+    positions = _Positions()
+    if node is None:
+        return {}, positions
+    constructor = yaml.SafeLoader(text)
+
+    def build(n, at: tuple):
+        positions[at] = (str(path), n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            out = {}
+            for k, v in n.value:
+                key = str(constructor.construct_object(k, deep=True))
+                positions[at + (key,)] = (str(path), k.start_mark.line + 1)
+                out[key] = build(v, at + (key,))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(v, at + (str(i),)) for i, v in enumerate(n.value)]
+        return constructor.construct_object(n, deep=True)
+
+    try:
+        return build(node, ()), positions
+    except yaml.YAMLError as e:
+        raise ScenarioError(str(path), None, f"not valid YAML: {e}") from None
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Deep merge for ``extends:``: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge(base[k], v) if k in base else v
+        return out
+    return copy.deepcopy(over)
+
+
+def _read_with_parents(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, _Positions]:
+    path = path.resolve() if path.is_absolute() else path
+    if path.resolve() in [p.resolve() for p in chain]:
+        raise ScenarioError(str(path), "extends", "extends itself (a cycle: "
+                            + " -> ".join(str(p) for p in chain + (path,)) + ")")
+    data, pos = _load_yaml(path)
+    if not isinstance(data, dict):
+        raise ScenarioError(str(path), None, "a scenario file must be a mapping of fields (name: ..., pools: ...)")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data, pos
+    if not isinstance(parent, str):
+        raise ScenarioError(str(path), "extends", "must be the path of another scenario file",
+                            line=pos.get(("extends",), (None, None))[1])
+    parent_path = (path.parent / parent)
+    if not parent_path.exists():
+        raise ScenarioError(str(path), "extends", f"file '{parent}' not found (relative to {path.parent})",
+                            line=pos.get(("extends",), (None, None))[1])
+    base, base_pos = _read_with_parents(parent_path, chain + (path,))
+    merged_pos = _Positions(base_pos)
+    merged_pos.update(pos)
+    return _merge(base, data), merged_pos
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value, read as YAML (numbers, lists, mappings, null)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any] | list[str] | None, file: str | None = None) -> dict:
+    """Set ``a.b.c`` fields in a raw scenario mapping (``--set`` and sweeps).
+
+    ``overrides`` is ``{"pools.cahoots.teams": 3}`` or a list of ``"k=v"`` strings.
+    """
+    if not overrides:
+        return data
+    if isinstance(overrides, list):
+        pairs = {}
+        for item in overrides:
+            if "=" not in item:
+                raise ScenarioError(file, None, f"--set '{item}' must look like field.path=value")
+            k, v = item.split("=", 1)
+            pairs[k.strip()] = parse_value(v)
+        overrides = pairs
+    data = copy.deepcopy(data)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                try:
+                    node = node[int(part)]
+                    continue
+                except (ValueError, IndexError):
+                    raise ScenarioError(file, key, f"'{part}' is not an index of the list at "
+                                        f"{'.'.join(parts[:i]) or 'top level'}") from None
+            if not isinstance(node, dict):
+                raise ScenarioError(file, key, f"'{'.'.join(parts[:i])}' is not a mapping")
+            node = node.setdefault(part, {})
+        last = parts[-1]
+        if isinstance(node, list):
+            try:
+                node[int(last)] = value
+            except (ValueError, IndexError):
+                raise ScenarioError(file, key, f"'{last}' is not an index of that list") from None
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ScenarioError(file, key, f"'{'.'.join(parts[:-1])}' is not a mapping")
+    return data
+
+
+def _describe(err: dict, model_fields: list[str] | None) -> str:
+    """One readable sentence for a pydantic error, saying what is allowed."""
+    typ, msg = err["type"], err["msg"]
+    if typ == "extra_forbidden":
+        allowed = f"; allowed: {', '.join(model_fields)}" if model_fields else ""
+        return f"unknown field '{err['loc'][-1]}'{allowed}"
+    if typ == "missing":
+        return "required field is missing"
+    msg = msg.removeprefix("Value error, ")
+    if "input" in err and typ not in ("model_type", "dict_type") and not isinstance(err["input"], (dict, list)):
+        msg += f" (got {err['input']!r})"
+    return msg
+
+
+def _model_in(ann: Any) -> tuple[Any, bool]:
+    """(pydantic model inside an annotation, whether a dict/list key comes first)."""
+    origin, args = get_origin(ann), get_args(ann)
+    if origin in (dict, list):
+        inner, _ = _model_in(args[-1])
+        return inner, True
+    if args:  # Optional / Union: the first branch that holds a model
+        for a in args:
+            inner, keyed = _model_in(a)
+            if inner is not None:
+                return inner, keyed
+        return None, False
+    return (ann, False) if isinstance(ann, type) and issubclass(ann, BaseModel) else (None, False)
+
+
+def _allowed_fields(loc: tuple, model: type[BaseModel]) -> list[str] | None:
+    """Field names of the model that holds the last part of ``loc``."""
+    parts = list(loc[:-1])
+    while parts:
+        part = parts.pop(0)
+        if part not in model.model_fields:
+            return None
+        model, keyed = _model_in(model.model_fields[part].annotation)
+        if model is None:
+            return None
+        if keyed and parts:
+            parts.pop(0)
+    return sorted(model.model_fields)
+
+
+def _clean_loc(loc: tuple) -> tuple[str, ...]:
+    # pydantic adds union-branch names (e.g. 'list[...]', 'function-after[...]') to loc.
+    return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in (
+        "literal", "str", "int", "float", "bool", "none"))))
+
+
+def validate(data: dict, file: str | None = None, positions: dict | None = None,
+             model: type[BaseModel] | None = None, checks=None):
+    """Raw mapping -> validated model (a Scenario unless ``model`` says otherwise), or a
+    ScenarioError naming the first problem. ``checks(obj)`` returns cross-reference
+    problems as (field path, message) pairs."""
+    model = model or Scenario
+    checks = checks or (_check_references if model is Scenario else (lambda _o: []))
+    positions = positions or {}
+
+    def line_of(loc: tuple) -> int | None:
+        for n in range(len(loc), 0, -1):
+            if tuple(loc[:n]) in positions:
+                return positions[tuple(loc[:n])][1]
+        return None
+
+    def file_of(loc: tuple) -> str | None:
+        for n in range(len(loc), -1, -1):
+            if tuple(loc[:n]) in positions:
+                return positions[tuple(loc[:n])][0]
+        return file
+
+    try:
+        scenario = model.model_validate(data)
+    except ValidationError as e:
+        errors = e.errors()
+        first = errors[0]
+        loc = _clean_loc(first["loc"])
+        msg = _describe(first, _allowed_fields(loc, model) if first["type"] == "extra_forbidden" else None)
+        if len(errors) > 1:
+            msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        raise ScenarioError(file_of(loc), ".".join(loc) or None, msg, line_of(loc)) from None
+    problems = checks(scenario)
+    if problems:
+        where, msg = problems[0]
+        loc = tuple(where.split("."))
+        if len(problems) > 1:
+            msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
+        raise ScenarioError(file_of(loc), where, msg, line_of(loc))
+    return scenario
+
+
+def load_raw(path: str | Path) -> tuple[dict, dict]:
+    """The merged raw mapping of a file and its ``extends:`` parents, with key positions."""
+    return _read_with_parents(Path(path))
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Scenario:
+    """Load, merge ``extends:``, apply overrides and validate a scenario file."""
+    data, positions = load_raw(path)
+    data = apply_overrides(data, overrides, str(path))
+    return validate(data, str(path), positions)
+
+
+def resolved_yaml(s: Scenario) -> str:
+    """The fully resolved scenario (parents merged, defaults filled) as YAML."""
+    return yaml.safe_dump(s.to_dict(), sort_keys=False, allow_unicode=True)
