@@ -102,6 +102,7 @@ def _backup(m: "Model", i: int, x: float, y: float, zone: int, dz: int, ctype: i
     if d > 0:
         yield env.timeout(d)
     rec["backup_delay"][i] = env.now - t_req
+    rec["backup_team"][i] = unit.index
     on_scene = m.cpools[pool.index].backup_on_scene[ctype](m.draw("backup/on_scene"))
     rec["backup_on_scene"][i] = on_scene
     yield env.timeout(on_scene)
@@ -128,6 +129,7 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
             team2 = yield pool2.request(i, priority, x, y, dz, consult.max_wait)
         if team2 is not None:
             rec["second_pool"][i] = pool2.index
+            rec["second_team"][i] = team2.index
             d = m.geo.turnout(m.draw("second/turnout")) + m.geo.drive(
                 team2.x, team2.y, team2.zone, x, y, zone, m.draw("second/travel"))
             if d > 0:

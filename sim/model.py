@@ -206,8 +206,8 @@ class Model:
             "t_cleared": [NAN] * n, "t_team_free": [NAN] * n, "desk_wait": [NAN] * n,
             "pool": [-1] * n, "team": [-1] * n, "fallback": [False] * n,
             "police_on_scene": [False] * n, "outcome": [UNFINISHED] * n,
-            "backup": [False] * n, "backup_delay": [NAN] * n, "backup_on_scene": [NAN] * n,
-            "second_pool": [-1] * n, "t_second_on_scene": [NAN] * n,
+            "backup": [False] * n, "backup_team": [-1] * n, "backup_delay": [NAN] * n, "backup_on_scene": [NAN] * n,
+            "second_pool": [-1] * n, "second_team": [-1] * n, "t_second_on_scene": [NAN] * n,
             "second_unavailable": [False] * n, "overtime": [0.0] * n,
         }
 
@@ -281,10 +281,12 @@ class Model:
             "team": np.asarray(r["team"], dtype=np.int32),
             "fallback": np.asarray(r["fallback"], dtype=bool),
             "backup": np.asarray(r["backup"], dtype=bool),
+            "backup_team": np.asarray(r["backup_team"], dtype=np.int32),
             "backup_delay": np.asarray(r["backup_delay"]),
             "backup_on_scene": np.asarray(r["backup_on_scene"]),
             "desk_wait": np.asarray(r["desk_wait"]),
             "second_pool": cat(second, pools),
+            "second_team": np.asarray(r["second_team"], dtype=np.int32),
             "t_second_on_scene": np.asarray(r["t_second_on_scene"]),
             "second_unavailable": np.asarray(r["second_unavailable"], dtype=bool),
             "police_on_scene": np.asarray(r["police_on_scene"], dtype=bool),

@@ -627,10 +627,14 @@ def _allowed_fields(loc: tuple, model: type[BaseModel]) -> list[str] | None:
     return sorted(model.model_fields)
 
 
+_UNION_TAGS = {"literal", "str", "int", "float", "bool", "none", "constrained-float", "constrained-int",
+               "constrained-str", "function-after", "function-before", "function-plain", "function-wrap",
+               "is-instance", "lax-or-strict", "json-or-python"}
+
+
 def _clean_loc(loc: tuple) -> tuple[str, ...]:
-    # pydantic adds union-branch names (e.g. 'list[...]', 'function-after[...]') to loc.
-    return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in (
-        "literal", "str", "int", "float", "bool", "none"))))
+    """A pydantic error location without the union-branch tags it adds ('list[...]')."""
+    return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
 
 
 def validate(data: dict, file: str | None = None, positions: dict | None = None,
@@ -661,8 +665,9 @@ def validate(data: dict, file: str | None = None, positions: dict | None = None,
         first = errors[0]
         loc = _clean_loc(first["loc"])
         msg = _describe(first, _allowed_fields(loc, model) if first["type"] == "extra_forbidden" else None)
-        if len(errors) > 1:
-            msg += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        others = {_clean_loc(err["loc"]) for err in errors} - {loc}   # union branches repeat a field
+        if others:
+            msg += f" (and {len(others)} more problem{'s' if len(others) > 1 else ''})"
         raise ScenarioError(file_of(loc), ".".join(loc) or None, msg, line_of(loc)) from None
     problems = checks(scenario)
     if problems:
