@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .aftercare import follow_up, transport
+
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
 
@@ -61,9 +63,10 @@ def call_process(m: "Model", i: int):
     police = m.pool_police[pool.index]
 
     # --- travel -------------------------------------------------------------------
-    d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(team.x, team.y, team.zone, x, y, zone, m.u_travel[i])
-    if d > 0:
-        yield env.timeout(d)
+    if not m.cpools[pool.index].remote:
+        d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(team.x, team.y, team.zone, x, y, zone, m.u_travel[i])
+        if d > 0:
+            yield env.timeout(d)
     rec["t_on_scene"][i] = env.now
 
     # --- on scene -----------------------------------------------------------------
@@ -79,13 +82,21 @@ def call_process(m: "Model", i: int):
     if outcome == BACKUP and not police:
         backup = env.process(_backup(m, i, x, y, zone, dz, ctype))
     yield env.timeout(cp.on_scene[ctype](m.u_on_scene[i]))
-    rec["outcome"][i] = outcome
     if backup is not None:
         yield backup
         police = True
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = police
-    yield from m.finish(team, x, y, zone, i)
+    where = (x, y, zone)
+    if outcome == TRANSPORT and cp.transport is not None:
+        where = (yield from transport(m, i, team, x, y, zone, cp)) or where
+        if rec["consent_refused"][i]:
+            outcome = RESOLVED
+    elif outcome == FOLLOW_UP and cp.follow_ups is not None:
+        m.open_calls += 1
+        env.process(follow_up(m, i, pool, x, y, zone, dz, cp.follow_ups))
+    rec["outcome"][i] = outcome
+    yield from m.finish(team, *where, i)
     m.call_closed()
 
 
@@ -149,7 +160,12 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
         rec["second_unavailable"][i] = True
     # the desk kept the call with the first unit (or no second team came in time)
     yield env.timeout(cp_first.on_scene[ctype](m.u_on_scene[i]))
-    rec["outcome"][i] = consult.otherwise
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = True
-    yield from m.finish(first, x, y, zone, i)
+    outcome, where = consult.otherwise, (x, y, zone)
+    if outcome == TRANSPORT and cp_first.transport is not None:
+        where = (yield from transport(m, i, first, x, y, zone, cp_first)) or where
+        if rec["consent_refused"][i]:
+            outcome = RESOLVED
+    rec["outcome"][i] = outcome
+    yield from m.finish(first, *where, i)

@@ -22,7 +22,7 @@ from .scenario import Scenario
 def single_run(scenario: Scenario, seed: int, replication: int) -> tuple[RunResult, dict[str, float]]:
     """One replication and its KPIs."""
     res = Model(scenario, seed, replication).run()
-    return res, kpis(res.calls, res.pools, scenario.horizon_days)
+    return res, kpis(res.calls, res.pools, scenario.horizon_days, res.facilities)
 
 
 @dataclass

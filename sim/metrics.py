@@ -18,6 +18,16 @@ Metric names (minutes where timed):
 * ``police_response_time_p{k}_mean``: police-answered calls of priority k
 * ``no_response_rate``: calls nobody answered within the path's waits
 * ``utilisation.{pool}``: busy / on-duty team-minutes; ``cost_per_call.{pool}``
+
+After the scene:
+
+* ``transports.{facility}``: transports handed over there; ``transport_consent_refused``
+* ``door_wait_hours``: team-hours lost waiting at facility doors
+* ``occupancy_mean.{f}`` / ``occupancy_peak.{f}`` (beds, time-weighted over the measured window),
+  ``refusal_rate.{f}`` (arrivals turned away because full), ``admissions.{f}``
+* ``backups``, ``backup_delay_mean`` (request -> police unit on scene)
+* ``followups_done``, ``followups_missed``
+* ``unique_people``: distinct person ids served; ``repeat_calls``: calls from people seen before
 """
 from __future__ import annotations
 
@@ -44,7 +54,8 @@ def _rate(num, den) -> float:
     return float(num) / float(den) if den else math.nan
 
 
-def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float) -> dict[str, float]:
+def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
+         facilities: pd.DataFrame | None = None) -> dict[str, float]:
     """KPIs of one replication (see module docstring for names and units)."""
     c = calls[~calls["warmup"]]
     out: dict[str, float] = {}
@@ -74,10 +85,35 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float) -> dict[
     for prio in sorted(c["priority"].unique()):
         sel = police_pool & (c["priority"].to_numpy() == prio)
         out[f"police_response_time_p{prio}_mean"] = _mean(rt[sel])
+    out.update(_aftercare(c, facilities))
     for _, row in pools.iterrows():
         out[f"utilisation.{row['pool']}"] = _rate(row["busy_min"], row["on_duty_min"])
         if not str(row["pool"]).startswith("desk:"):
             out[f"cost_per_call.{row['pool']}"] = _rate(row["staffed_cost"], row["calls_served"])
+    return out
+
+
+def _aftercare(c: pd.DataFrame, facilities: pd.DataFrame | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if "destination" in c:
+        for fac, k in c["destination"].value_counts().items():
+            out[f"transports.{fac}"] = float(k)
+        out["transport_consent_refused"] = float(c["consent_refused"].sum())
+        out["door_wait_hours"] = float(np.nansum(c["door_wait"].to_numpy(float))) / 60.0
+    out["backups"] = float(c["backup"].sum())
+    out["backup_delay_mean"] = _mean(c["backup_delay"])
+    if "followup" in c:
+        out["followups_done"] = float((c["followup"] == "done").sum())
+        out["followups_missed"] = float((c["followup"] == "missed").sum())
+    people = c.loc[c["pool"].notna() & (c["person"] >= 0), "person"]
+    out["unique_people"] = float(people.nunique())
+    out["repeat_calls"] = float(len(people) - people.nunique())
+    if facilities is not None:
+        for row in facilities.itertuples():
+            out[f"occupancy_mean.{row.facility}"] = row.occupancy_mean
+            out[f"occupancy_peak.{row.facility}"] = row.occupancy_peak
+            out[f"admissions.{row.facility}"] = float(row.admissions)
+            out[f"refusal_rate.{row.facility}"] = _rate(row.refusals, row.arrivals)
     return out
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from .aftercare import FOLLOWUP_NAMES, Facility
 from .arrivals import Calls, generate_calls
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
@@ -47,6 +48,23 @@ class _CPool:
             o = p.outcome(t)
             self.thresholds.append(np.cumsum([o.resolved, o.backup, o.transport, o.follow_up]).tolist())
         self.cost_per_hour = sum(s.roles[r].hourly_cost for r in p.roles)
+        self.remote = p.remote
+        self.transport = p.transport
+        self.follow_ups = _CFollowUps(p.follow_ups, p.remote) if p.follow_ups else None
+        self._dest_cum: list[float] = []
+        self._dest: list = []
+
+    def link_facilities(self, facilities: dict) -> None:
+        if self.transport:
+            names = list(self.transport.destinations)
+            self._dest = [facilities[n] for n in names]
+            self._dest_cum = np.cumsum([self.transport.destinations[n] for n in names]).tolist()
+
+    def pick_destination(self, u: float):
+        for fac, c in zip(self._dest, self._dest_cum):
+            if u < c:
+                return fac
+        return self._dest[-1]
 
     def outcome(self, ctype: int, u: float) -> int:
         th = self.thresholds[ctype]
@@ -57,6 +75,14 @@ class _CPool:
         if u < th[2]:
             return TRANSPORT
         return FOLLOW_UP
+
+
+class _CFollowUps:
+    def __init__(self, spec, remote: bool):
+        self.share, self.priority, self.remote = spec.share, spec.priority, remote
+        self.delay = spec.delay_min.sampler()
+        self.expires = spec.expires_after_min
+        self.on_scene = spec.on_scene_min.sampler()
 
 
 @dataclass
@@ -86,6 +112,8 @@ class RunResult:
     calls: pd.DataFrame
     pools: pd.DataFrame
     hourly: pd.DataFrame
+    facilities: pd.DataFrame = field(default_factory=pd.DataFrame)   # audit per facility
+    occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)    # facility, t, occupied, beds
     info: dict = field(default_factory=dict)
 
 
@@ -154,6 +182,20 @@ class Model:
         self.desks = {name: TeamPool(env, f"desk:{name}", len(self.pool_names) + j, d.schedule(), None,
                                      [[0]], geo.distance, (0.0, 0.0, 0))
                       for j, (name, d) in enumerate(s.triage.desks.items())}
+        self.facilities: dict[str, Facility] = {}
+        for j, (name, f) in enumerate(s.facilities.items()):
+            if geo.model == "none":
+                loc = (0.0, 0.0, 0)
+            else:
+                fz = zone_names.index(f.zone) if f.zone else 0
+                loc = (*geo.centres[fz], fz)
+            self.facilities[name] = Facility(self, name, j, f, loc)
+        for name, f in s.facilities.items():
+            fac = self.facilities[name]
+            fac.divert_to = self.facilities[f.divert_to] if f.divert_to else None
+            fac.step_down = (self.facilities[f.step_down.to], f.step_down.probability) if f.step_down else None
+        for cp in self.cpools:
+            cp.link_facilities(self.facilities)
         self.backup_pool = self.pools[s.backup.pool] if s.backup else None
         self.backup_priority = s.backup.priority if s.backup else 1
 
@@ -197,7 +239,8 @@ class Model:
         self.ctype = c.call_type.tolist()
         prio = np.array([s.call_types[t].priority for t in type_names], dtype=np.int64)
         self.priority = prio[c.call_type].tolist() if len(c) else []
-        for purpose in ("processing", "turnout", "travel", "on_scene", "outcome", "consult"):
+        for purpose in ("processing", "turnout", "travel", "on_scene", "outcome", "consult",
+                        "destination", "consent", "handover"):
             setattr(self, f"u_{purpose}", c.u[purpose].tolist())
 
         n = len(c)
@@ -209,6 +252,9 @@ class Model:
             "backup": [False] * n, "backup_team": [-1] * n, "backup_delay": [NAN] * n, "backup_on_scene": [NAN] * n,
             "second_pool": [-1] * n, "second_team": [-1] * n, "t_second_on_scene": [NAN] * n,
             "second_unavailable": [False] * n, "overtime": [0.0] * n,
+            "destination": [-1] * n, "consent_refused": [False] * n, "transport_diverted": [False] * n,
+            "door_wait": [NAN] * n, "t_handover": [NAN] * n,
+            "followup": [0] * n, "t_followup_done": [NAN] * n,
         }
 
     def _source(self):
@@ -242,7 +288,8 @@ class Model:
         env.timeout(cap).callbacks.append(stop_at_cap)
         env.run(until=self.done)
         wall = time.perf_counter() - wall0
-        return RunResult(self._calls_frame(), self._pools_frame(), self._hourly_frame(),
+        fac, occ = self._facility_frames()
+        return RunResult(self._calls_frame(), self._pools_frame(), self._hourly_frame(), fac, occ,
                          {"scenario": self.s.name, "replication": self.replication, "seed": self.seed,
                           "calls": len(self.calls), "wall_s": wall, "end_min": env.now})
 
@@ -292,6 +339,13 @@ class Model:
             "police_on_scene": np.asarray(r["police_on_scene"], dtype=bool),
             "outcome": cat(outcome, list(OUTCOME_NAMES)),
             "overtime": np.asarray(r["overtime"]),
+            "destination": cat(np.asarray(r["destination"], dtype=np.int64), list(s.facilities)),
+            "consent_refused": np.asarray(r["consent_refused"], dtype=bool),
+            "transport_diverted": np.asarray(r["transport_diverted"], dtype=bool),
+            "door_wait": np.asarray(r["door_wait"]),
+            "t_handover": np.asarray(r["t_handover"]),
+            "followup": cat(np.asarray(r["followup"], dtype=np.int64), list(FOLLOWUP_NAMES)),
+            "t_followup_done": np.asarray(r["t_followup_done"]),
             "warmup": t < s.warmup_min,
         })
         served = pool_code >= 0
@@ -330,6 +384,30 @@ class Model:
                              s.roles[r].hourly_cost for r in s.triage.desks[name].roles),
                          "calls_served": 0})
         return pd.DataFrame(rows)
+
+    def _facility_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Per facility: audit over the measured window, and occupancy as a step function."""
+        s = self.s
+        t0, t1 = s.warmup_min, s.end_min
+        audit, occ = [], []
+        for name, f in self.facilities.items():
+            ts = np.asarray(f.level_t + [max(t1, f.level_t[-1])])
+            o = np.asarray(f.level_occ, dtype=float)
+            seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
+            in_window = (ts[1:] > t0) & (ts[:-1] < t1)
+            audit.append({"scenario": s.name, "replication": self.replication, "facility": name,
+                          "beds": f.beds if math.isfinite(f.beds) else np.nan,
+                          "occupancy_mean": float((o * seg).sum() / (t1 - t0)),
+                          "occupancy_peak": float(o[in_window].max()) if in_window.any() else 0.0,
+                          "arrivals": f.arrivals, "admissions": f.admissions, "refusals": f.refusals,
+                          "step_downs": f.step_downs, "step_down_refused": f.step_down_refused})
+            occ.append(pd.DataFrame({"facility": name, "t": f.level_t, "occupied": f.level_occ,
+                                     "beds": f.beds if math.isfinite(f.beds) else np.nan}))
+        occupancy = pd.concat(occ, ignore_index=True) if occ else pd.DataFrame(
+            columns=["facility", "t", "occupied", "beds"])
+        occupancy.insert(0, "replication", self.replication)
+        occupancy.insert(0, "scenario", s.name)
+        return pd.DataFrame(audit), occupancy
 
     def _hourly_frame(self) -> pd.DataFrame:
         """On-duty and busy team-minutes per pool and hour of week, measured window only."""

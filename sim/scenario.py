@@ -268,6 +268,59 @@ class Outcomes(Strict):
         return self
 
 
+class StepDown(Strict):
+    """After a stay here, a share moves on to a longer-stay facility (observation -> short stay)."""
+
+    to: str
+    probability: float = Field(ge=0, le=1)
+
+
+class Facility(Strict):
+    """A place a team can bring someone: crisis center, ED, detox, shelter, jail.
+
+    ``beds`` omitted = never full. Stays are minutes; ``max`` on the distribution caps them
+    (a 30-day short-stay limit is ``max: 43200``).
+    """
+
+    zone: str | None = Field(None, description="where it is (its zone centre); default the first zone")
+    beds: PositiveInt | None = None
+    length_of_stay_min: Dist = Dist(fixed=0)
+    handover_min: Dist = Field(Dist(fixed=0), description="team time to hand over at the door")
+    when_full: Literal["divert", "wait"] = Field(
+        "divert", description="divert: go on to divert_to; wait: the team waits at the door for a bed")
+    divert_to: str | None = None
+    step_down: StepDown | None = None
+
+    @model_validator(mode="after")
+    def _full(self):
+        if self.beds is not None and self.when_full == "divert" and self.divert_to is None:
+            raise ValueError("when_full: divert needs divert_to: FACILITY (or when_full: wait)")
+        return self
+
+
+class Transport(Strict):
+    """Where a pool's transports go and whether the person must consent."""
+
+    destinations: dict[str, NonNegativeFloat] = Field(description="facility -> share of transports")
+    consent: float = Field(1.0, ge=0, le=1, description="share who agree to go (civilian teams need consent)")
+
+    @field_validator("destinations")
+    @classmethod
+    def _sum(cls, v):
+        _shares_sum_to_one(v, "destination shares")
+        return v
+
+
+class FollowUps(Strict):
+    """Follow-up visits after a contact, done when no live call needs the team (DeKalb)."""
+
+    share: float = Field(1.0, ge=0, le=1, description="share of follow_up outcomes that generate a visit")
+    delay_min: Dist = Field(description="from the contact to when the visit becomes due")
+    expires_after_min: PositiveFloat = Field(description="a visit not started within this is missed")
+    on_scene_min: Dist
+    priority: PositiveInt = Field(99, description="ranks below live calls (larger = later)")
+
+
 class Pool(Strict):
     """A pool of responder teams."""
 
@@ -282,6 +335,9 @@ class Pool(Strict):
     on_scene_min: dict[str, Dist] = Field(description="call type -> time on scene; 'default' for the rest")
     outcomes: dict[str, Outcomes] = {"default": Outcomes()}
     backup_on_scene_min: Dist | None = Field(None, description="time on scene when this pool answers a backup request")
+    remote: bool = Field(False, description="works by phone (callbacks): no travel")
+    transport: Transport | None = None
+    follow_ups: FollowUps | None = None
 
     @model_validator(mode="after")
     def _staffing(self):
@@ -341,6 +397,7 @@ class Scenario(Strict):
     triage: Triage
     pools: dict[str, Pool] = Field(min_length=1)
     vehicles: dict[str, PositiveInt] = {}
+    facilities: dict[str, Facility] = {}
     persons: Persons | None = Field(None, description="the people behind identified calls (repeat callers)")
     backup: Backup | None = None
     targets: list[Target] = []
@@ -433,6 +490,19 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
             need(p.vehicles, set(s.vehicles), f"pools.{pname}.vehicles", "vehicle pool")
         if p.base_zone is not None:
             need(p.base_zone, zones, f"pools.{pname}.base_zone", "zone")
+        if p.transport:
+            for f in p.transport.destinations:
+                need(f, set(s.facilities), f"pools.{pname}.transport.destinations.{f}", "facility")
+        elif any(o.transport > 0 for o in p.outcomes.values()):
+            errs.append((f"pools.{pname}.transport", "outcomes include transport but the pool has no "
+                                                       "transport: {destinations: {FACILITY: share}}"))
+    for fname, f in s.facilities.items():
+        if f.zone is not None:
+            need(f.zone, zones, f"facilities.{fname}.zone", "zone")
+        if f.divert_to is not None:
+            need(f.divert_to, set(s.facilities) - {fname}, f"facilities.{fname}.divert_to", "facility")
+        if f.step_down is not None:
+            need(f.step_down.to, set(s.facilities) - {fname}, f"facilities.{fname}.step_down.to", "facility")
     for dname, d in s.triage.desks.items():
         for i, r in enumerate(d.roles):
             need(r, set(s.roles), f"triage.desks.{dname}.roles.{i}", "role")

@@ -38,7 +38,10 @@ def scenarios(draw):
            "on_scene_min": {"default": draw(st.sampled_from([{"exponential": {"mean": 40}}, 25,
                                                              {"lognormal": {"mean": 50, "sd": 30}}]))},
            "outcomes": {"default": {"resolved": 0.9, "backup": 0.05, "transport": 0.03, "follow_up": 0.02}},
-           "after_call": draw(st.sampled_from(["stay", "return_to_base"]))}
+           "after_call": draw(st.sampled_from(["stay", "return_to_base"])),
+           "transport": {"destinations": {"obs": 0.7, "ed": 0.3}, "consent": draw(st.sampled_from([1.0, 0.7]))},
+           "follow_ups": {"delay_min": {"exponential": {"mean": 120}}, "expires_after_min": 600,
+                          "on_scene_min": 20}}
     if draw(st.booleans()):
         alt["vehicles"] = "vans"
     police = {"roles": ["officer"], "teams": draw(st.integers(1, 4)),
@@ -60,6 +63,12 @@ def scenarios(draw):
                                        "misroute": {"to": "behavioral", "probability": draw(st.sampled_from([0, 0.2]))}}}},
         "pools": {"alt": alt, "police": police},
         "vehicles": {"vans": draw(st.integers(1, 2))},
+        "facilities": {
+            "obs": {"beds": draw(st.integers(1, 3)), "length_of_stay_min": {"exponential": {"mean": 600}},
+                    "when_full": draw(st.sampled_from(["divert", "wait"])), "divert_to": "ed",
+                    "handover_min": 10, "step_down": {"to": "short", "probability": 0.5}},
+            "short": {"beds": 2, "when_full": "wait", "length_of_stay_min": {"exponential": {"mean": 3000}, "max": 4000}},
+            "ed": {"handover_min": {"exponential": {"mean": 30}}}},
         "backup": {"pool": "police"},
     }
     if geo:
@@ -119,6 +128,17 @@ def test_invariants(s, seed):
     # busy <= on duty (+ overtime past shift end) per pool
     for row in pools.itertuples():
         assert row.busy_min <= row.on_duty_min + row.overtime_min + 1e-6 + _open_tail(c, row.pool, s)
+    # beds: occupancy never exceeds beds; every transport hands over before the team is free
+    for fac, g in res.occupancy.groupby("facility"):
+        beds = s.facilities[fac].beds
+        assert (g["occupied"] >= 0).all()
+        if beds is not None:
+            assert (g["occupied"] <= beds).all(), fac
+    tr = c[c["destination"].notna()]
+    assert (tr["t_handover"] >= tr["t_cleared"] - 1e-9).all()
+    assert (tr["t_team_free"] >= tr["t_handover"] - 1e-9).all()
+    assert not (c["consent_refused"] & c["destination"].notna()).any()
+    assert set(c.loc[c["followup"] != "none", "outcome"].astype(str)) <= {"follow_up"}
     # every measured served call is counted by exactly one pool
     assert pools.loc[~pools["pool"].str.startswith("desk:"), "calls_served"].sum() == int(
         c.loc[~c["warmup"], "pool"].notna().sum())

@@ -27,9 +27,13 @@ BASE = {
         "van": {"roles": ["medic"], "shifts": [{"days": "daily", "start": "13:00", "end": "21:00", "teams": 2}],
                 "vehicles": "vans", "base_zone": "north",
                 "on_scene_min": {"default": {"lognormal": {"mean": 45, "sd": 30}}},
-                "outcomes": {"default": {"resolved": 0.95, "backup": 0.01, "transport": 0.04}}},
+                "outcomes": {"default": {"resolved": 0.95, "backup": 0.01, "transport": 0.04}},
+                "transport": {"destinations": {"crisis_center": 0.8, "ed": 0.2}, "consent": 0.9}},
         "police": {"roles": ["officer"], "teams": 5, "on_scene_min": {"default": 40}}},
     "vehicles": {"vans": 2},
+    "facilities": {"crisis_center": {"beds": 6, "zone": "north", "divert_to": "ed",
+                                     "length_of_stay_min": {"lognormal": {"mean": 1000, "sd": 400}, "max": 1440}},
+                   "ed": {"zone": "south"}},
     "backup": {"pool": "police"},
 }
 
@@ -99,6 +103,14 @@ CASES = [
     ("string where number", "pools.police.teams", "many", "pools.police.teams", "valid integer"),
     ("consult with unknown desk", "triage.paths.police_only.consult",
      {"desk": "meu", "second_pool": "van", "p_second": 0.5}, "triage.paths.police_only.consult.desk", "unknown desk 'meu'"),
+    ("transport to unknown facility", "pools.van.transport.destinations", {"jail": 1.0},
+     "pools.van.transport.destinations.jail", "unknown facility 'jail'; allowed: crisis_center, ed"),
+    ("transport without destinations", "pools.van.transport", DELETE, "pools.van.transport", "no transport:"),
+    ("divert without target", "facilities.crisis_center.divert_to", DELETE, "facilities.crisis_center",
+     "when_full: divert needs divert_to"),
+    ("divert to itself", "facilities.crisis_center.divert_to", "crisis_center", "facilities.crisis_center.divert_to",
+     "unknown facility 'crisis_center'; allowed: ed"),
+    ("consent above one", "pools.van.transport.consent", 2, "pools.van.transport.consent", "less than or equal to 1"),
     ("identified without persons", "channels.911.identified", 0.5, "channels.911.identified", "no persons"),
 ]
 
