@@ -1,0 +1,115 @@
+"""After the scene: beds (Little's law, Erlang B), exact transport times, door waits,
+message callbacks held for the volunteers' shift, follow-ups."""
+import numpy as np
+import pytest
+
+import sim
+from sim.metrics import t_interval
+from sim.model import Model
+from analytic import erlang_b
+
+REPS = 10
+
+
+@pytest.fixture
+def path(scenario_path):
+    return scenario_path("tests/data/aftercare.yaml")
+
+
+def test_littles_law_uncapped_facility(path):
+    res = sim.run(sim.load_scenario(path), replications=REPS, seed=21, workers=1)
+    # every call is transported: admissions per minute x mean stay (240) = mean occupancy
+    occ = res.kpis.query("metric == 'occupancy_mean.crisis_center'")["value"].to_numpy()
+    adm = res.kpis.query("metric == 'transports.crisis_center'")["value"].to_numpy()
+    rate_per_min = adm / (60 * 1440)
+    diff = occ - rate_per_min * 240          # Little's law, replication by replication
+    m, lo, hi = t_interval(diff)
+    assert lo <= 0 <= hi, (m, lo, hi)
+    assert 3.5 < occ.mean() < 4.5            # 1/h x 4 h = 4 beds busy on average
+
+
+@pytest.mark.parametrize("beds", [3, 5])
+def test_full_facility_refuses_at_erlang_b_rate(path, beds):
+    s = sim.load_scenario(path, {"facilities.crisis_center.beds": beds})
+    res = sim.run(s, replications=REPS, seed=33, workers=1)
+    refusal = res.kpis.query("metric == 'refusal_rate.crisis_center'")["value"]
+    m, lo, hi = t_interval(refusal)
+    expected = erlang_b(beds, 1 / 60 * 240)  # offered load 4 erlangs
+    assert lo <= expected <= hi, (beds, expected, lo, hi)
+    peak = res.kpis.query("metric == 'occupancy_peak.crisis_center'")["value"]
+    assert (peak <= beds).all()
+    # the refused went on to the ED: every transport ends somewhere
+    calls = res.calls[~res.calls["warmup"]]
+    assert calls["destination"].notna().all()
+    assert (calls.loc[calls["transport_diverted"], "destination"] == "ed").all()
+
+
+def test_fixed_transport_back_in_service_exactly(scenario_path):
+    s = sim.load_scenario(scenario_path("tests/data/aftercare.yaml"), {
+        "zones": {"a": {"share": 1, "rect_km": [0, 0, 6, 6]}},
+        "travel": {"model": "manhattan", "speed_kmh": 60},
+        "pools.van.base_zone": "a", "pools.van.after_call": "return_to_base",
+        "facilities.crisis_center.zone": "a", "horizon_days": 3, "warmup_days": 0})
+    c = Model(s, seed=2).run().calls
+    # base and facility both at the zone centre (3, 3); 60 km/h = 1 km per minute
+    d = (c["x_km"] - 3).abs() + (c["y_km"] - 3).abs()
+    np.testing.assert_allclose(c["t_on_scene"] - c["t_dispatched"], d, atol=1e-9)
+    np.testing.assert_allclose(c["t_cleared"] - c["t_on_scene"], 30, atol=1e-9)
+    # on-scene end + drive to the facility + hand-over 15 + return (facility is at base: 0)
+    np.testing.assert_allclose(c["t_team_free"], c["t_cleared"] + d + 15 + 0, atol=1e-9)
+    np.testing.assert_allclose(c["t_handover"], c["t_cleared"] + d + 15, atol=1e-9)
+
+
+def test_wait_at_door_raises_other_calls_response_times(path):
+    """Common random numbers: same calls; a full 2-bed center with wait-at-door ties up
+    the teams and slows everyone else's response."""
+    base = {"pools.van.teams": 3, "pools.van.outcomes.default": {"resolved": 0.6, "transport": 0.4},
+            "channels.911.volume": {"per_hour": 2}, "horizon_days": 20}
+    ample = sim.load_scenario(path, {**base, "facilities.crisis_center.beds": 50})
+    tight = sim.load_scenario(path, {**base, "facilities.crisis_center.beds": 2,
+                                     "facilities.crisis_center.when_full": "wait"})
+    a, b = (Model(x, seed=5).run().calls for x in (ample, tight))
+    assert (a["t_received"].to_numpy() == b["t_received"].to_numpy()).all()
+    assert b["door_wait"].sum() > 0 and np.nansum(a["door_wait"]) == 0
+    assert b["response_time"].mean() > a["response_time"].mean() * 1.05
+
+
+def test_monday_messages_returned_in_friday_shift(scenario_path):
+    """MH First: messages left on Monday wait for the Friday-night volunteers, in order."""
+    profile = [0.0] * 168
+    for h in range(9, 17):
+        profile[h] = 1.0                     # Monday 09:00-17:00 only
+    s = sim.load_scenario(scenario_path("tests/data/aftercare.yaml"), {
+        "channels": {"messages": {"volume": {"per_week": 40}, "profile": {"hourly": profile}, "mix": {"crisis": 1}}},
+        "pools.van": {"roles": ["medic"], "remote": True, "on_scene_min": {"default": 20},
+                      "shifts": [{"days": "fri", "start": "18:00", "end": "24:00", "teams": 2}]},
+        "facilities": {}, "horizon_days": 21, "warmup_days": 0, "drain_days": 14})
+    c = Model(s, seed=7).run().calls
+    assert len(c) > 60
+    assert (c["outcome"] == "resolved").all()                  # no message lost
+    day = (c["t_dispatched"] // 1440).astype(int)
+    assert ((day % 7) == 4).all()                              # returned on a Friday...
+    assert (c["t_dispatched"] % 1440 >= 18 * 60).all()         # ...in the evening shift
+    week_left = (c["t_received"] // (7 * 1440)).astype(int)
+    week_done = (c["t_dispatched"] // (7 * 1440)).astype(int)
+    assert (week_done >= week_left).all()                      # never before it was left
+    # each Friday shift starts on the backlog at 18:00 sharp, oldest message first
+    first = c.groupby(week_done)["t_dispatched"].min()
+    np.testing.assert_allclose(first.to_numpy(), first.index.to_numpy() * 7 * 1440 + 4 * 1440 + 18 * 60)
+    assert (c["travel_time"] == 0).all()                       # callbacks: no drive
+    assert np.all(np.diff(c["t_dispatched"].to_numpy()) >= 0)  # in order (FCFS)
+
+
+def test_followups_done_when_idle_and_missed_when_busy(path):
+    fu = {"delay_min": 60, "expires_after_min": 120, "on_scene_min": 30}
+    base = {"pools.van.outcomes.default": {"resolved": 0.5, "follow_up": 0.5}, "pools.van.follow_ups": fu,
+            "horizon_days": 10}
+    idle = Model(sim.load_scenario(path, base), seed=3).run().calls
+    f = idle[idle["outcome"] == "follow_up"]
+    assert (f["followup"] == "done").all()
+    np.testing.assert_allclose(f["t_followup_done"], f["t_team_free"] + 60 + 30, atol=1e-9)
+    busy = Model(sim.load_scenario(path, {**base, "pools.van.teams": 1}), seed=3).run().calls
+    fb = busy[busy["outcome"] == "follow_up"]
+    assert (fb["followup"] == "missed").any() and (fb["followup"] == "done").any()
+    # follow-ups rank below live calls: with one team, live calls never wait behind them
+    assert set(busy["followup"].astype(str)) <= {"none", "done", "missed"}
