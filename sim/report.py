@@ -1,0 +1,475 @@
+"""One self-contained HTML report for a working group, from results folders.
+
+``build_report([dir1, dir2, ...], "report.html")`` reads the folders that ``crisis-sim run``
+writes (``summary.csv``, ``kpis.csv``, ``calls.parquet``, ``hourly.parquet``,
+``pools.parquet``, ``scenario.resolved.yaml``, ``manifest.json``; and, where present,
+``occupancy.parquet`` and ``facilities.parquet`` from after-care, ``compare.csv`` and
+``sweep.csv`` from experiments) and writes one HTML file with:
+
+* a plain-language paragraph per scenario, and per comparison with the first scenario;
+* KPI tables with 95% intervals;
+* the charts of :mod:`sim.plots`, embedded as base64 PNG;
+* each scenario's description, assumptions and sources, and its run manifest.
+
+The file needs no network and no JavaScript: no external URL, no script, no stylesheet
+link. Every piece of text that comes from a scenario file or a results folder is escaped
+with :func:`html.escape`. The first folder is the baseline of comparisons; paired
+differences (same seed and replication numbers, so common random numbers) come from the
+per-replication ``kpis.csv`` through :func:`sim.metrics.t_interval`.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import __version__, plots
+from .metrics import t_interval
+from .results import write_text
+from .scenario import Scenario, ScenarioError, validate
+
+HEADLINE = ["eligible_diversion_rate", "fallback_rate", "diversion_rate", "response_time_p50",
+            "response_time_p90", "response_time_mean", "queue_wait_mean", "police_hours",
+            "police_backup_rate", "no_response_rate", "calls_per_day"]
+FOREST_METRICS = ["eligible_diversion_rate", "fallback_rate", "response_time_p90", "police_hours"]
+
+
+class ReportError(ValueError):
+    """A folder the report cannot use; ``str()`` is one line for the planner."""
+
+
+@dataclass
+class RunFolder:
+    """What one results folder holds (missing files are None)."""
+
+    path: Path
+    name: str
+    raw: dict                       # scenario.resolved.yaml as a mapping
+    scenario: Scenario | None       # the same, validated (None if it no longer validates)
+    manifest: dict
+    summary: pd.DataFrame | None = None
+    kpis: pd.DataFrame | None = None
+    calls: pd.DataFrame | None = None
+    pools: pd.DataFrame | None = None
+    hourly: pd.DataFrame | None = None
+    occupancy: pd.DataFrame | None = None
+    facilities: pd.DataFrame | None = None
+    compare: pd.DataFrame | None = None
+    sweep: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def load_results(path: str | Path) -> RunFolder:
+    """Read one results folder; raises :class:`ReportError` if it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path}: not a folder (give the results folder a run wrote)")
+    files = {p.name for p in path.iterdir()}
+    if not files & {"summary.csv", "compare.csv", "sweep.csv"}:
+        raise ReportError(f"{path}: no summary.csv, compare.csv or sweep.csv: not a results folder")
+    raw: dict = {}
+    scenario = None
+    if "scenario.resolved.yaml" in files:
+        raw = yaml.safe_load((path / "scenario.resolved.yaml").read_text(encoding="utf-8")) or {}
+        try:
+            scenario = validate(dict(raw), str(path / "scenario.resolved.yaml"))
+        except ScenarioError:
+            scenario = None
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8")) \
+        if "manifest.json" in files else {}
+    f = RunFolder(path=path, name=str(raw.get("name") or (manifest.get("scenarios") or [path.name])[0]),
+                  raw=raw, scenario=scenario, manifest=manifest)
+    for attr, fname in (("summary", "summary.csv"), ("kpis", "kpis.csv"), ("calls", "calls.parquet"),
+                        ("pools", "pools.parquet"), ("hourly", "hourly.parquet"),
+                        ("occupancy", "occupancy.parquet"), ("facilities", "facilities.parquet"),
+                        ("compare", "compare.csv"), ("sweep", "sweep.csv")):
+        setattr(f, attr, _read(path / fname))
+    return f
+
+
+# --------------------------------------------------------------------------- numbers -> words
+
+
+def fmt_value(metric: str, v: float) -> str:
+    """A KPI value in its unit: shares as percentages, minutes with one decimal."""
+    if v is None or v != v:
+        return "–"
+    unit = plots.metric_label(metric)[1]
+    if unit == "%":
+        return f"{v:.1%}" if abs(v) < 0.1 else f"{v:.0%}"
+    if unit == "min":
+        return f"{v:,.1f} min"
+    return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def fmt_interval(metric: str, mean: float, lo: float, hi: float) -> str:
+    """'71% [68–74%]' (interval left out when it is undefined)."""
+    m = fmt_value(metric, mean)
+    if lo != lo or hi != hi:
+        return m
+    unit = plots.metric_label(metric)[1]
+    if unit == "%":
+        return f"{m} [{lo:.0%}–{hi:.0%}]".replace("%–", "–") if abs(mean) >= 0.1 else \
+            f"{m} [{lo:.1%}–{hi:.1%}]".replace("%–", "–")
+    return f"{m} [{fmt_value(metric, lo).removesuffix(' min')}–{fmt_value(metric, hi)}]"
+
+
+def _kpi(summary: pd.DataFrame | None, metric: str) -> tuple[float, float, float]:
+    if summary is None:
+        return math.nan, math.nan, math.nan
+    row = summary[summary["metric"] == metric]
+    if row.empty:
+        return math.nan, math.nan, math.nan
+    r = row.iloc[0]
+    return float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
+
+
+def fallback_window(calls: pd.DataFrame, share: float = 0.5) -> tuple[int, int, float] | None:
+    """The shortest stretch of the day (whole hours, may wrap midnight) in which at least
+    ``share`` of the eligible calls that fell back to police arrived: (start hour, end hour,
+    share in it); None if no call fell back."""
+    c = calls[~calls["warmup"].to_numpy(bool)] if "warmup" in calls else calls
+    fell = c["eligible"].to_numpy(bool) & c["fallback"].to_numpy(bool) & c["police_pool"].to_numpy(bool)
+    hours = (np.floor_divide(c["t_received"].to_numpy(float)[fell], 60) % 24).astype(int)
+    counts = np.bincount(hours, minlength=24)
+    total = counts.sum()
+    if total == 0:
+        return None
+    twice = np.concatenate([counts, counts])
+    for width in range(1, 25):
+        sums = np.array([twice[s:s + width].sum() for s in range(24)])
+        best = int(np.argmax(sums))
+        if sums[best] >= share * total:
+            return best, (best + width) % 24, float(sums[best] / total)
+    return 0, 0, 1.0  # pragma: no cover (width 24 always holds everything)
+
+
+def staffing_phrase(s: Scenario | None) -> str:
+    """'3 crisis_team teams on duty around the clock' from the alternative pools' schedules."""
+    if s is None:
+        return "this staffing"
+    parts = []
+    for name, pool in s.pools.items():
+        if s.pool_is_police(name):
+            continue
+        sched = pool.schedule()
+        lo, hi = int(sched.per_minute.min()), sched.max_teams
+        team_hours = sched.per_minute.sum() / 60.0
+        if lo == hi:
+            parts.append(f"{hi} {name} team{'s' if hi != 1 else ''} on duty around the clock")
+        else:
+            parts.append(f"{lo}–{hi} {name} teams on shifts ({team_hours:,.0f} team-hours a week)")
+    return " and ".join(parts) if parts else "police units only"
+
+
+def _pct(v: float) -> str:
+    return f"{v:.0%}"
+
+
+def scenario_paragraph(f: RunFolder) -> str:
+    """The plain-language summary of one scenario (plain text, not yet escaped)."""
+    edr = _kpi(f.summary, "eligible_diversion_rate")
+    fb = _kpi(f.summary, "fallback_rate")
+    p50, p90 = _kpi(f.summary, "response_time_p50")[0], _kpi(f.summary, "response_time_p90")[0]
+    reps = int(f.summary["replications"].max()) if f.summary is not None and len(f.summary) else 0
+    days = f.raw.get("horizon_days")
+    out = [f"With {staffing_phrase(f.scenario)}, "]
+    if edr[0] == edr[0]:
+        out.append(f"{fmt_interval('eligible_diversion_rate', *edr)} of eligible calls are handled "
+                   f"without police")
+        if fb[0] == fb[0]:
+            out.append(f"; {fmt_interval('fallback_rate', *fb)} fall back to police because no team "
+                       f"was free in time")
+            win = fallback_window(f.calls) if f.calls is not None and fb[0] > 0 else None
+            if win and (win[1] - win[0]) % 24 <= 8:
+                out.append(f", {win[2]:.0%} of them between {win[0]:02d}:00 and {win[1]:02d}:00")
+            elif win:
+                out.append(", spread across the day rather than at one time")
+        out.append(". ")
+    else:
+        out.append("no call is eligible for an alternative response. ")
+    if p50 == p50:
+        out.append(f"Half of the answered calls have help on scene within {p50:.0f} min, "
+                   f"90% within {p90:.0f} min. ")
+    if reps:
+        out.append(f"Based on {reps} replication{'s' if reps != 1 else ''}"
+                   + (f" of {days:g} days" if isinstance(days, (int, float)) else "") + "; "
+                   "brackets are 95% intervals across replications.")
+    return "".join(out)
+
+
+def compare_table(folders: list[RunFolder]) -> pd.DataFrame:
+    """KPI means and intervals per scenario, and differences to the first scenario.
+
+    Columns: scenario, metric, mean, ci_low, ci_high, diff_mean, diff_ci_low, diff_ci_high,
+    replications, paired. Differences are paired by replication number when both runs used
+    the same seed (common random numbers); otherwise only the difference of means is given.
+    """
+    base = folders[0]
+    rows = []
+    for f in folders:
+        if f.kpis is None:
+            continue
+        paired = f is not base and base.kpis is not None and \
+            f.manifest.get("seed") == base.manifest.get("seed") and f.manifest.get("seed") is not None
+        for metric, g in f.kpis.groupby("metric", sort=False):
+            m, lo, hi = t_interval(g["value"])
+            d = (math.nan,) * 3
+            if f is not base and base.kpis is not None:
+                b = base.kpis[base.kpis["metric"] == metric].set_index("replication")["value"]
+                v = g.set_index("replication")["value"]
+                if paired:
+                    common = v.index.intersection(b.index)
+                    d = t_interval(v[common] - b[common]) if len(common) else d
+                elif len(b):
+                    d = (m - float(b.mean()), math.nan, math.nan)
+            rows.append({"scenario": f.name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
+                         "diff_mean": d[0], "diff_ci_low": d[1], "diff_ci_high": d[2],
+                         "replications": int(g["value"].notna().sum()), "paired": bool(paired)})
+    return pd.DataFrame(rows, columns=["scenario", "metric", "mean", "ci_low", "ci_high", "diff_mean",
+                                       "diff_ci_low", "diff_ci_high", "replications", "paired"])
+
+
+def _diff_phrase(metric: str, d: float, lo: float, hi: float, more: str, less: str) -> str:
+    """'19.1 percentage points more [+17.0 to +21.3]'; 'the same' for an exact zero."""
+    unit = plots.metric_label(metric)[1]
+    scale, suffix = (100.0, " percentage points") if unit == "%" else (1.0, f" {unit}" if unit else "")
+    if d == 0 and (lo != lo or lo == hi == 0):
+        return "the same"
+    word = more if d >= 0 else less
+    text = f"{abs(d) * scale:.1f}{suffix} {word}"
+    if lo == lo:
+        text += f" [{lo * scale:+.1f} to {hi * scale:+.1f}]"
+        if lo <= 0 <= hi:
+            text += " (not distinguishable from no difference)"
+    return text
+
+
+def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
+    """Plain-language difference of one scenario to the baseline (plain text)."""
+    rows = table[table["scenario"] == name].set_index("metric")
+
+    def get(metric):
+        if metric not in rows.index:
+            return None
+        r = rows.loc[metric]
+        return float(r["diff_mean"]), float(r["diff_ci_low"]), float(r["diff_ci_high"])
+
+    parts = []
+    d = get("eligible_diversion_rate")
+    if d and d[0] == d[0]:
+        parts.append(f"handles {_diff_phrase('eligible_diversion_rate', *d, 'more', 'fewer')} of eligible "
+                     f"calls without police")
+    d = get("response_time_p90")
+    if d and d[0] == d[0]:
+        parts.append(f"its 90th-percentile response time is {_diff_phrase('response_time_p90', *d, 'longer', 'shorter')}")
+    d = get("police_hours")
+    if d and d[0] == d[0]:
+        parts.append(f"police time on calls is {_diff_phrase('police_hours', *d, 'more', 'less')}")
+    if not parts:
+        return f"No shared KPIs to compare '{name}' with '{base}'."
+    paired = bool(rows["paired"].any()) if "paired" in rows else False
+    how = ("Differences are paired by replication (same seed: both scenarios see the same calls); "
+           "brackets are 95% intervals.") if paired else \
+        "The runs used different seeds, so differences are of means only, without intervals."
+    return f"Compared with '{base}', '{name}' " + "; ".join(parts) + ". " + how
+
+
+# --------------------------------------------------------------------------- HTML pieces
+
+
+def figure_html(fig, alt: str) -> str:
+    """A Figure as an embedded PNG (no file, no URL)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def kpi_table_html(folders: list[RunFolder]) -> str:
+    """Metrics as rows, scenarios as columns: 'mean [low–high]'."""
+    have = [f for f in folders if f.summary is not None]
+    if not have:
+        return ""
+    metrics = list(dict.fromkeys(m for f in have for m in f.summary["metric"]))
+    metrics = [m for m in HEADLINE if m in metrics] + [m for m in metrics if m not in HEADLINE]
+    head = "".join(f"<th>{html.escape(f.name)}</th>" for f in have)
+    body = []
+    for m in metrics:
+        label, unit = plots.metric_label(m)
+        cells = "".join(f"<td>{html.escape(fmt_interval(m, *_kpi(f.summary, m)))}</td>" for f in have)
+        body.append(f"<tr><th scope='row'>{html.escape(label)}<span class='unit'>"
+                    f"{html.escape(unit)}</span></th>{cells}</tr>")
+    reps = ", ".join(html.escape(f"{f.name}: {int(f.summary['replications'].max())}") for f in have
+                     if len(f.summary))
+    return (f"<table class='kpi'><thead><tr><th>KPI</th>{head}</tr></thead><tbody>{''.join(body)}"
+            f"</tbody></table><p class='note'>Mean across replications [95% t-interval]. Replications: "
+            f"{reps}.</p>")
+
+
+def _list_html(items, empty: str) -> str:
+    if not items:
+        return f"<p class='note'>{html.escape(empty)}</p>"
+    return "<ul>" + "".join(f"<li>{html.escape(str(i))}</li>" for i in items) + "</ul>"
+
+
+def manifest_html(f: RunFolder) -> str:
+    if not f.manifest:
+        return "<p class='note'>No manifest.json in this folder.</p>"
+    rows = "".join(
+        f"<tr><th scope='row'>{html.escape(str(k))}</th><td>"
+        f"{html.escape(', '.join(map(str, v)) if isinstance(v, list) else str(v))}</td></tr>"
+        for k, v in f.manifest.items())
+    return f"<table class='manifest'>{rows}</table>"
+
+
+def _try_chart(make, alt: str, notes: list[str]) -> str:
+    """Draw one chart; a chart that cannot be drawn from this data is named, not fatal."""
+    try:
+        return figure_html(make(), alt)
+    except (KeyError, ValueError, IndexError) as e:
+        notes.append(f"{alt}: not drawn ({type(e).__name__}: {e})")
+        return ""
+
+
+def _scenario_section(f: RunFolder, idx: int, target_min: float | None) -> str:
+    notes: list[str] = []
+    out = [f"<section id='scenario-{idx}'><h2>{html.escape(f.name)}</h2>"]
+    desc = f.raw.get("description")
+    if desc:
+        out.append(f"<p>{html.escape(str(desc))}</p>")
+    out.append(f"<p class='summary'>{html.escape(scenario_paragraph(f))}</p>")
+    s = f.scenario
+    if f.hourly is not None and s is not None and len(f.hourly):
+        alt_pools = [p for p in s.pools if not s.pool_is_police(p)] or list(s.pools)
+        out.append(_try_chart(lambda: plots.utilisation_by_hour(
+            f.hourly, plots.hours_observed(s), pools=alt_pools,
+            title=f"Teams busy against teams on duty: {f.name}"), f"Utilisation by hour: {f.name}", notes))
+    if f.calls is not None and s is not None and len(s.zones) > 1:
+        out.append(_try_chart(lambda: plots.zone_map(f.calls, s.zones, title=f"Eligible calls handled "
+                              f"without police, by zone: {f.name}"), f"Zones: {f.name}", notes))
+    if f.occupancy is not None and len(f.occupancy):
+        out.append(_try_chart(lambda: plots.bed_occupancy(f.occupancy, f.facilities,
+                              title=f"After-care beds: {f.name}"), f"Beds: {f.name}", notes))
+    if f.sweep is not None and len(f.sweep):
+        fields = [c for c in f.sweep.columns if c not in
+                  ("scenario", "metric", "mean", "ci_low", "ci_high", "replications", "error")]
+        metric = next((m for m in HEADLINE if m in set(f.sweep["metric"])), None)
+        if len(fields) == 1 and metric:
+            out.append(_try_chart(lambda: plots.sweep_curve(f.sweep, fields[0], metric),
+                                  f"Sweep of {fields[0]}", notes))
+    out.append("<h3>Assumptions</h3>" + _list_html(f.raw.get("assumptions"), "None stated in the scenario file."))
+    out.append("<h3>Sources</h3>" + _list_html(f.raw.get("sources"), "None stated in the scenario file."))
+    out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
+    if s is None and f.raw:
+        notes.append("scenario.resolved.yaml no longer validates with this version; staffing and "
+                     "per-hour charts are left out")
+    if notes:
+        out.append("<h3>Not shown</h3>" + _list_html(notes, ""))
+    out.append("</section>")
+    return "".join(out)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;max-width:1000px;
+margin:2em auto;padding:0 1em;color:#111;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:0.2em} h2{border-bottom:2px solid #333;padding-bottom:0.2em;margin-top:2em}
+h3{margin-bottom:0.3em} .summary{font-size:1.08em;background:#f3f3f3;border-left:4px solid #333;padding:0.6em 0.9em}
+table{border-collapse:collapse;margin:0.5em 0;font-size:0.92em} th,td{border:1px solid #bbb;padding:0.25em 0.6em;
+text-align:left;vertical-align:top} thead th{background:#e6e6e6} td{font-variant-numeric:tabular-nums}
+.unit{color:#555;font-weight:normal;font-size:0.85em;margin-left:0.4em} .unit:empty{display:none}
+.note{color:#444;font-size:0.88em} figure{margin:1em 0} img{max-width:100%;height:auto;border:1px solid #ddd}
+nav ul{columns:2} @media print{h2{page-break-before:always}}
+"""
+
+
+def build_report(results_dirs, out_path, title: str | None = None,
+                 target_min: float | None = None) -> Path:
+    """Write one self-contained HTML report for ``results_dirs`` (the first is the baseline of
+    comparisons) to ``out_path``; ``target_min`` draws a response-time target (minutes)."""
+    folders = [load_results(d) for d in results_dirs]
+    if not folders:
+        raise ReportError("give at least one results folder")
+    title = title or ("crisis-sim: " + " vs ".join(f.name for f in folders[:3])
+                      + (" ..." if len(folders) > 3 else ""))
+    notes: list[str] = []
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             f"<p class='note'>Written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by crisis-sim "
+             f"{html.escape(__version__)} from {len(folders)} results folder{'s' if len(folders) > 1 else ''}. "
+             "Simulated numbers: what these scenarios imply under their stated assumptions, not forecasts.</p>"]
+    parts.append("<h2>Summary</h2>")
+    for f in folders:
+        parts.append(f"<h3>{html.escape(f.name)}</h3><p class='summary'>{html.escape(scenario_paragraph(f))}</p>")
+    table = compare_table(folders) if len(folders) > 1 else None
+    external = next((f.compare for f in folders if f.compare is not None), None)
+    if table is not None and len(table):
+        for f in folders[1:]:
+            parts.append(f"<p class='summary'>{html.escape(comparison_paragraph(table, folders[0].name, f.name))}</p>")
+    parts.append("<h2>Key figures</h2>" + kpi_table_html(folders))
+    calls = [f.calls for f in folders if f.calls is not None]
+    parts.append("<h2>Charts</h2>")
+    if calls:
+        allcalls = pd.concat(calls, ignore_index=True)
+        allcalls["scenario"] = allcalls["scenario"].astype(str)
+        parts.append(_try_chart(lambda: plots.response_time_cdf(allcalls, target_min=target_min),
+                                "Response-time distribution", notes))
+        parts.append(_try_chart(lambda: plots.fallback_by_hour(allcalls), "Fallback by hour of week", notes))
+    forest_src = external if external is not None else table
+    if forest_src is not None and len(forest_src) and forest_src["scenario"].nunique() > 1:
+        metrics = [m for m in FOREST_METRICS if m in set(forest_src["metric"])]
+        parts.append(_try_chart(lambda: plots.forest(forest_src, metrics=metrics or None),
+                                "Differences to the first scenario", notes))
+    if notes:
+        parts.append("<h3>Not shown</h3>" + _list_html(notes, ""))
+    for i, f in enumerate(folders):
+        parts.append(_scenario_section(f, i, target_min))
+    nav = "".join(f"<li><a href='#scenario-{i}'>{html.escape(f.name)}</a></li>" for i, f in enumerate(folders))
+    doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+           "<link rel='icon' href='data:,'>"
+           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+           + parts[0] + parts[1] + f"<nav><ul>{nav}</ul></nav>" + "".join(parts[2:]) + "</body></html>\n")
+    out = Path(out_path)
+    write_text(out, doc)
+    return out
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_report(args) -> int:
+    import sys
+    try:
+        out = build_report(args.results, args.out, title=args.title, target_min=args.target_min)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``crisis-sim report RESULTS_DIR... --out report.html`` to the CLI."""
+    p = subparsers.add_parser("report", help="write one self-contained HTML report from results folders")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                   help="results folders written by 'crisis-sim run'; the first is the baseline")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    p.add_argument("--title", default=None, help="report title (default: the scenario names)")
+    p.add_argument("--target-min", type=float, default=None,
+                   help="response-time target in minutes, drawn on the response-time chart")
+    p.set_defaults(func=_cmd_report)

@@ -1,0 +1,199 @@
+"""The HTML report: built from small real runs, self-contained, escaped, and opened in a
+headless browser (Debian's chromium) with no console errors and no network requests."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+from sim import report
+from sim.results import manifest, write_parquet, write_run
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "validation" / "mmcc.yaml"
+EVIL = "Pilot <script>alert(1)</script>"
+SOURCE_URL = "https://example.org/eugene-cahoots-2020"
+CHROMIUM = shutil.which("chromium") or (os.path.exists("/usr/bin/chromium") and "/usr/bin/chromium") or None
+
+
+def _run_folder(out: Path, overrides: dict, reps: int = 2) -> None:
+    s = sim.load_scenario(SCENARIO, {"horizon_days": 10, **overrides})
+    res = sim.run(s, replications=reps, seed=7, workers=1)
+    info = manifest([s], 7, reps, res.wall_s, scenario_file=str(SCENARIO), overrides=sorted(overrides))
+    write_run(out, s, res.calls, res.pools, res.hourly, res.kpis, res.summary, info)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("results")
+    base, pilot = root / "base", root / "pilot"
+    _run_folder(base, {"name": "Baseline: 2 teams"})
+    _run_folder(pilot, {"name": EVIL, "pools.crisis_team.teams": 3,
+                        "description": "Three teams & a <i>pilot</i>",
+                        "assumptions": ["Teams <b>never</b> call in sick"],
+                        "sources": [f"CAHOOTS 2020 media guide, {SOURCE_URL}"]})
+    # after-care tables as the bed model writes them, to check the beds chart is included
+    occ = pd.DataFrame({"scenario": EVIL, "replication": [0, 0, 1, 1], "facility": "crisis_center",
+                        "t": [0.0, 1440.0, 0.0, 2880.0], "occupied": [0, 3, 1, 2], "beds": 4})
+    fac = pd.DataFrame({"scenario": EVIL, "replication": [0, 1], "facility": "crisis_center", "refusals": [2, 4]})
+    write_parquet(pilot / "occupancy.parquet", occ)
+    write_parquet(pilot / "facilities.parquet", fac)
+    return base, pilot
+
+
+@pytest.fixture(scope="module")
+def built(folders, tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    report.build_report(list(folders), out, target_min=5)
+    return out, out.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained(built):
+    _, html = built
+    assert "<script" not in html.lower()
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html, flags=re.I)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), [r[:40] for r in refs if not r.startswith(("data:", "#"))]
+    assert "url(" not in html and "@import" not in html.lower()
+    # the only web address is a scenario's source, shown as text in the sources list, not a link
+    urls = re.findall(r"https?://[^\s<\"']+", html)
+    assert urls == [SOURCE_URL]
+    assert f"<li>CAHOOTS 2020 media guide, {SOURCE_URL}</li>" in html
+
+
+def test_text_from_scenario_files_is_escaped(built):
+    _, html = built
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "alert(1)</script>" not in html
+    assert "Teams &lt;b&gt;never&lt;/b&gt; call in sick" in html
+    assert "Three teams &amp; a &lt;i&gt;pilot&lt;/i&gt;" in html
+
+
+def test_report_content_matches_the_results(built, folders):
+    _, html = built
+    base, pilot = folders
+    for folder, teams in ((base, 2), (pilot, 3)):
+        summary = pd.read_csv(folder / "summary.csv").set_index("metric")
+        m, lo, hi = summary.loc["eligible_diversion_rate", ["mean", "ci_low", "ci_high"]]
+        expected = (f"With {teams} crisis_team teams on duty around the clock, {m:.0%} [{lo:.0%}–{hi:.0%}] "
+                    "of eligible calls are handled without police")
+        assert expected.replace("%–", "–") in html
+        fb = summary.loc["fallback_rate", "mean"]
+        assert f"{fb:.0%} [" in html
+    assert "Compared with &#x27;Baseline: 2 teams&#x27;" in html and "percentage points more" in html
+    # KPI table: one column per scenario
+    assert "<th>Baseline: 2 teams</th><th>Pilot &lt;script&gt;" in html
+    # charts: response-time CDF, fallback by hour, forest, utilisation x2, beds
+    assert html.count("<img ") == 6
+    assert 'alt="Beds: Pilot &lt;script&gt;alert(1)&lt;/script&gt;"' in html
+    # manifests: version, commit and seed of each run
+    m = json.loads((base / "manifest.json").read_text())
+    assert html.count("<th scope='row'>seed</th><td>7</td>") == 2
+    assert f"<td>{m['git_commit']}</td>" in html and "crisis_sim_version" in html
+    assert "Not shown" not in html
+
+
+def test_compare_table_pairs_replications(folders):
+    base, pilot = (report.load_results(f) for f in folders)
+    t = report.compare_table([base, pilot])
+    row = t[(t["scenario"] == EVIL) & (t["metric"] == "eligible_diversion_rate")].iloc[0]
+    kb = base.kpis[base.kpis["metric"] == "eligible_diversion_rate"].set_index("replication")["value"]
+    kp = pilot.kpis[pilot.kpis["metric"] == "eligible_diversion_rate"].set_index("replication")["value"]
+    assert row["diff_mean"] == pytest.approx((kp - kb).mean())
+    assert row["diff_ci_low"] < row["diff_mean"] < row["diff_ci_high"] and bool(row["paired"])
+    same = report.compare_table([base, base])
+    assert (same.loc[same["scenario"] == base.name, "diff_mean"].dropna() == 0).all()
+
+
+def test_fallback_window_finds_the_evening():
+    t = np.concatenate([60 * (17 + np.arange(6) + 24 * d) + 5.0 for d in range(3)] + [[60 * 3 + 5.0]])
+    calls = pd.DataFrame({"t_received": t, "eligible": True, "fallback": True, "police_pool": True,
+                          "warmup": False})
+    # 3 calls in each hour 17:00-23:00 and one at 03:00: half of 19 needs four evening hours
+    assert report.fallback_window(calls) == (17, 21, pytest.approx(12 / 19))
+    assert report.fallback_window(calls, share=0.9) == (17, 23, pytest.approx(18 / 19))
+    assert report.fallback_window(calls.assign(fallback=False)) is None
+
+
+def test_staffing_phrase_for_shifts():
+    s = sim.load_scenario(SCENARIO, {"pools.crisis_team.teams": None, "pools.crisis_team.shifts": [
+        {"days": "daily", "start": "13:00", "end": "21:00", "teams": 2}]})
+    assert report.staffing_phrase(s) == "0–2 crisis_team teams on shifts (112 team-hours a week)"
+
+
+def test_cli_report_command(folders, tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    report.register_cli(p.add_subparsers(dest="command"))
+    out = tmp_path / "r.html"
+    args = p.parse_args(["report", str(folders[0]), "--out", str(out)])
+    assert args.func(args) == 0 and out.exists()
+    assert f"wrote {out}" in capsys.readouterr().out
+    args = p.parse_args(["report", str(tmp_path / "missing")])
+    assert args.func(args) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def _page_requests(netlog: Path) -> list[str]:
+    """URLs the page itself asked for (the browser's own background requests have no origin)."""
+    text = netlog.read_text()
+    if not text.rstrip().endswith("}"):
+        text = text.rstrip().rstrip(",") + "]}"
+    log = json.loads(text)
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = []
+    for e in log["events"]:
+        p = e.get("params", {})
+        if e["type"] == start and "url" in p and (p.get("initiator") != "not an origin"
+                                                  or "file://" in p.get("network_isolation_key", "")):
+            urls.append(p["url"])
+    return urls
+
+
+def _chromium(page: Path, tmp: Path) -> tuple[Path, str, list[str]]:
+    shot, netlog = tmp / "shot.png", tmp / "net.json"
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp / 'profile'}",
+         "--enable-logging=stderr", "--v=0", f"--log-net-log={netlog}", f"--screenshot={shot}",
+         "--window-size=1280,2000", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    return shot, "\n".join(console), _page_requests(netlog)
+
+
+@pytest.fixture
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is not installed (apt-get install -y chromium); required with CI=true")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return CHROMIUM
+
+
+def test_report_opens_in_headless_chromium(browser, built, tmp_path):
+    page, _ = built
+    shot, console, requests = _chromium(page, tmp_path)
+    assert shot.exists() and shot.stat().st_size > 20_000
+    from matplotlib.image import imread
+    img = imread(shot)
+    assert img.shape[:2] == (2000, 1280)
+    assert img[..., :3].std() > 0.05           # not a blank page
+    assert console == ""                       # no console messages, so no errors
+    assert requests == []
+
+
+def test_the_browser_check_sees_errors_and_requests(browser, tmp_path):
+    """The checks above would notice a script error and a fetched resource."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><script>nope();</script><img src="http://example.invalid/x.png"></body></html>')
+    _, console, requests = _chromium(bad, tmp_path)
+    assert "Uncaught ReferenceError" in console
+    assert requests == ["http://example.invalid/x.png"]
