@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .report import register_cli as register_report_cli
 from .scenario import ScenarioError, load_scenario
 
 EXIT_BAD_INPUT = 2
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_set(r)
     r.set_defaults(func=_cmd_run)
+    register_report_cli(sub)
     return p
 
 
