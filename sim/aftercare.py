@@ -11,10 +11,12 @@ the team stays busy for exactly the drive, the door wait and the hand-over.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from typing import TYPE_CHECKING
 
+import numpy as np
 import simpy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -146,5 +148,112 @@ def follow_up(m: "Model", i: int, pool, x: float, y: float, zone: int, dz: int, 
         rec["followup"][i] = FOLLOWUP_DONE
         rec["t_followup_done"][i] = env.now
         yield from m.finish(team, x, y, zone, None)
+    finally:
+        m.call_closed()
+
+
+class CaseManagement:
+    """Enrols people with at least k contacts in a window while the caseload has room.
+
+    An enrolled person's calls are thinned: each call still happens with probability
+    ``call_factor`` (thinning a Poisson stream scales its rate exactly), so the program and
+    its counterfactual share every other random number.
+    """
+
+    def __init__(self, spec, pool_indices: set[int] | None):
+        self.k, self.window = spec.min_contacts, spec.window_days * 1440.0
+        self.caseload, self.duration = spec.caseload, spec.duration_days * 1440.0
+        self.factor = spec.call_factor
+        self.pools = pool_indices                       # None = every pool counts
+        self.history: dict[int, deque] = {}
+        self.enrolled_until: dict[int, float] = {}
+        self._active: list[tuple[float, int]] = []      # heap of (until, person)
+        self.enrolments = 0
+        self.refused_full = 0                           # eligible but the caseload was full
+
+    def active(self, person: int, now: float) -> bool:
+        return self.enrolled_until.get(person, -1.0) > now
+
+    def contact(self, person: int, pool: int, now: float) -> None:
+        if person < 0 or (self.pools is not None and pool not in self.pools):
+            return
+        h = self.history.setdefault(person, deque())
+        h.append(now)
+        while h[0] < now - self.window:
+            h.popleft()
+        if len(h) < self.k or self.active(person, now):
+            return
+        while self._active and self._active[0][0] <= now:
+            heapq.heappop(self._active)
+        if len(self._active) >= self.caseload:
+            self.refused_full += 1
+            return
+        until = now + self.duration
+        self.enrolled_until[person] = until
+        heapq.heappush(self._active, (until, person))
+        self.enrolments += 1
+
+
+def escalate(m: "Model", i: int, team, x: float, y: float, zone: int, esc):
+    """After a callback, an urgent case: the volunteer goes to the scene, sometimes on to
+    the hospital as an advocate. Returns the team's position afterwards."""
+    env, rec = m.env, m.rec
+    rec["escalated"][i] = True
+    d = m.geo.turnout(m.draw("escalate/turnout")) + m.geo.drive(
+        team.x, team.y, team.zone, x, y, zone, m.draw("escalate/travel"))
+    if d > 0:
+        yield env.timeout(d)
+    rec["t_scene_visit"][i] = env.now
+    yield env.timeout(esc.on_scene(m.draw("escalate/on_scene")))
+    if m.draw("escalate/advocacy") < esc.advocacy_share:
+        rec["advocacy"][i] = True
+        yield env.timeout(esc.advocacy(m.draw("escalate/advocacy_time")))
+    return (x, y, zone)
+
+
+def outreach(m: "Model", pool, spec, cpool):
+    """Proactive contacts while idle on shift: Poisson at ``per_idle_team_hour`` per idle
+    team, by thinning a process at the rate of the pool's largest shift."""
+    env = m.env
+    top = pool.schedule.max_teams
+    if top == 0:
+        return
+    rate = spec.per_idle_team_hour / 60.0 * top           # per minute, upper bound
+    zones = list(m.s.zones)
+    shares = spec.zones or {z: m.s.zones[z].share for z in zones}
+    cum = np.cumsum([shares.get(z, 0.0) for z in zones])
+    end = m.s.end_min
+    while True:
+        yield env.timeout(-math.log1p(-m.draw(f"outreach/{pool.name}/gap")) / rate)
+        if env.now >= end:
+            return
+        u = m.draw(f"outreach/{pool.name}/accept")
+        if pool._queue and pool.queue_length():
+            continue                                       # live calls first
+        if u >= min(pool.n_idle, top) / top:
+            continue
+        z = int(min(np.searchsorted(cum / cum[-1], m.draw(f"outreach/{pool.name}/zone"), side="right"),
+                    len(zones) - 1))
+        (x,), (y,) = m.geo.locations(np.array([z]), np.array([m.draw(f"outreach/{pool.name}/x")]),
+                                     np.array([m.draw(f"outreach/{pool.name}/y")]))
+        team = pool.take(x, y, z if m.geo.model != "none" else 0)
+        if team is None:                                   # idle but no vehicle
+            continue
+        env.process(_outreach_contact(m, pool, team, spec, cpool, float(x), float(y), z))
+
+
+def _outreach_contact(m: "Model", pool, team, spec, cpool, x, y, zone):
+    env = m.env
+    m.open_calls += 1
+    try:
+        t0 = env.now
+        person = m.draw_person(f"outreach/{pool.name}/person")
+        yield env.timeout(cpool.outreach_on_scene(m.draw(f"outreach/{pool.name}/on_scene")))
+        t1 = env.now
+        yield from m.finish(team, x, y, zone, None)
+        m.outreach_rows.append((t0, t1, env.now, pool.index, team.index, zone, x, y, person,
+                                m.type_index[spec.call_type]))
+        if m.casemgmt is not None:
+            m.casemgmt.contact(person, pool.index, t0)
     finally:
         m.call_closed()

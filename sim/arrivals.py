@@ -23,7 +23,7 @@ from .streams import Streams
 # Per-call uniforms handed to the model, one stream each (append new purposes at the end
 # of nothing: each has its own stream, so adding one changes no other).
 CALL_DRAWS = ("misroute", "processing", "turnout", "travel", "on_scene", "outcome", "consult",
-              "destination", "consent", "handover")
+              "destination", "consent", "handover", "prevent", "escalate")
 
 
 @dataclass

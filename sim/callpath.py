@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .aftercare import follow_up, transport
+from .aftercare import escalate, follow_up, transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
 
 # outcome codes in the call log
-RESOLVED, BACKUP, TRANSPORT, FOLLOW_UP, NO_RESPONSE, UNFINISHED = range(6)
-OUTCOME_NAMES = ("resolved", "backup", "transport", "follow_up", "no_response", "unfinished")
+RESOLVED, BACKUP, TRANSPORT, FOLLOW_UP, NO_RESPONSE, UNFINISHED, PREVENTED = range(7)
+OUTCOME_NAMES = ("resolved", "backup", "transport", "follow_up", "no_response", "unfinished", "prevented")
 
 
 def call_process(m: "Model", i: int):
@@ -26,6 +26,11 @@ def call_process(m: "Model", i: int):
     x, y, zone, dz = m.x[i], m.y[i], m.zone[i], m.dzone[i]
     ctype = m.ctype[i]
     priority = m.priority[i]
+    cm = m.casemgmt
+    if cm is not None and cm.active(m.person[i], env.now) and m.u_prevent[i] >= cm.factor:
+        rec["outcome"][i] = PREVENTED     # case management: this call does not happen
+        m.call_closed()
+        return
 
     # --- call processing, then an optional triage desk -------------------------------
     d = m.processing(m.u_processing[i])
@@ -68,6 +73,8 @@ def call_process(m: "Model", i: int):
         if d > 0:
             yield env.timeout(d)
     rec["t_on_scene"][i] = env.now
+    if cm is not None:
+        cm.contact(m.person[i], pool.index, env.now)
 
     # --- on scene -----------------------------------------------------------------
     if path.consult is not None and police:
@@ -88,13 +95,15 @@ def call_process(m: "Model", i: int):
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = police
     where = (x, y, zone)
+    if cp.escalation is not None and m.u_escalate[i] < cp.escalation.share:
+        where = yield from escalate(m, i, team, x, y, zone, cp.escalation)
     if outcome == TRANSPORT and cp.transport is not None:
         where = (yield from transport(m, i, team, x, y, zone, cp)) or where
         if rec["consent_refused"][i]:
             outcome = RESOLVED
     elif outcome == FOLLOW_UP and cp.follow_ups is not None:
         m.open_calls += 1
-        env.process(follow_up(m, i, pool, x, y, zone, dz, cp.follow_ups))
+        env.process(follow_up(m, i, cp.follow_ups.pool or pool, x, y, zone, dz, cp.follow_ups))
     rec["outcome"][i] = outcome
     yield from m.finish(team, *where, i)
     m.call_closed()

@@ -27,7 +27,9 @@ After the scene:
   ``refusal_rate.{f}`` (arrivals turned away because full), ``admissions.{f}``
 * ``backups``, ``backup_delay_mean`` (request -> police unit on scene)
 * ``followups_done``, ``followups_missed``
-* ``unique_people``: distinct person ids served; ``repeat_calls``: calls from people seen before
+* ``unique_people``: distinct person ids served (calls and outreach); ``repeat_calls``: calls
+  from people who called before; ``calls_prevented`` (case management); ``outreach_contacts``
+* ``callback_time_mean``: received -> call returned, for pools that work by phone
 """
 from __future__ import annotations
 
@@ -57,7 +59,10 @@ def _rate(num, den) -> float:
 def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
          facilities: pd.DataFrame | None = None) -> dict[str, float]:
     """KPIs of one replication (see module docstring for names and units)."""
-    c = calls[~calls["warmup"]]
+    measured = calls[~calls["warmup"]]
+    proactive = measured["proactive"].to_numpy() if "proactive" in measured else np.zeros(len(measured), bool)
+    prevented = (measured["outcome"] == "prevented").to_numpy()
+    c = measured[~proactive & ~prevented]       # calls that happened and came in
     out: dict[str, float] = {}
     n = len(c)
     out["calls"] = float(n)
@@ -86,6 +91,14 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
         sel = police_pool & (c["priority"].to_numpy() == prio)
         out[f"police_response_time_p{prio}_mean"] = _mean(rt[sel])
     out.update(_aftercare(c, facilities))
+    remote = pools.loc[pools.get("remote", pd.Series(False, index=pools.index)).astype(bool), "pool"]
+    remote = [p for p in remote if not str(p).startswith("desk:")]
+    if remote:
+        out["callback_time_mean"] = _mean(c.loc[c["pool"].isin(remote), "response_time"])
+    out["calls_prevented"] = float(prevented.sum())
+    out["outreach_contacts"] = float(proactive.sum())
+    people = measured.loc[measured["pool"].notna() & (measured["person"] >= 0), "person"]
+    out["unique_people"] = float(people.nunique())        # calls and outreach alike
     for _, row in pools.iterrows():
         out[f"utilisation.{row['pool']}"] = _rate(row["busy_min"], row["on_duty_min"])
         if not str(row["pool"]).startswith("desk:"):
@@ -105,9 +118,8 @@ def _aftercare(c: pd.DataFrame, facilities: pd.DataFrame | None) -> dict[str, fl
     if "followup" in c:
         out["followups_done"] = float((c["followup"] == "done").sum())
         out["followups_missed"] = float((c["followup"] == "missed").sum())
-    people = c.loc[c["pool"].notna() & (c["person"] >= 0), "person"]
-    out["unique_people"] = float(people.nunique())
-    out["repeat_calls"] = float(len(people) - people.nunique())
+    callers = c.loc[c["person"] >= 0, "person"]
+    out["repeat_calls"] = float(len(callers) - callers.nunique())   # calls from people who called before
     if facilities is not None:
         for row in facilities.itertuples():
             out[f"occupancy_mean.{row.facility}"] = row.occupancy_mean

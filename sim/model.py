@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from .aftercare import FOLLOWUP_NAMES, Facility
+from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
 from .arrivals import Calls, generate_calls
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
@@ -32,6 +32,18 @@ from .shifts import WEEK
 from .streams import Streams
 
 NAN = math.nan
+
+
+# what every log column holds before anything is recorded
+_DEFAULTS = {
+    "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_cleared": NAN, "t_team_free": NAN,
+    "desk_wait": NAN, "pool": -1, "team": -1, "fallback": False, "police_on_scene": False,
+    "outcome": UNFINISHED, "backup": False, "backup_team": -1, "backup_delay": NAN, "backup_on_scene": NAN,
+    "second_pool": -1, "second_team": -1, "t_second_on_scene": NAN, "second_unavailable": False,
+    "overtime": 0.0, "destination": -1, "consent_refused": False, "transport_diverted": False,
+    "door_wait": NAN, "t_handover": NAN, "followup": 0, "t_followup_done": NAN,
+    "escalated": False, "t_scene_visit": NAN, "advocacy": False,
+}
 
 
 class _CPool:
@@ -51,6 +63,8 @@ class _CPool:
         self.remote = p.remote
         self.transport = p.transport
         self.follow_ups = _CFollowUps(p.follow_ups, p.remote) if p.follow_ups else None
+        self.escalation = _CEscalation(p.escalation) if p.escalation else None
+        self.outreach_on_scene = p.outreach.on_scene_min.sampler() if p.outreach else None
         self._dest_cum: list[float] = []
         self._dest: list = []
 
@@ -77,9 +91,18 @@ class _CPool:
         return FOLLOW_UP
 
 
+class _CEscalation:
+    def __init__(self, spec):
+        self.share, self.advocacy_share = spec.share, spec.advocacy_share
+        self.on_scene = spec.on_scene_min.sampler()
+        self.advocacy = spec.advocacy_min.sampler()
+
+
 class _CFollowUps:
     def __init__(self, spec, remote: bool):
         self.share, self.priority, self.remote = spec.share, spec.priority, remote
+        self.by = spec.by
+        self.pool: TeamPool | None = None     # set when pools exist; None = the contact's pool
         self.delay = spec.delay_min.sampler()
         self.expires = spec.expires_after_min
         self.on_scene = spec.on_scene_min.sampler()
@@ -126,6 +149,13 @@ class Model:
         self.replication = int(replication)
 
     # --- helpers used by the call path ----------------------------------------------
+
+    def draw_person(self, stream: str) -> int:
+        """A person id from the population by call propensity, or -1 without one."""
+        if self._person_cum is None:
+            return -1
+        u = self.draw(stream) * self._person_cum[-1]
+        return int(min(np.searchsorted(self._person_cum, u, side="right"), len(self._person_cum) - 1))
 
     def draw(self, stream: str) -> float:
         """One U(0,1) from a named buffered stream (for draws not pre-made per call)."""
@@ -196,6 +226,16 @@ class Model:
             fac.step_down = (self.facilities[f.step_down.to], f.step_down.probability) if f.step_down else None
         for cp in self.cpools:
             cp.link_facilities(self.facilities)
+            if cp.follow_ups is not None and cp.follow_ups.by:
+                cp.follow_ups.pool = self.pools[cp.follow_ups.by]
+        cm = s.case_management
+        self.casemgmt = CaseManagement(cm, None if cm.pools == "all" else {
+            self.pool_names.index(p) for p in cm.pools}) if cm else None
+        from .arrivals import person_weights
+        w = person_weights(s, self.streams)
+        self._person_cum = np.cumsum(w) if w is not None else None
+        self.type_index = {t: k for k, t in enumerate(type_names)}
+        self.outreach_rows: list[tuple] = []
         self.backup_pool = self.pools[s.backup.pool] if s.backup else None
         self.backup_priority = s.backup.priority if s.backup else 1
 
@@ -237,25 +277,15 @@ class Model:
         self.zone = c.zone.tolist()
         self.dzone = self.zone if geo.model != "none" else [0] * len(c)
         self.ctype = c.call_type.tolist()
+        self.person = c.person.tolist()
         prio = np.array([s.call_types[t].priority for t in type_names], dtype=np.int64)
         self.priority = prio[c.call_type].tolist() if len(c) else []
         for purpose in ("processing", "turnout", "travel", "on_scene", "outcome", "consult",
-                        "destination", "consent", "handover"):
+                        "destination", "consent", "handover", "prevent", "escalate"):
             setattr(self, f"u_{purpose}", c.u[purpose].tolist())
 
         n = len(c)
-        self.rec = {
-            "t_triaged": [NAN] * n, "t_dispatched": [NAN] * n, "t_on_scene": [NAN] * n,
-            "t_cleared": [NAN] * n, "t_team_free": [NAN] * n, "desk_wait": [NAN] * n,
-            "pool": [-1] * n, "team": [-1] * n, "fallback": [False] * n,
-            "police_on_scene": [False] * n, "outcome": [UNFINISHED] * n,
-            "backup": [False] * n, "backup_team": [-1] * n, "backup_delay": [NAN] * n, "backup_on_scene": [NAN] * n,
-            "second_pool": [-1] * n, "second_team": [-1] * n, "t_second_on_scene": [NAN] * n,
-            "second_unavailable": [False] * n, "overtime": [0.0] * n,
-            "destination": [-1] * n, "consent_refused": [False] * n, "transport_diverted": [False] * n,
-            "door_wait": [NAN] * n, "t_handover": [NAN] * n,
-            "followup": [0] * n, "t_followup_done": [NAN] * n,
-        }
+        self.rec = {name: [value] * n for name, value in _DEFAULTS.items()}
 
     def _source(self):
         env = self.env
@@ -280,6 +310,9 @@ class Model:
         for pool in list(self.pools.values()) + list(self.desks.values()):
             env.process(pool.run_schedule())
         env.process(self._source())
+        for name, p in self.s.pools.items():
+            if p.outreach:
+                env.process(outreach(self, self.pools[name], p.outreach, self.cpools[self.pool_names.index(name)]))
         cap = self.s.end_min + self.s.drain_days * 1440.0
 
         def stop_at_cap(_):
@@ -288,6 +321,8 @@ class Model:
         env.timeout(cap).callbacks.append(stop_at_cap)
         env.run(until=self.done)
         wall = time.perf_counter() - wall0
+        self.n_reactive = len(self.calls)
+        self._append_outreach()
         fac, occ = self._facility_frames()
         return RunResult(self._calls_frame(), self._pools_frame(), self._hourly_frame(), fac, occ,
                          {"scenario": self.s.name, "replication": self.replication, "seed": self.seed,
@@ -314,8 +349,8 @@ class Model:
             "zone": cat(c.zone, list(s.zones)),
             "x_km": c.x, "y_km": c.y,
             "person": c.person,
-            "eligible": np.array([s.eligible(tn) for tn in c.type_names], dtype=bool)[c.call_type]
-            if n else np.zeros(0, dtype=bool),
+            "eligible": (np.array([s.eligible(tn) for tn in c.type_names], dtype=bool)[c.call_type]
+                         & (np.arange(n) < self.n_reactive)) if n else np.zeros(0, dtype=bool),
             "path": cat(self.screened_path, self.path_names),
             "misrouted": self.screened_path != self.true_path,
             "t_received": t,
@@ -346,17 +381,48 @@ class Model:
             "t_handover": np.asarray(r["t_handover"]),
             "followup": cat(np.asarray(r["followup"], dtype=np.int64), list(FOLLOWUP_NAMES)),
             "t_followup_done": np.asarray(r["t_followup_done"]),
+            "escalated": np.asarray(r["escalated"], dtype=bool),
+            "t_scene_visit": np.asarray(r["t_scene_visit"]),
+            "advocacy": np.asarray(r["advocacy"], dtype=bool),
+            "proactive": np.arange(n) >= self.n_reactive,
             "warmup": t < s.warmup_min,
         })
         served = pool_code >= 0
         police_pool = np.array(self.pool_police + [False])[pool_code]  # -1 picks the False
         df["police_pool"] = served & police_pool
-        finished = ~np.isin(outcome, [OUTCOME_NAMES.index("no_response"), UNFINISHED])
+        finished = df["outcome"].isin(["resolved", "backup", "transport", "follow_up"]).to_numpy()
         df["diverted"] = finished & ~df["police_on_scene"].to_numpy()
         df["response_time"] = df["t_on_scene"] - df["t_received"]
         df["queue_wait"] = df["t_dispatched"] - df["t_triaged"]
         df["travel_time"] = df["t_on_scene"] - df["t_dispatched"]
         return df
+
+    def _append_outreach(self) -> None:
+        """Proactive contacts become log rows like calls (channel 'outreach', ``proactive``)."""
+        rows = sorted(self.outreach_rows)
+        if not rows:
+            return
+        k = len(rows)
+        t0, t1, tf, pool, team, zone, x, y, person, ctype = (np.asarray(col) for col in zip(*rows))
+        c, r = self.calls, self.rec
+        for name, col in r.items():
+            col.extend([_DEFAULTS[name]] * k)
+        n = len(c)
+        for name, values in (("t_triaged", t0), ("t_dispatched", t0), ("t_on_scene", t0), ("t_cleared", t1),
+                             ("t_team_free", tf), ("pool", pool), ("team", team)):
+            r[name][n:] = values.tolist()
+        r["outcome"][n:] = [RESOLVED] * k
+        if "outreach" not in c.channel_names:
+            c.channel_names.append("outreach")
+        c.t = np.concatenate([c.t, t0])
+        c.channel = np.concatenate([c.channel, np.full(k, c.channel_names.index("outreach"))])
+        c.call_type = np.concatenate([c.call_type, ctype.astype(np.int64)])
+        c.zone = np.concatenate([c.zone, zone.astype(np.int64)])
+        c.x, c.y = np.concatenate([c.x, x]), np.concatenate([c.y, y])
+        c.person = np.concatenate([c.person, person.astype(np.int64)])
+        self.priority = self.priority + [0] * k
+        self.screened_path = np.concatenate([self.screened_path, np.full(k, -1)])
+        self.true_path = np.concatenate([self.true_path, np.full(k, -1)])
 
     def _pools_frame(self) -> pd.DataFrame:
         s = self.s
@@ -371,14 +437,14 @@ class Model:
             ot = float(overtime[(served == k) & measured].sum())
             rows.append({
                 "scenario": s.name, "replication": self.replication, "pool": name,
-                "police": self.pool_police[k],
+                "police": self.pool_police[k], "remote": cp.remote,
                 "on_duty_min": on_duty, "busy_min": pool.busy_minutes(t0, t1), "overtime_min": ot,
                 "staffed_cost": (on_duty + ot) / 60.0 * cp.cost_per_hour,
                 "calls_served": int(((served == k) & measured).sum()),
             })
         for name, desk in self.desks.items():
             rows.append({"scenario": s.name, "replication": self.replication, "pool": f"desk:{name}",
-                         "police": False, "on_duty_min": desk.schedule.team_minutes(t0, t1),
+                         "police": False, "remote": True, "on_duty_min": desk.schedule.team_minutes(t0, t1),
                          "busy_min": desk.busy_minutes(t0, t1), "overtime_min": 0.0,
                          "staffed_cost": desk.schedule.team_minutes(t0, t1) / 60.0 * sum(
                              s.roles[r].hourly_cost for r in s.triage.desks[name].roles),

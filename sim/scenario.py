@@ -319,6 +319,37 @@ class FollowUps(Strict):
     expires_after_min: PositiveFloat = Field(description="a visit not started within this is missed")
     on_scene_min: Dist
     priority: PositiveInt = Field(99, description="ranks below live calls (larger = later)")
+    by: str | None = Field(None, description="pool that makes the visits (default: the pool of the contact)")
+
+
+class Escalation(Strict):
+    """Callbacks by a remote pool: a share is urgent enough to go to the scene (MH First)."""
+
+    share: float = Field(ge=0, le=1)
+    on_scene_min: Dist
+    advocacy_share: float = Field(0.0, ge=0, le=1, description="share of scene visits where a volunteer "
+                                  "follows the person to hospital and advocates for them")
+    advocacy_min: Dist = Dist(fixed=0)
+
+
+class Outreach(Strict):
+    """Contacts a pool makes on its own initiative while idle on shift (Portland Street Medicine)."""
+
+    per_idle_team_hour: PositiveFloat = Field(description="contacts started per hour a team is idle on shift")
+    call_type: str = Field(description="how the contacts are logged")
+    on_scene_min: Dist
+    zones: dict[str, NonNegativeFloat] | None = Field(None, description="where (default: the city's shares)")
+
+
+class CaseManagement(Strict):
+    """LAPD CAMP: frequent contacts are enrolled and then call less, while the caseload has room."""
+
+    min_contacts: PositiveInt = Field(description="contacts within window_days that trigger enrolment")
+    window_days: PositiveFloat
+    caseload: PositiveInt = Field(description="people case-managed at once")
+    duration_days: PositiveFloat
+    call_factor: float = Field(ge=0, le=1, description="enrolled people's call propensity is multiplied by this")
+    pools: list[str] | Literal["all"] = Field("all", description="whose contacts count")
 
 
 class Pool(Strict):
@@ -338,6 +369,8 @@ class Pool(Strict):
     remote: bool = Field(False, description="works by phone (callbacks): no travel")
     transport: Transport | None = None
     follow_ups: FollowUps | None = None
+    escalation: Escalation | None = None
+    outreach: Outreach | None = None
 
     @model_validator(mode="after")
     def _staffing(self):
@@ -399,6 +432,7 @@ class Scenario(Strict):
     vehicles: dict[str, PositiveInt] = {}
     facilities: dict[str, Facility] = {}
     persons: Persons | None = Field(None, description="the people behind identified calls (repeat callers)")
+    case_management: CaseManagement | None = None
     backup: Backup | None = None
     targets: list[Target] = []
 
@@ -496,6 +530,20 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         elif any(o.transport > 0 for o in p.outcomes.values()):
             errs.append((f"pools.{pname}.transport", "outcomes include transport but the pool has no "
                                                        "transport: {destinations: {FACILITY: share}}"))
+        if p.follow_ups and p.follow_ups.by is not None:
+            need(p.follow_ups.by, pools, f"pools.{pname}.follow_ups.by", "pool")
+        if p.outreach:
+            need(p.outreach.call_type, types, f"pools.{pname}.outreach.call_type", "call type")
+            for z in p.outreach.zones or {}:
+                need(z, zones, f"pools.{pname}.outreach.zones.{z}", "zone")
+        if p.escalation and not p.remote:
+            errs.append((f"pools.{pname}.escalation", "escalation is for remote (callback) pools; set remote: true"))
+    if s.case_management:
+        if s.persons is None:
+            errs.append(("case_management", "needs persons: {population: N} and channels with identified > 0"))
+        if s.case_management.pools != "all":
+            for i, pool in enumerate(s.case_management.pools):
+                need(pool, pools, f"case_management.pools.{i}", "pool")
     for fname, f in s.facilities.items():
         if f.zone is not None:
             need(f.zone, zones, f"facilities.{fname}.zone", "zone")

@@ -113,3 +113,73 @@ def test_followups_done_when_idle_and_missed_when_busy(path):
     assert (fb["followup"] == "missed").any() and (fb["followup"] == "done").any()
     # follow-ups rank below live calls: with one team, live calls never wait behind them
     assert set(busy["followup"].astype(str)) <= {"none", "done", "missed"}
+
+
+def test_case_management_lowers_repeat_calls(path):
+    """Same calls (CRN); enrolment thins enrolled people's calls, so repeat calls fall, and
+    a zero-capacity caseload changes nothing at all."""
+    base = {"persons": {"population": 150, "propensity_cv": 2.0}, "channels.911.identified": 1.0,
+            "pools.van.outcomes.default": {"resolved": 1.0}, "horizon_days": 30, "warmup_days": 0}
+    cm = {"min_contacts": 3, "window_days": 30, "caseload": 20, "duration_days": 60, "call_factor": 0.3}
+    without = sim.run(sim.load_scenario(path, base), replications=4, seed=4, workers=1)
+    with_cm = sim.run(sim.load_scenario(path, {**base, "case_management": cm}), replications=4, seed=4, workers=1)
+    rep0, rep1 = without.kpi("repeat_calls"), with_cm.kpi("repeat_calls")
+    assert with_cm.kpi("calls_prevented") > 0
+    assert rep1 < rep0 * 0.9, (rep0, rep1)
+    c0, c1 = without.calls, with_cm.calls
+    assert (c0["t_received"].to_numpy() == c1["t_received"].to_numpy()).all()
+    kept = c1["outcome"] != "prevented"
+    assert (c1.loc[kept, "call_type"] == c0.loc[kept, "call_type"]).all()
+    # a prevented call was from someone enrolled: nobody is prevented before their k-th contact
+    first_prevented = c1[~kept].groupby(["replication", "person"])["t_received"].min()
+    contacts = c1[kept].groupby(["replication", "person"]).size()
+    assert (contacts.reindex(first_prevented.index) >= 3).all()
+
+
+def test_outreach_adds_contacts_only_when_idle(path):
+    s = sim.load_scenario(path, {
+        "pools.van.teams": 1, "pools.van.outreach": {"per_idle_team_hour": 1.0, "call_type": "crisis", "on_scene_min": 20},
+        "pools.van.outcomes.default": {"resolved": 1.0}, "persons": {"population": 400, "propensity_cv": 0},
+        "channels.911.volume": {"per_hour": 0.5}, "horizon_days": 10, "warmup_days": 0})
+    res = sim.run(s, replications=1, seed=6, workers=1)
+    c = res.calls
+    out = c[c["proactive"]]
+    assert len(out) > 50 and (out["channel"] == "outreach").all()
+    # the one team never does two things at once, calls and outreach together
+    spans = c.sort_values("t_dispatched")
+    assert (spans["t_dispatched"].to_numpy()[1:] >= spans["t_team_free"].to_numpy()[:-1] - 1e-9).all()
+    # people served counts persons met on outreach; KPIs about calls ignore outreach rows
+    assert res.kpi("unique_people") == out["person"].nunique()
+    assert res.kpi("calls") == (~c["proactive"]).sum()
+    assert res.kpi("outreach_contacts") == len(out)
+
+
+def test_message_line_escalation_and_advocacy(scenario_path):
+    s = sim.load_scenario(scenario_path("tests/data/aftercare.yaml"), {
+        "pools.van": {"roles": ["medic"], "remote": True, "teams": 3, "on_scene_min": {"default": 15},
+                      "escalation": {"share": 0.2, "on_scene_min": 60, "advocacy_share": 0.5, "advocacy_min": 120}},
+        "facilities": {}, "horizon_days": 20, "warmup_days": 0})
+    c = Model(s, seed=3).run().calls
+    esc = c[c["escalated"]]
+    assert 0.12 < len(esc) / len(c) < 0.28
+    assert (c.loc[~c["escalated"], "t_team_free"] - c.loc[~c["escalated"], "t_on_scene"]).round(9).eq(15).all()
+    busy = esc["t_team_free"] - esc["t_on_scene"]
+    np.testing.assert_allclose(busy, 15 + 60 + np.where(esc["advocacy"], 120, 0), atol=1e-9)
+    assert esc["advocacy"].any() and (~esc["advocacy"]).any()
+
+
+def test_police_contacts_followed_up_by_crisis_unit(scenario_path):
+    """DeKalb: the crisis unit follows up on police mental-health contacts when idle."""
+    s = sim.load_scenario(scenario_path("tests/data/aftercare.yaml"), {
+        "roles": {"medic": {"hourly_cost": 40}, "officer": {"hourly_cost": 80, "sworn": True}},
+        "triage.paths.alt.pools": ["police"],
+        "pools.police": {"roles": ["officer"], "teams": 20, "on_scene_min": {"default": 30},
+                         "outcomes": {"default": {"resolved": 0.5, "follow_up": 0.5}},
+                         "follow_ups": {"by": "van", "delay_min": 60, "expires_after_min": 1440, "on_scene_min": 45}},
+        "pools.van.teams": 2, "horizon_days": 10, "warmup_days": 0})
+    res = Model(s, seed=8).run()
+    c = res.calls
+    f = c[c["outcome"] == "follow_up"]
+    assert (c["pool"] == "police").all() and (f["followup"] == "done").mean() > 0.9
+    van = res.pools.set_index("pool").loc["van"]
+    assert van["busy_min"] == pytest.approx(45 * (f["t_followup_done"] <= s.end_min).sum(), rel=0.02)
