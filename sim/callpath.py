@@ -105,7 +105,10 @@ def call_process(m: "Model", i: int):
         m.open_calls += 1
         env.process(follow_up(m, i, cp.follow_ups.pool or pool, x, y, zone, dz, cp.follow_ups))
     rec["outcome"][i] = outcome
-    yield from m.finish(team, *where, i)
+    if pool.return_to_base:
+        yield from m.finish(team, *where, i)
+    else:
+        m.free(team, *where, i)
     m.call_closed()
 
 

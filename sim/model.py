@@ -162,21 +162,25 @@ class Model:
         return self.streams.uniform(stream)()
 
     def finish(self, team, x: float, y: float, zone: int, call: int | None):
-        """The team leaves the scene: back to base if its pool does that, then in service."""
+        """The team leaves the scene: back to base if its pool does that, then in service.
+        (A generator: use ``yield from``; see ``free`` for the no-drive case.)"""
         pool = team.pool
         if pool.return_to_base:
             bx, by, bz = pool.base
             d = self.geo.drive(x, y, zone, bx, by, bz, self.draw("return/travel"))
             if d > 0:
                 yield self.env.timeout(d)
-            team.x, team.y, team.zone = bx, by, bz
-        else:
-            team.x, team.y, team.zone = x, y, (zone if self.geo.model != "none" else 0)
+            x, y, zone = bx, by, bz
+        self.free(team, x, y, zone, call)
+
+    def free(self, team, x: float, y: float, zone: int, call: int | None) -> None:
+        """The team is back in service at (x, y, zone)."""
+        team.x, team.y, team.zone = x, y, (zone if self.geo.model != "none" else 0)
         if call is not None:
             self.rec["t_team_free"][call] = self.env.now
             if team.leaving:
                 self.rec["overtime"][call] = self.env.now - team.off_at
-        pool.release(team)
+        team.pool.release(team)
 
     def call_closed(self) -> None:
         self.open_calls -= 1

@@ -16,6 +16,7 @@ import heapq
 import itertools
 from typing import Callable
 
+import numpy as np
 import simpy
 
 from .shifts import WEEK, WeeklySchedule
@@ -75,6 +76,7 @@ class TeamPool:
         self._distance = distance
         self.base = base
         self.return_to_base = return_to_base
+        self._located = len(search_order) > 1 or len(search_order[0]) > 1  # else: no geography
         self.teams = [Team(self, k, *base) for k in range(schedule.max_teams)]
         self.idle: list[list[Team]] = [[] for _ in search_order]  # by zone
         self.n_idle = 0
@@ -133,7 +135,7 @@ class TeamPool:
         for z in self.search_order[zone]:
             bucket = self.idle[z]
             if bucket:
-                if len(bucket) == 1:
+                if len(bucket) == 1 or not self._located:
                     return bucket.pop()
                 dist = self._distance
                 best = min(bucket, key=lambda t: dist(t.x, t.y, x, y))
@@ -208,10 +210,6 @@ class TeamPool:
 
     def busy_minutes(self, t0: float, t1: float) -> float:
         """Team-minutes busy in [t0, t1) from the level monitor."""
-        total, ts, bs = 0.0, self.level_t, self.level_busy
-        for k in range(len(ts)):
-            a = max(ts[k], t0)
-            b = min(ts[k + 1] if k + 1 < len(ts) else t1, t1)
-            if b > a:
-                total += bs[k] * (b - a)
-        return total
+        ts = np.asarray(self.level_t + [max(t1, self.level_t[-1])])
+        seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
+        return float(np.dot(np.asarray(self.level_busy, dtype=float), seg))
