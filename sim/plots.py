@@ -400,15 +400,30 @@ def bed_occupancy(occupancy: pd.DataFrame, refusals: pd.DataFrame | Mapping | No
     return _finish(fig, title, source_note(occ, "refusals: mean with 95% interval"))
 
 
+def differences(compare: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """(baseline, rows of the other scenarios with diff_mean, diff_ci_low, diff_ci_high) from
+    either comparison layout:
+
+    * per-scenario KPIs with differences: scenario, metric, mean, ci_low, ci_high, diff_mean,
+      diff_ci_low, diff_ci_high - the first scenario is the baseline;
+    * paired differences only: scenario, baseline, metric, mean, ci_low, ci_high (the mean
+      and interval are of the difference scenario - baseline)."""
+    if "diff_mean" in compare:
+        base = _names(compare)[0]
+        return base, compare[compare["scenario"].astype(object) != base]
+    if "baseline" not in compare:
+        raise ValueError("a comparison table needs diff_mean/diff_ci_low/diff_ci_high or a baseline column")
+    d = compare.rename(columns={"mean": "diff_mean", "ci_low": "diff_ci_low", "ci_high": "diff_ci_high"})
+    return str(d["baseline"].iloc[0]), d
+
+
 def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
            title: str | None = None) -> Figure:
-    """Differences of each scenario to the first (the baseline), one panel per metric, with
-    95% intervals; a marker is filled where the interval leaves out zero.
+    """Differences of each scenario to the baseline, one panel per metric, with 95%
+    intervals; a marker is filled where the interval leaves out zero.
 
-    ``compare`` columns: scenario, metric, mean, ci_low, ci_high, diff_mean, diff_ci_low,
-    diff_ci_high (the baseline's own rows are skipped)."""
-    base = _names(compare)[0]
-    others = compare[compare["scenario"].astype(object) != base]
+    ``compare``: either layout :func:`differences` reads (the baseline's own rows are skipped)."""
+    base, others = differences(compare)
     metrics = metrics or [m for m in pd.unique(others["metric"])]
     scen = _names(others)
     fig, axes = _figure(len(metrics), 1, size=(8.0, 1.0 + len(metrics) * (0.55 * len(scen) + 0.9)))

@@ -3,8 +3,9 @@
 ``build_report([dir1, dir2, ...], "report.html")`` reads the folders that ``crisis-sim run``
 writes (``summary.csv``, ``kpis.csv``, ``calls.parquet``, ``hourly.parquet``,
 ``pools.parquet``, ``scenario.resolved.yaml``, ``manifest.json``; and, where present,
-``occupancy.parquet`` and ``facilities.parquet`` from after-care, ``compare.csv`` and
-``sweep.csv`` from experiments) and writes one HTML file with:
+``occupancy.parquet`` and ``facilities.parquet`` from after-care), and the folders that
+``crisis-sim compare`` / ``sweep`` write (``manifest.json`` with ``kind``, ``summary.csv``
+over scenarios or sweep points, ``differences.csv``), and writes one HTML file with:
 
 * a plain-language paragraph per scenario, and per comparison with the first scenario;
 * KPI tables with 95% intervals;
@@ -53,6 +54,7 @@ class RunFolder:
 
     path: Path
     name: str
+    kind: str                       # run (one scenario), compare or sweep (manifest "kind")
     raw: dict                       # scenario.resolved.yaml as a mapping
     scenario: Scenario | None       # the same, validated (None if it no longer validates)
     manifest: dict
@@ -80,8 +82,8 @@ def load_results(path: str | Path) -> RunFolder:
     if not path.is_dir():
         raise ReportError(f"{path}: not a folder (give the results folder a run wrote)")
     files = {p.name for p in path.iterdir()}
-    if not files & {"summary.csv", "compare.csv", "sweep.csv"}:
-        raise ReportError(f"{path}: no summary.csv, compare.csv or sweep.csv: not a results folder")
+    if "summary.csv" not in files:
+        raise ReportError(f"{path}: no summary.csv: not a results folder")
     raw: dict = {}
     scenario = None
     if "scenario.resolved.yaml" in files:
@@ -93,12 +95,16 @@ def load_results(path: str | Path) -> RunFolder:
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8")) \
         if "manifest.json" in files else {}
     f = RunFolder(path=path, name=str(raw.get("name") or (manifest.get("scenarios") or [path.name])[0]),
-                  raw=raw, scenario=scenario, manifest=manifest)
+                  kind=str(manifest.get("kind") or "run"), raw=raw, scenario=scenario, manifest=manifest)
     for attr, fname in (("summary", "summary.csv"), ("kpis", "kpis.csv"), ("calls", "calls.parquet"),
                         ("pools", "pools.parquet"), ("hourly", "hourly.parquet"),
                         ("occupancy", "occupancy.parquet"), ("facilities", "facilities.parquet"),
-                        ("compare", "compare.csv"), ("sweep", "sweep.csv")):
+                        ("compare", "differences.csv")):
         setattr(f, attr, _read(path / fname))
+    if f.kind == "sweep":
+        f.sweep = f.summary
+    if f.kind != "run" and manifest.get("scenarios"):
+        f.name = ", ".join(map(str, manifest["scenarios"][:3])) + (" ..." if len(manifest["scenarios"]) > 3 else "")
     return f
 
 
@@ -261,8 +267,10 @@ def _diff_phrase(metric: str, d: float, lo: float, hi: float, more: str, less: s
 
 
 def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
-    """Plain-language difference of one scenario to the baseline (plain text)."""
-    rows = table[table["scenario"] == name].set_index("metric")
+    """Plain-language difference of one scenario to the baseline (plain text); ``table`` in
+    either layout :func:`sim.plots.differences` reads."""
+    rows = plots.differences(table)[1]
+    rows = rows[rows["scenario"].astype(str) == name].set_index("metric")
 
     def get(metric):
         if metric not in rows.index:
@@ -283,10 +291,13 @@ def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
         parts.append(f"police time on calls is {_diff_phrase('police_hours', *d, 'more', 'less')}")
     if not parts:
         return f"No shared KPIs to compare '{name}' with '{base}'."
-    paired = bool(rows["paired"].any()) if "paired" in rows else False
-    how = ("Differences are paired by replication (same seed: both scenarios see the same calls); "
-           "brackets are 95% intervals.") if paired else \
-        "The runs used different seeds, so differences are of means only, without intervals."
+    if "paired" not in rows:
+        how = "Differences are paired by replication; brackets are 95% intervals."
+    elif rows["paired"].any():
+        how = ("Differences are paired by replication (same seed: both scenarios see the same calls); "
+               "brackets are 95% intervals.")
+    else:
+        how = "The runs used different seeds, so differences are of means only, without intervals."
     return f"Compared with '{base}', '{name}' " + "; ".join(parts) + ". " + how
 
 
@@ -301,25 +312,60 @@ def figure_html(fig, alt: str) -> str:
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
 
 
-def kpi_table_html(folders: list[RunFolder]) -> str:
-    """Metrics as rows, scenarios as columns: 'mean [low–high]'."""
-    have = [f for f in folders if f.summary is not None]
-    if not have:
+def kpi_table_html(columns: list[tuple[str, pd.DataFrame]]) -> str:
+    """Metrics as rows, one column per (label, summary table): 'mean [low–high]'."""
+    columns = [(label, t) for label, t in columns if t is not None and len(t)]
+    if not columns:
         return ""
-    metrics = list(dict.fromkeys(m for f in have for m in f.summary["metric"]))
+    metrics = list(dict.fromkeys(m for _, t in columns for m in t["metric"]))
     metrics = [m for m in HEADLINE if m in metrics] + [m for m in metrics if m not in HEADLINE]
-    head = "".join(f"<th>{html.escape(f.name)}</th>" for f in have)
+    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in columns)
     body = []
     for m in metrics:
         label, unit = plots.metric_label(m)
-        cells = "".join(f"<td>{html.escape(fmt_interval(m, *_kpi(f.summary, m)))}</td>" for f in have)
+        cells = "".join(f"<td>{html.escape(fmt_interval(m, *_kpi(t, m)))}</td>" for _, t in columns)
         body.append(f"<tr><th scope='row'>{html.escape(label)}<span class='unit'>"
                     f"{html.escape(unit)}</span></th>{cells}</tr>")
-    reps = ", ".join(html.escape(f"{f.name}: {int(f.summary['replications'].max())}") for f in have
-                     if len(f.summary))
+    reps = ", ".join(html.escape(f"{label}: {int(t['replications'].max())}") for label, t in columns)
     return (f"<table class='kpi'><thead><tr><th>KPI</th>{head}</tr></thead><tbody>{''.join(body)}"
             f"</tbody></table><p class='note'>Mean across replications [95% t-interval]. Replications: "
             f"{reps}.</p>")
+
+
+SWEEP_META = {"scenario", "point", "metric", "mean", "ci_low", "ci_high", "replications", "error", "baseline"}
+
+
+def _experiment_section(f: RunFolder, idx: int) -> str:
+    """A compare or sweep folder: its KPI table, differences and sweep curve, manifest."""
+    notes: list[str] = []
+    out = [f"<section id='scenario-{idx}'><h2>{html.escape(f.kind.capitalize())}: {html.escape(f.name)}</h2>"]
+    summary = f.summary
+    if f.kind == "sweep":
+        fields = [c for c in summary.columns if c not in SWEEP_META]
+        keys = summary[fields].drop_duplicates() if fields else summary[["scenario"]].drop_duplicates()
+        columns = [(", ".join(f"{k}={v}" for k, v in row.items()),
+                    summary.loc[(summary[list(row.index)] == row.values).all(axis=1)])
+                   for _, row in keys.iterrows()]
+        metric = next((m for m in HEADLINE if m in set(summary["metric"])), None)
+        if fields and metric:
+            out.append(_try_chart(lambda: plots.sweep_curve(
+                summary, fields[0], metric, by=fields[1] if len(fields) > 1 else None),
+                f"Sweep of {fields[0]}", notes))
+    else:
+        columns = [(str(k), g) for k, g in summary.groupby("scenario", sort=False)]
+    if f.compare is not None and len(f.compare):
+        base, diffs = plots.differences(f.compare)
+        for name in dict.fromkeys(diffs["scenario"].astype(str)):
+            out.append(f"<p class='summary'>{html.escape(comparison_paragraph(f.compare, base, name))}</p>")
+        metrics = [m for m in FOREST_METRICS if m in set(diffs["metric"])]
+        out.append(_try_chart(lambda: plots.forest(f.compare, metrics=metrics or None),
+                              f"Differences to {base}", notes))
+    out.append("<h3>Key figures</h3>" + kpi_table_html(columns))
+    out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
+    if notes:
+        out.append("<h3>Not shown</h3>" + _list_html(notes, ""))
+    out.append("</section>")
+    return "".join(out)
 
 
 def _list_html(items, empty: str) -> str:
@@ -366,13 +412,6 @@ def _scenario_section(f: RunFolder, idx: int, target_min: float | None) -> str:
     if f.occupancy is not None and len(f.occupancy):
         out.append(_try_chart(lambda: plots.bed_occupancy(f.occupancy, f.facilities,
                               title=f"After-care beds: {f.name}"), f"Beds: {f.name}", notes))
-    if f.sweep is not None and len(f.sweep):
-        fields = [c for c in f.sweep.columns if c not in
-                  ("scenario", "metric", "mean", "ci_low", "ci_high", "replications", "error")]
-        metric = next((m for m in HEADLINE if m in set(f.sweep["metric"])), None)
-        if len(fields) == 1 and metric:
-            out.append(_try_chart(lambda: plots.sweep_curve(f.sweep, fields[0], metric),
-                                  f"Sweep of {fields[0]}", notes))
     out.append("<h3>Assumptions</h3>" + _list_html(f.raw.get("assumptions"), "None stated in the scenario file."))
     out.append("<h3>Sources</h3>" + _list_html(f.raw.get("sources"), "None stated in the scenario file."))
     out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
@@ -402,43 +441,44 @@ def build_report(results_dirs, out_path, title: str | None = None,
                  target_min: float | None = None) -> Path:
     """Write one self-contained HTML report for ``results_dirs`` (the first is the baseline of
     comparisons) to ``out_path``; ``target_min`` draws a response-time target (minutes)."""
-    folders = [load_results(d) for d in results_dirs]
-    if not folders:
+    every = [load_results(d) for d in results_dirs]
+    if not every:
         raise ReportError("give at least one results folder")
-    title = title or ("crisis-sim: " + " vs ".join(f.name for f in folders[:3])
-                      + (" ..." if len(folders) > 3 else ""))
+    folders = [f for f in every if f.kind == "run"]           # one scenario each
+    experiments = [f for f in every if f.kind != "run"]
+    title = title or ("crisis-sim: " + " vs ".join(f.name for f in every[:3])
+                      + (" ..." if len(every) > 3 else ""))
     notes: list[str] = []
     parts = [f"<h1>{html.escape(title)}</h1>",
              f"<p class='note'>Written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by crisis-sim "
-             f"{html.escape(__version__)} from {len(folders)} results folder{'s' if len(folders) > 1 else ''}. "
+             f"{html.escape(__version__)} from {len(every)} results folder{'s' if len(every) > 1 else ''}. "
              "Simulated numbers: what these scenarios imply under their stated assumptions, not forecasts.</p>"]
-    parts.append("<h2>Summary</h2>")
+    parts.append("<h2>Summary</h2>" if folders else "")
     for f in folders:
         parts.append(f"<h3>{html.escape(f.name)}</h3><p class='summary'>{html.escape(scenario_paragraph(f))}</p>")
     table = compare_table(folders) if len(folders) > 1 else None
-    external = next((f.compare for f in folders if f.compare is not None), None)
     if table is not None and len(table):
         for f in folders[1:]:
             parts.append(f"<p class='summary'>{html.escape(comparison_paragraph(table, folders[0].name, f.name))}</p>")
-    parts.append("<h2>Key figures</h2>" + kpi_table_html(folders))
+    if folders:
+        parts.append("<h2>Key figures</h2>" + kpi_table_html([(f.name, f.summary) for f in folders]))
     calls = [f.calls for f in folders if f.calls is not None]
-    parts.append("<h2>Charts</h2>")
     if calls:
+        parts.append("<h2>Charts</h2>")
         allcalls = pd.concat(calls, ignore_index=True)
         allcalls["scenario"] = allcalls["scenario"].astype(str)
         parts.append(_try_chart(lambda: plots.response_time_cdf(allcalls, target_min=target_min),
                                 "Response-time distribution", notes))
         parts.append(_try_chart(lambda: plots.fallback_by_hour(allcalls), "Fallback by hour of week", notes))
-    forest_src = external if external is not None else table
-    if forest_src is not None and len(forest_src) and forest_src["scenario"].nunique() > 1:
-        metrics = [m for m in FOREST_METRICS if m in set(forest_src["metric"])]
-        parts.append(_try_chart(lambda: plots.forest(forest_src, metrics=metrics or None),
+    if table is not None and len(table) and table["scenario"].nunique() > 1:
+        metrics = [m for m in FOREST_METRICS if m in set(table["metric"])]
+        parts.append(_try_chart(lambda: plots.forest(table, metrics=metrics or None),
                                 "Differences to the first scenario", notes))
     if notes:
         parts.append("<h3>Not shown</h3>" + _list_html(notes, ""))
-    for i, f in enumerate(folders):
-        parts.append(_scenario_section(f, i, target_min))
-    nav = "".join(f"<li><a href='#scenario-{i}'>{html.escape(f.name)}</a></li>" for i, f in enumerate(folders))
+    for i, f in enumerate(every):
+        parts.append(_scenario_section(f, i, target_min) if f.kind == "run" else _experiment_section(f, i))
+    nav = "".join(f"<li><a href='#scenario-{i}'>{html.escape(f.name)}</a></li>" for i, f in enumerate(every))
     doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
            "<link rel='icon' href='data:,'>"

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+import sim
 from sim import plots
 
-WEEK = 7 * 24 * 60
+MMCC = Path(__file__).resolve().parents[1] / "scenarios" / "validation" / "mmcc.yaml"
 
 
 def make_calls(scenario="A", reps=2, n=200, response=None, eligible=True, fallback_hour=None,
@@ -248,44 +250,79 @@ def test_forest_one_panel_per_metric_one_row_per_other_scenario():
     assert "10 replications" in footnote(fig)
 
 
+def test_forest_reads_the_paired_differences_layout():
+    c = compare_fixture()
+    d = c[c["scenario"] != "Police only"].drop(columns=["mean", "ci_low", "ci_high"]).rename(
+        columns={"diff_mean": "mean", "diff_ci_low": "ci_low", "diff_ci_high": "ci_high"})
+    d.insert(1, "baseline", "Police only")
+    fig = plots.forest(d, metrics=["eligible_diversion_rate"])
+    assert lines(fig, "diff:eligible_diversion_rate:3 teams")[0].get_xdata()[0] == 0.5
+    assert fig.axes[0].get_xlabel() == "Difference from 'Police only' (percentage points)"
+    with pytest.raises(ValueError, match="baseline column"):
+        plots.forest(d.drop(columns="baseline"))
+
+
 def test_forest_selected_metrics():
     fig = plots.forest(compare_fixture(), metrics=["response_time_p90"])
     assert len(fig.axes) == 1 and fig.axes[0].get_title(loc="left") == "90th percentile response time"
 
 
-def test_zone_map_colours_rectangles_by_kpi():
-    # calls cycle through the zones; every call in hour 1 of the day is in zone_4 and fell back
-    calls = make_calls("Pilot", n=240, zones=("zone_3", "zone_4", "rest"), fallback_hour=1)
-    rest = calls["zone"] == "rest"
-    calls.loc[rest, ["fallback", "police_pool"]] = True
-    calls.loc[rest, "diverted"] = False
-    zones = {"zone_3": (0, 0, 2, 2), "zone_4": (2, 0, 4, 2), "rest": (0, 2, 4, 4)}
-    fig = plots.zone_map(calls, zones)
+@pytest.fixture(scope="module")
+def zoned():
+    """A short real run with three zones (sim.metrics reads the model's own call log)."""
+    s = sim.load_scenario(MMCC, {"horizon_days": 4, "name": "Pilot", "zones": {
+        "zone_3": {"share": 0.3, "rect_km": [0, 0, 2, 2]}, "zone_4": {"share": 0.3, "rect_km": [2, 0, 4, 2]},
+        "rest": {"share": 0.4, "rect_km": [0, 2, 4, 4]}}})
+    return s, pd.concat([sim.Model(s, 3, r).run().calls for r in range(3)], ignore_index=True)
+
+
+def _diverted_share(calls: pd.DataFrame, zone: str) -> float:
+    c = calls[(calls["zone"] == zone) & ~calls["warmup"] & calls["eligible"]]
+    return float(c.groupby("replication")["diverted"].mean().mean())
+
+
+def test_zone_map_colours_rectangles_by_kpi(zoned):
+    s, calls = zoned
+    fig = plots.zone_map(calls, s.zones)
     renders(fig)
     ax = fig.axes[0]
     rects = {p.get_gid(): p for p in ax.patches}
     assert set(rects) == {"zone:zone_3", "zone:zone_4", "zone:rest"}
     assert rects["zone:rest"].get_xy() == (0, 2) and rects["zone:rest"].get_width() == 4
     texts = sorted(t.get_text() for t in ax.texts)
-    assert texts == ["rest\n0%", "zone_3\n100%", f"zone_4\n{7 / 8:.0%}"]
-    assert rects["zone:rest"].get_facecolor() != rects["zone:zone_3"].get_facecolor()
+    assert texts == sorted(f"{z}\n{_diverted_share(calls, z):.0%}" for z in ("zone_3", "zone_4", "rest"))
     assert ax.get_xlabel() == "x (km)" and ax.get_ylabel() == "y (km)"
     assert fig.axes[1].get_ylabel() == "Eligible calls handled without police (%)"   # colour bar
+    assert "'Pilot'; 3 replications" in footnote(fig)
 
 
-def test_zone_map_falls_back_to_bars_without_rectangles():
-    calls = make_calls("Pilot", n=100, zones=("a", "b"))
-    calls.loc[calls["zone"] == "b", ["diverted"]] = False
-    fig = plots.zone_map(calls, {"a": None, "b": None})
+def test_zone_map_colour_follows_the_value(zoned):
+    s, calls = zoned
+    calls = calls.copy()
+    calls.loc[calls["zone"] == "rest", "diverted"] = False          # nobody diverted in 'rest'
+    fig = plots.zone_map(calls, s.zones)
+    rects = {p.get_gid(): p for p in fig.axes[0].patches}
+    assert "rest\n0%" in [t.get_text() for t in fig.axes[0].texts]
+    lum = {z: np.dot(rects[f"zone:{z}"].get_facecolor()[:3], [0.299, 0.587, 0.114]) for z in ("rest", "zone_3")}
+    assert lum["rest"] < lum["zone_3"]        # cividis: lower value is darker, also in greyscale
+
+
+def test_zone_map_falls_back_to_bars_without_rectangles(zoned):
+    _, calls = zoned
+    fig = plots.zone_map(calls, {"zone_3": None, "zone_4": None, "rest": None}, metric="response_time_mean")
     ax = fig.axes[0]
-    assert [p.get_width() for p in ax.patches] == [1.0, 0.0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["zone_3", "zone_4", "rest"]
+    widths = [p.get_width() for p in ax.patches]
+    for z, w in zip(("zone_3", "zone_4", "rest"), widths):
+        c = calls[(calls["zone"] == z) & ~calls["warmup"]]
+        assert w == pytest.approx(c.groupby("replication")["response_time"].mean().mean())
+    assert ax.get_xlabel() == "Mean response time (min)"
 
 
-def test_zone_kpis_reuse_metrics_per_replication():
-    calls = make_calls("Pilot", reps=3, n=50, zones=("a", "b"))
-    t = plots.zone_kpis(calls, "response_time_mean")
-    assert list(t["zone"]) == ["a", "b"] and set(t["replications"]) == {3}
+def test_zone_kpis_reuse_metrics_per_replication(zoned):
+    _, calls = zoned
+    t = plots.zone_kpis(calls, "eligible_diversion_rate")
+    assert sorted(t["zone"]) == ["rest", "zone_3", "zone_4"] and set(t["replications"]) == {3}
     assert (t["ci_low"] <= t["mean"]).all() and (t["mean"] <= t["ci_high"]).all()
 
 

@@ -100,6 +100,36 @@ def test_report_content_matches_the_results(built, folders):
     assert "Not shown" not in html
 
 
+def _experiment_folder(path: Path, kind: str, summary: pd.DataFrame, differences=None) -> Path:
+    path.mkdir()
+    summary.to_csv(path / "summary.csv", index=False)
+    if differences is not None:
+        differences.to_csv(path / "differences.csv", index=False)
+    (path / "manifest.json").write_text(json.dumps({"kind": kind, "seed": 1, "replications": 5,
+                                                   "scenarios": list(dict.fromkeys(summary["scenario"]))}))
+    return path
+
+
+def test_report_reads_compare_and_sweep_folders(tmp_path):
+    rows = [{"scenario": sc, "point": 0, "metric": "eligible_diversion_rate", "mean": m, "ci_low": m - 0.05,
+             "ci_high": m + 0.05, "replications": 5} for sc, m in (("police_only", 0.0), ("macro", 0.6))]
+    diffs = pd.DataFrame([{"scenario": "macro", "baseline": "police_only", "metric": "eligible_diversion_rate",
+                           "mean": 0.6, "ci_low": 0.55, "ci_high": 0.65, "replications": 5}])
+    cmp = _experiment_folder(tmp_path / "cmp", "compare", pd.DataFrame(rows), diffs)
+    sweep = pd.DataFrame([{"scenario": "macro", "point": t - 1, "pools.macro.teams": t,
+                           "metric": "eligible_diversion_rate", "mean": 0.2 * t, "ci_low": 0.2 * t - 0.05,
+                           "ci_high": 0.2 * t + 0.05, "replications": 5} for t in (1, 2, 3)])
+    swp = _experiment_folder(tmp_path / "swp", "sweep", sweep)
+    out = report.build_report([cmp, swp], tmp_path / "r.html")
+    html = out.read_text()
+    assert ("Compared with &#x27;police_only&#x27;, &#x27;macro&#x27; handles 60.0 percentage points more "
+            "[+55.0 to +65.0] of eligible calls without police") in html
+    assert "<th>police_only</th><th>macro</th>" in html
+    assert "<th>pools.macro.teams=1</th><th>pools.macro.teams=2</th><th>pools.macro.teams=3</th>" in html
+    assert 'alt="Differences to police_only"' in html and 'alt="Sweep of pools.macro.teams"' in html
+    assert "Not shown" not in html and "<script" not in html
+
+
 def test_compare_table_pairs_replications(folders):
     base, pilot = (report.load_results(f) for f in folders)
     t = report.compare_table([base, pilot])
