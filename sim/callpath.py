@@ -33,9 +33,10 @@ def call_process(m: "Model", i: int):
         return
 
     # --- call processing, then an optional triage desk -------------------------------
-    d = m.processing(m.u_processing[i])
-    if d > 0:
-        yield env.timeout(d)
+    if m.has_processing:
+        d = m.processing(m.u_processing[i])
+        if d > 0:
+            yield env.timeout(d)
     if path.desk is not None:
         t_q = env.now
         seat = path.desk.take(0.0, 0.0, 0)
@@ -68,7 +69,8 @@ def call_process(m: "Model", i: int):
     police = m.pool_police[pool.index]
 
     # --- travel -------------------------------------------------------------------
-    if not m.cpools[pool.index].remote:
+    cp = m.cpools[pool.index]
+    if m.has_travel and not cp.remote:
         d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(team.x, team.y, team.zone, x, y, zone, m.u_travel[i])
         if d > 0:
             yield env.timeout(d)
@@ -81,7 +83,6 @@ def call_process(m: "Model", i: int):
         yield from _consult(m, i, path.consult, team, x, y, zone, dz, ctype, priority)
         m.call_closed()
         return
-    cp = m.cpools[pool.index]
     outcome = cp.outcome(ctype, m.u_outcome[i])
     if ctype not in cp.takes:       # misrouted to a team that cannot take it
         outcome = BACKUP

@@ -256,6 +256,10 @@ class Model:
                 self.desks[p.desk] if p.desk else None,
                 s.triage.desks[p.desk].service_min.sampler() if p.desk else None, consult)
         self.processing = s.triage.processing_min.sampler()
+        # skip whole steps that cannot take time (validation models have neither)
+        self.has_processing = s.triage.processing_min.kind != "fixed" or s.triage.processing_min.fixed > 0
+        turnout = s.travel.turnout_min
+        self.has_travel = geo.model != "none" or turnout.kind != "fixed" or turnout.fixed > 0
         desk_stream = self.streams.uniform("desk/service")
         self.desk_u = desk_stream
 
