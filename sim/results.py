@@ -87,9 +87,14 @@ def manifest(scenarios: list[Scenario], seed: int, replications: int, wall_s: fl
 
 
 def write_run(out: Path, scenario: Scenario, calls: pd.DataFrame, pools: pd.DataFrame,
-              hourly: pd.DataFrame, kpis: pd.DataFrame, summary: pd.DataFrame, info: dict) -> None:
+              hourly: pd.DataFrame, kpis: pd.DataFrame, summary: pd.DataFrame, info: dict,
+              facilities: pd.DataFrame | None = None, occupancy: pd.DataFrame | None = None) -> None:
     """The standard results folder of one scenario run."""
     out = Path(out)
+    if facilities is not None and len(facilities):
+        write_parquet(out / "facilities.parquet", facilities)
+    if occupancy is not None and len(occupancy):
+        write_parquet(out / "occupancy.parquet", occupancy)
     write_text(out / "scenario.resolved.yaml", resolved_yaml(scenario))
     write_parquet(out / "calls.parquet", calls)
     write_parquet(out / "pools.parquet", pools)
