@@ -302,6 +302,8 @@ class Model:
                 yield env.timeout(t - env.now)
             self.open_calls += 1
             env.process(call_process(self, i))
+        if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
+            yield env.timeout(self.s.end_min - env.now)
         self.arrivals_done = True
         if self.open_calls == 0 and not self.done.triggered:
             self.done.succeed()
