@@ -22,6 +22,7 @@ Calls that arrived during the warm-up (``warmup`` is True) are left out, as in t
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 
 import numpy as np
@@ -140,7 +141,8 @@ def source_note(df: pd.DataFrame, extra: str | None = None) -> str:
 
 
 def _finish(fig: Figure, title: str, note: str) -> Figure:
-    fig.suptitle(title, fontsize=12, fontweight="bold")
+    width = int(fig.get_figwidth() * 8.5)          # characters of a bold 12 pt title per line
+    fig.suptitle(textwrap.fill(title, width), fontsize=12, fontweight="bold")
     if note:
         fig.text(0.01, 0.01, note, fontsize=7.5, color="#333333", ha="left", va="bottom", wrap=True,
                  gid="footnote")
@@ -218,7 +220,7 @@ def response_time_cdf(calls: pd.DataFrame, target_min: float | None = None, by: 
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("Response time: call received to first unit on scene (min)")
     ax.set_ylabel("Answered calls with help on scene (%)")
-    ax.legend(loc="lower right", fontsize=8, title="markers: p50 and p90", title_fontsize=8)
+    ax.legend(loc="best", fontsize=8, title="markers: p50 and p90", title_fontsize=8)
     return _finish(fig, title, source_note(c, "warm-up excluded; x axis cut at the 99th percentile"))
 
 

@@ -179,7 +179,8 @@ def staffing_phrase(s: Scenario | None) -> str:
         if lo == hi:
             parts.append(f"{hi} {name} team{'s' if hi != 1 else ''} on duty around the clock")
         else:
-            parts.append(f"{lo}–{hi} {name} teams on shifts ({team_hours:,.0f} team-hours a week)")
+            span = f"up to {hi}" if lo == 0 else f"{lo}–{hi}"
+            parts.append(f"{span} {name} teams on shifts ({team_hours:,.0f} team-hours a week)")
     return " and ".join(parts) if parts else "police units only"
 
 
@@ -203,7 +204,8 @@ def scenario_paragraph(f: RunFolder) -> str:
                        f"was free in time")
             win = fallback_window(f.calls) if f.calls is not None and fb[0] > 0 else None
             if win and (win[1] - win[0]) % 24 <= 8:
-                out.append(f", {win[2]:.0%} of them between {win[0]:02d}:00 and {win[1]:02d}:00")
+                end = "midnight" if win[1] == 0 else f"{win[1]:02d}:00"
+                out.append(f", {win[2]:.0%} of them between {win[0]:02d}:00 and {end}")
             elif win:
                 out.append(", spread across the day rather than at one time")
         out.append(". ")

@@ -155,7 +155,7 @@ def test_fallback_window_finds_the_evening():
 def test_staffing_phrase_for_shifts():
     s = sim.load_scenario(SCENARIO, {"pools.crisis_team.teams": None, "pools.crisis_team.shifts": [
         {"days": "daily", "start": "13:00", "end": "21:00", "teams": 2}]})
-    assert report.staffing_phrase(s) == "0–2 crisis_team teams on shifts (112 team-hours a week)"
+    assert report.staffing_phrase(s) == "up to 2 crisis_team teams on shifts (112 team-hours a week)"
 
 
 def test_cli_report_command(folders, tmp_path, capsys):
