@@ -288,7 +288,7 @@ def utilisation_by_hour(hourly: pd.DataFrame, hours, pools: list[str] | None = N
                      fontsize=10, loc="left")
         ax.set_ylabel("Teams")
         ax.set_ylim(bottom=0)
-    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[0, 0].legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
     _week_axis(axes[-1, 0])
     return _finish(fig, title, source_note(h, "team-minutes after warm-up; busy includes overtime past shift end"))
 

@@ -337,7 +337,21 @@ def kpi_table_html(columns: list[tuple[str, pd.DataFrame]]) -> str:
 SWEEP_META = {"scenario", "point", "metric", "mean", "ci_low", "ci_high", "replications", "error", "baseline"}
 
 
-def _experiment_section(f: RunFolder, idx: int) -> str:
+def _store_table(path: Path) -> pd.DataFrame | None:
+    """A table an experiment stored Hive-partitioned by scenario/point/replication, or None."""
+    if not path.is_dir():
+        return None
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, ValueError):
+        return None
+    for col in ("scenario", "replication"):
+        if col in df:
+            df[col] = df[col].astype(str if col == "scenario" else int)
+    return df
+
+
+def _experiment_section(f: RunFolder, idx: int, target_min: float | None) -> str:
     """A compare or sweep folder: its KPI table, differences and sweep curve, manifest."""
     notes: list[str] = []
     out = [f"<section id='scenario-{idx}'><h2>{html.escape(f.kind.capitalize())}: {html.escape(f.name)}</h2>"]
@@ -355,6 +369,11 @@ def _experiment_section(f: RunFolder, idx: int) -> str:
                 f"Sweep of {fields[0]}", notes))
     else:
         columns = [(str(k), g) for k, g in summary.groupby("scenario", sort=False)]
+        calls = _store_table(f.path / "calls")
+        if calls is not None and len(calls):
+            out.append(_try_chart(lambda: plots.response_time_cdf(calls, target_min=target_min),
+                                  f"Response-time distribution: {f.name}", notes))
+            out.append(_try_chart(lambda: plots.fallback_by_hour(calls), f"Fallback by hour: {f.name}", notes))
     if f.compare is not None and len(f.compare):
         base, diffs = plots.differences(f.compare)
         for name in dict.fromkeys(diffs["scenario"].astype(str)):
@@ -479,7 +498,7 @@ def build_report(results_dirs, out_path, title: str | None = None,
     if notes:
         parts.append("<h3>Not shown</h3>" + _list_html(notes, ""))
     for i, f in enumerate(every):
-        parts.append(_scenario_section(f, i, target_min) if f.kind == "run" else _experiment_section(f, i))
+        parts.append(_scenario_section(f, i, target_min) if f.kind == "run" else _experiment_section(f, i, target_min))
     nav = "".join(f"<li><a href='#scenario-{i}'>{html.escape(f.name)}</a></li>" for i, f in enumerate(every))
     doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
            "<meta name='viewport' content='width=device-width, initial-scale=1'>"

@@ -101,7 +101,7 @@ def test_report_content_matches_the_results(built, folders):
 
 
 def _experiment_folder(path: Path, kind: str, summary: pd.DataFrame, differences=None) -> Path:
-    path.mkdir()
+    path.mkdir(exist_ok=True)
     summary.to_csv(path / "summary.csv", index=False)
     if differences is not None:
         differences.to_csv(path / "differences.csv", index=False)
@@ -128,6 +128,22 @@ def test_report_reads_compare_and_sweep_folders(tmp_path):
     assert "<th>pools.macro.teams=1</th><th>pools.macro.teams=2</th><th>pools.macro.teams=3</th>" in html
     assert 'alt="Differences to police_only"' in html and 'alt="Sweep of pools.macro.teams"' in html
     assert "Not shown" not in html and "<script" not in html
+
+
+def test_compare_folder_charts_come_from_the_stored_call_log(folders, tmp_path):
+    rows = []
+    for folder, key in zip(folders, ("base", "pilot")):
+        summary = pd.read_csv(folder / "summary.csv").assign(scenario=key, point=0)
+        rows.append(summary)
+        calls = pd.read_parquet(folder / "calls.parquet").drop(columns=["scenario"])
+        for r, g in calls.groupby("replication"):
+            part = tmp_path / "cmp" / "calls" / f"scenario={key}" / "point=0" / f"replication={r}"
+            part.mkdir(parents=True)
+            g.drop(columns=["replication"]).to_parquet(part / "part-0.parquet", index=False)
+    cmp = _experiment_folder(tmp_path / "cmp", "compare", pd.concat(rows, ignore_index=True))
+    html = report.build_report([cmp], tmp_path / "r.html", target_min=5).read_text()
+    assert 'alt="Response-time distribution: base, pilot"' in html and 'alt="Fallback by hour: base, pilot"' in html
+    assert "Not shown" not in html
 
 
 def test_compare_table_pairs_replications(folders):
