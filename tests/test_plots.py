@@ -331,3 +331,15 @@ def test_source_note_and_labels():
     assert plots.source_note(df) == "Source: scenarios 'A', 'B'; 1-2 replications."
     assert plots.metric_label("utilisation.crisis") == ("Utilisation: crisis", "%")
     assert plots.axis_label("police_response_time_p1_mean") == "Police mean response time, priority 1 (min)"
+
+
+def test_on_duty_teams_in_the_chart_equal_the_shift_schedule():
+    """hours_observed divides the model's hourly audit back into the scenario's schedule."""
+    s = sim.load_scenario(MMCC, {"horizon_days": 9.3, "warmup_days": 1.55, "pools.crisis_team.teams": None,
+                                 "pools.crisis_team.shifts": [
+                                     {"days": "weekdays", "start": "07:30", "end": "19:00", "teams": 2},
+                                     {"days": "daily", "start": "22:00", "end": "02:00", "teams": 1}]})
+    hourly = sim.Model(s, 1, 0).run().hourly
+    fig = plots.utilisation_by_hour(hourly, plots.hours_observed(s), pools=["crisis_team"])
+    duty = lines(fig, "duty:crisis_team")[0].get_ydata()[:168]
+    assert duty == pytest.approx(s.pools["crisis_team"].schedule().hourly())
