@@ -26,6 +26,7 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import yaml
 
 from . import __version__, plots
 from .metrics import t_interval
-from .results import write_text
+from .results import atomic_write, write_text
 from .scenario import Scenario, ScenarioError, validate
 
 HEADLINE = ["eligible_diversion_rate", "fallback_rate", "diversion_rate", "response_time_p50",
@@ -459,9 +460,10 @@ nav ul{columns:2} @media print{h2{page-break-before:always}}
 
 
 def build_report(results_dirs, out_path, title: str | None = None,
-                 target_min: float | None = None) -> Path:
+                 target_min: float | None = None, charts_dir=None) -> Path:
     """Write one self-contained HTML report for ``results_dirs`` (the first is the baseline of
-    comparisons) to ``out_path``; ``target_min`` draws a response-time target (minutes)."""
+    comparisons) to ``out_path``; ``target_min`` draws a response-time target (minutes).
+    With ``charts_dir``, every chart is also saved there as a PNG file (see :func:`save_charts`)."""
     every = [load_results(d) for d in results_dirs]
     if not every:
         raise ReportError("give at least one results folder")
@@ -507,7 +509,23 @@ def build_report(results_dirs, out_path, title: str | None = None,
            + parts[0] + parts[1] + f"<nav><ul>{nav}</ul></nav>" + "".join(parts[2:]) + "</body></html>\n")
     out = Path(out_path)
     write_text(out, doc)
+    if charts_dir is not None:
+        save_charts(doc, charts_dir)
     return out
+
+
+def save_charts(doc: str, folder) -> list[Path]:
+    """Write the PNG charts embedded in a report to ``folder``, named after their titles."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k, (alt, data) in enumerate(re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', doc)):
+        slug = re.sub(r"[^a-z0-9]+", "-", html.unescape(alt).lower()).strip("-")[:60] or "chart"
+        path = folder / f"{k + 1:02d}-{slug}.png"
+        payload = base64.b64decode(data)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
+        written.append(path)
+    return written
 
 
 # --------------------------------------------------------------------------- CLI
@@ -516,7 +534,8 @@ def build_report(results_dirs, out_path, title: str | None = None,
 def _cmd_report(args) -> int:
     import sys
     try:
-        out = build_report(args.results, args.out, title=args.title, target_min=args.target_min)
+        out = build_report(args.results, args.out, title=args.title, target_min=args.target_min,
+                           charts_dir=args.charts_dir)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -533,4 +552,5 @@ def register_cli(subparsers) -> None:
     p.add_argument("--title", default=None, help="report title (default: the scenario names)")
     p.add_argument("--target-min", type=float, default=None,
                    help="response-time target in minutes, drawn on the response-time chart")
+    p.add_argument("--charts-dir", default=None, help="also save every chart there as a PNG file")
     p.set_defaults(func=_cmd_report)

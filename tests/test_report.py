@@ -178,8 +178,12 @@ def test_cli_report_command(folders, tmp_path, capsys):
     p = argparse.ArgumentParser()
     report.register_cli(p.add_subparsers(dest="command"))
     out = tmp_path / "r.html"
-    args = p.parse_args(["report", str(folders[0]), "--out", str(out)])
+    args = p.parse_args(["report", str(folders[0]), "--out", str(out), "--charts-dir", str(tmp_path / "charts")])
     assert args.func(args) == 0 and out.exists()
+    charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
+    assert charts == ["01-response-time-distribution.png", "02-fallback-by-hour-of-week.png",
+                      "03-utilisation-by-hour-baseline-2-teams.png"]
+    assert (tmp_path / "charts" / charts[0]).read_bytes()[:4] == b"\x89PNG"
     assert f"wrote {out}" in capsys.readouterr().out
     args = p.parse_args(["report", str(tmp_path / "missing")])
     assert args.func(args) == 2
