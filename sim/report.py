@@ -167,7 +167,8 @@ def fallback_window(calls: pd.DataFrame, share: float = 0.5) -> tuple[int, int, 
 
 
 def staffing_phrase(s: Scenario | None) -> str:
-    """'3 crisis_team teams on duty around the clock' from the alternative pools' schedules."""
+    """'3 crisis teams on duty around the clock' from the alternative pools' schedules (pool
+    names without a trailing 'team': crisis_team -> crisis)."""
     if s is None:
         return "this staffing"
     parts = []
@@ -177,11 +178,13 @@ def staffing_phrase(s: Scenario | None) -> str:
         sched = pool.schedule()
         lo, hi = int(sched.per_minute.min()), sched.max_teams
         team_hours = sched.per_minute.sum() / 60.0
+        label = re.sub(r"[_ ]?teams?$", "", name).replace("_", " ")      # crisis_team -> crisis
+        label = f"{label} " if label else ""
         if lo == hi:
-            parts.append(f"{hi} {name} team{'s' if hi != 1 else ''} on duty around the clock")
+            parts.append(f"{hi} {label}team{'s' if hi != 1 else ''} on duty around the clock")
         else:
             span = f"up to {hi}" if lo == 0 else f"{lo}–{hi}"
-            parts.append(f"{span} {name} teams on shifts ({team_hours:,.0f} team-hours a week)")
+            parts.append(f"{span} {label}teams on shifts ({team_hours:,.0f} team-hours a week)")
     return " and ".join(parts) if parts else "police units only"
 
 

@@ -82,7 +82,7 @@ def test_report_content_matches_the_results(built, folders):
     for folder, teams in ((base, 2), (pilot, 3)):
         summary = pd.read_csv(folder / "summary.csv").set_index("metric")
         m, lo, hi = summary.loc["eligible_diversion_rate", ["mean", "ci_low", "ci_high"]]
-        expected = (f"With {teams} crisis_team teams on duty around the clock, {m:.0%} [{lo:.0%}–{hi:.0%}] "
+        expected = (f"With {teams} crisis teams on duty around the clock, {m:.0%} [{lo:.0%}–{hi:.0%}] "
                     "of eligible calls are handled without police")
         assert expected.replace("%–", "–") in html
         fb = summary.loc["fallback_rate", "mean"]
@@ -171,7 +171,9 @@ def test_fallback_window_finds_the_evening():
 def test_staffing_phrase_for_shifts():
     s = sim.load_scenario(SCENARIO, {"pools.crisis_team.teams": None, "pools.crisis_team.shifts": [
         {"days": "daily", "start": "13:00", "end": "21:00", "teams": 2}]})
-    assert report.staffing_phrase(s) == "up to 2 crisis_team teams on shifts (112 team-hours a week)"
+    assert report.staffing_phrase(s) == "up to 2 crisis teams on shifts (112 team-hours a week)"
+    s = sim.load_scenario(SCENARIO.with_name("mmc.yaml"), {"pools.team.teams": 1})
+    assert report.staffing_phrase(s) == "1 team on duty around the clock"
 
 
 def test_cli_report_command(folders, tmp_path, capsys):
