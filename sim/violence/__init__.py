@@ -5,7 +5,7 @@ shooting triggering Poisson(n) more). The no-program history is sampled first; p
 (capacity-limited SimPy processes) then cancel shootings in that same history, and a
 cancelled shooting takes its descendants with it. Averted counts are therefore exact.
 
-    from sim.violence import load_violence_scenario, run_violence, sensitivity_grid
+    from sim.violence import load_violence_scenario, plot_sensitivity, run_violence, sensitivity_grid
     s = load_violence_scenario("scenarios/richmond/ons.yaml")
     res = run_violence(s, replications=20, seed=1)
     res.shootings   # one row per shooting per replication, cancelled flag and reason
