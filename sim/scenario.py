@@ -598,7 +598,7 @@ def _load_yaml(path: Path) -> tuple[Any, _Positions]:
     constructor = yaml.SafeLoader(text)
 
     def build(n, at: tuple):
-        positions[at] = (str(path), n.start_mark.line + 1)
+        positions.setdefault(at, (str(path), n.start_mark.line + 1))  # a key's own line wins
         if isinstance(n, yaml.MappingNode):
             out = {}
             for k, v in n.value:

@@ -38,9 +38,9 @@ SHORT = ["horizon_days=120", "warmup_days=200"]
     (["targets.1.reason=null"], "targets.1 (line 90): a target with required: false needs a reason"),
     (["targets.0.published=[47, 35]"], "targets.0 (line 84): published range [47, 35] must be [low, high]"),
     (["staff.change_agents.workers=1"],
-     "staff.change_agents.shifts (line 55): up to 2 on shift but only 1 workers"),
+     "staff.change_agents.shifts (line 54): up to 2 on shift but only 1 workers"),
     (["programs.canvassing={staff: change_agents, areas: [downtown], full_coverage_hours_per_week: 10, effect: 0.2}"],
-     "programs.canvassing.areas.0 (line 65): unknown area 'downtown'; allowed: central, iron_triangle, north, south"),
+     "programs.canvassing.areas.0 (line 64): unknown area 'downtown'; allowed: central, iron_triangle, north, south"),
     (["targets.0.published=[1, 2, 3]"], "targets.0 (line 84): published must be a number or a range [low, high]"),
     (["horizon_days"], "--set 'horizon_days' must look like field.path=value"),
 ])
