@@ -411,8 +411,8 @@ class Target(Strict):
     reason: str | None = None
 
 
-class Scenario(Strict):
-    """Everything one simulated system needs. Minutes; the clock starts Monday 00:00."""
+class ScenarioHeader(Strict):
+    """What every scenario file starts with, whichever kind of program it describes."""
 
     name: str
     description: str = ""
@@ -421,6 +421,11 @@ class Scenario(Strict):
     seed: int = 20201026
     horizon_days: PositiveFloat = Field(description="measured days, after the warm-up")
     warmup_days: NonNegativeFloat = 0.0
+
+
+class Scenario(ScenarioHeader):
+    """Everything one simulated crisis-response system needs. Minutes; the clock starts Monday 00:00."""
+
     drain_days: NonNegativeFloat = Field(7.0, description="after the last arrival, open calls may finish for this long")
     roles: dict[str, Role] = {}
     call_types: dict[str, CallType] = Field(min_length=1)

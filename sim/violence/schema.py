@@ -32,7 +32,8 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from ..distributions import Dist
-from ..scenario import ScenarioError, Strict, Target, apply_overrides, load_raw, validate
+from ..scenario import (ScenarioError, ScenarioHeader, Strict, Target, apply_overrides, load_raw,
+                        validate)
 from ..shifts import ShiftEntry, WeeklySchedule
 
 Activity = Literal["incident_response", "caseload", "canvassing", "call_ins", "other"]
@@ -222,19 +223,14 @@ class ViolenceTarget(Target):
         return self
 
 
-class ViolenceScenario(Strict):
+class ViolenceScenario(ScenarioHeader):
     """Shootings as a self-exciting process and the programs that try to prevent them.
 
     Programs start when the warm-up ends; KPIs count shootings after the warm-up.
     """
 
     kind: Literal["violence"]
-    name: str
-    description: str = ""
-    assumptions: list[str] = []
-    sources: list[str] = []
     seed: int = 20100601
-    horizon_days: PositiveFloat = Field(description="measured days, after the warm-up")
     warmup_days: NonNegativeFloat = Field(
         1460.0, description="days simulated before measuring, so retaliation chains reach steady state")
     groups: dict[str, Group] = Field(min_length=1)
