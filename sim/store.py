@@ -1,0 +1,202 @@
+"""The results store of an experiment: nothing finished is ever lost.
+
+One folder per experiment::
+
+    out/
+      experiment.json                 what was asked (scenario fingerprints, seeds): resume key
+      log.jsonl                       one line per session, submitted and finished replication
+      resolved/<scenario>-p<point>.yaml
+      kpis/scenario=<key>/point=<p>/replication=<r>/part-0.parquet      metric, value
+      calls/...   pools/...   hourly/...                                same partitions
+      runs/scenario=<key>/point=<p>/replication=<r>/part-0.parquet      the replication's record
+
+Each table is Parquet partitioned Hive-style by scenario / point / replication, so
+``pd.read_parquet("out/kpis")``, ``pyarrow.dataset.dataset("out/kpis", partitioning="hive")``,
+``dask.dataframe.read_parquet("out/kpis")`` and DuckDB's ``read_parquet('out/kpis/*/*/*/*.parquet',
+hive_partitioning=true)`` all read it; the partition keys live in the folder names only.
+
+A replication's data files are written (each atomically) by whoever ran it; then the
+experiment writes its ``runs`` record (status ``ok`` or ``failed``, message, traceback,
+worker, wall time, session). The record is the commit: a replication is done when its
+record exists, and :meth:`Store.read` returns only committed replications. A run killed
+between the two leaves data files without a record; the rerun repeats that replication
+and replaces them with identical ones.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .results import write_parquet, write_text
+from .scenario import Scenario, ScenarioError, resolved_yaml
+
+TABLES = ("kpis", "calls", "pools", "hourly", "runs")
+PARTITION = ("scenario", "point", "replication")
+PART_FILE = "part-0.parquet"
+
+
+class StoreMismatch(ScenarioError):
+    """The results folder holds another experiment (a scenario, seed or option changed)."""
+
+
+def fingerprint(scenario: Scenario) -> str:
+    """SHA-256 of the resolved scenario: equal iff every parameter is equal."""
+    return hashlib.sha256(resolved_yaml(scenario).encode("utf-8")).hexdigest()
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    """A results folder (see module docstring). Picklable: workers get it to write their part."""
+
+    def __init__(self, root: str | Path, keys: list[str]):
+        self.root = Path(root)
+        self.keys = list(keys)      # scenario keys in experiment order
+        self._tmp = None            # a TemporaryDirectory kept alive with the store
+
+    def __getstate__(self):
+        return {"root": self.root, "keys": self.keys, "_tmp": None}
+
+    # --- opening ------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, out: str | Path | None, settings: dict, resolved: dict[str, str]) -> "Store":
+        """Create the folder, or reopen it to resume if it holds the same ``settings``.
+
+        ``settings`` must contain ``cells`` (list of dicts with ``scenario``); ``resolved``
+        maps file stems to resolved-scenario YAML written under ``resolved/``. Without
+        ``out`` the store lives in a temporary folder deleted with the store.
+        """
+        tmp = None
+        if out is None:
+            tmp = tempfile.TemporaryDirectory(prefix="crisis-sim-")
+            out = tmp.name
+        keys = list(dict.fromkeys(c["scenario"] for c in settings["cells"]))
+        store = cls(out, keys)
+        store._tmp = tmp
+        path = store.root / "experiment.json"
+        text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
+        if path.exists():
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if old != json.loads(text):
+                raise StoreMismatch(str(path), None, _difference(old, settings)
+                                    + "; use another output folder or delete this one")
+        else:
+            write_text(path, text)
+            for name, yaml_text in resolved.items():
+                write_text(store.root / "resolved" / f"{name}.yaml", yaml_text)
+        return store
+
+    # --- writing ------------------------------------------------------------------
+
+    def part(self, table: str, scenario: str, point: int, replication: int) -> Path:
+        return (self.root / table / f"scenario={scenario}" / f"point={int(point)}"
+                / f"replication={int(replication)}" / PART_FILE)
+
+    def write_frames(self, scenario: str, point: int, replication: int,
+                     frames: dict[str, pd.DataFrame]) -> None:
+        """Write one replication's tables (partition columns go into the folder names)."""
+        for table, df in frames.items():
+            write_parquet(self.part(table, scenario, point, replication),
+                          df.drop(columns=[c for c in PARTITION if c in df.columns]))
+
+    def commit(self, record: dict) -> None:
+        """Write a replication's record (keys: scenario, point, replication, status, ...)."""
+        row = {k: v for k, v in record.items() if k not in PARTITION}
+        write_parquet(self.part("runs", record["scenario"], record["point"], record["replication"]),
+                      pd.DataFrame([row]))
+
+    def log(self, event: str, **fields) -> None:
+        """Append one line to ``log.jsonl`` (only the experiment's driver writes here)."""
+        line = json.dumps({"t": utc_now(), "event": event, **fields}, default=str)
+        with open(self.root / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    # --- reading ------------------------------------------------------------------
+
+    def read_log(self) -> pd.DataFrame:
+        """The log as a DataFrame (a line cut short by a kill is skipped)."""
+        rows = []
+        path = self.root / "log.jsonl"
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        return pd.DataFrame(rows)
+
+    def _read_raw(self, table: str) -> pd.DataFrame | None:
+        folder = self.root / table
+        if not folder.exists() or not any(folder.iterdir()):
+            return None
+        df = pd.read_parquet(folder)
+        df["scenario"] = pd.Categorical(df["scenario"].astype(str), categories=self.keys)
+        for c in ("point", "replication"):
+            df[c] = df[c].astype(str).astype("int64")
+        df = df[list(PARTITION) + [c for c in df.columns if c not in PARTITION]]
+        return df.sort_values(list(PARTITION), kind="stable").reset_index(drop=True)
+
+    def records(self, replications: int | None = None) -> pd.DataFrame:
+        """The ``runs`` table: one record per committed replication (ok or failed)."""
+        df = self._read_raw("runs")
+        if df is None:
+            return pd.DataFrame(columns=list(PARTITION) + ["status"])
+        if replications is not None:
+            df = df[df["replication"] < replications].reset_index(drop=True)
+        return df
+
+    def read(self, table: str, replications: int | None = None) -> pd.DataFrame:
+        """A table's rows of committed, successful replications ``< replications``.
+
+        Columns: ``scenario`` (categorical, experiment order), ``point``, ``replication``,
+        then the table's own; sorted by those three, rows within a replication in the order
+        they were written.
+        """
+        if table == "runs":
+            return self.records(replications)
+        df = self._read_raw(table)
+        if df is None:
+            return pd.DataFrame(columns=list(PARTITION))
+        ok = self.records(replications)
+        ok = ok.loc[ok["status"] == "ok", list(PARTITION)]
+        return df.merge(ok, on=list(PARTITION), how="inner", sort=False)
+
+    def done(self) -> set[tuple[str, int, int]]:
+        """(scenario, point, replication) of every replication committed as ok."""
+        r = self.records()
+        r = r[r["status"] == "ok"]
+        return set(zip(r["scenario"].astype(str), r["point"].astype(int), r["replication"].astype(int)))
+
+    def remove_temporary(self) -> None:
+        """Delete the folder now if it is a temporary one."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _difference(old: dict, new: dict) -> str:
+    """A short phrase saying what differs between two experiment settings."""
+    new = json.loads(json.dumps(new, default=str))
+    for key in sorted(set(old) | set(new)):
+        if key == "cells":
+            continue
+        if old.get(key) != new.get(key):
+            return f"holds an experiment with {key}={old.get(key)!r}, not {new.get(key)!r}"
+    oc = {(c["scenario"], c["point"]): c for c in old.get("cells", [])}
+    nc = {(c["scenario"], c["point"]): c for c in new.get("cells", [])}
+    for k in list(nc) + list(oc):
+        if k not in oc or k not in nc:
+            return f"holds a different set of scenarios/points (scenario '{k[0]}' point {k[1]})"
+        for f in sorted(set(oc[k]) | set(nc[k])):
+            if oc[k].get(f) != nc[k].get(f):
+                return f"holds scenario '{k[0]}' point {k[1]} with another {f}"
+    return "holds a different experiment"
