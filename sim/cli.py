@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .experiment import register_cli as register_experiment_cli
 from .report import register_cli as register_report_cli
 from .scenario import ScenarioError, load_scenario
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(r)
     r.set_defaults(func=_cmd_run)
     register_report_cli(sub)
+    register_experiment_cli(sub)
     return p
 
 

@@ -1,22 +1,54 @@
-"""Replications of a scenario, in sequence or in parallel, with summaries.
+"""Experiments: replications with intervals, scenario comparison, sweeps, backends.
 
-The layered runner follows Monks et al.: ``single_run`` (one replication) ->
-``run`` (many replications of one scenario). Replication ``r`` of a run with seed ``s``
-always draws from streams keyed by ``(s, r)``, so where it runs (which process, in which
-order) cannot change its numbers: parallel equals sequential.
+The layered runner follows Monks et al.: ``single_run`` (one replication) -> ``run`` (many
+replications of one scenario) -> ``compare`` (scenarios) and ``sweep`` (a grid over fields
+of one scenario). Replication ``r`` of a cell with seed ``s`` always draws from streams
+keyed by ``(s, r)``, so where it runs (which process or cluster worker, in which order)
+cannot change its numbers: every backend and worker count gives identical DataFrames, and
+scenarios run with the same seed see the same calls (common random numbers).
+
+Every experiment writes into a :class:`~sim.store.Store` (a temporary one without ``out``):
+a replication's tables are written as soon as it finishes, a failed replication is
+recorded with its traceback while the others go on, and rerunning with the same settings
+skips what is done.
+
+Tidy outputs (:class:`ExperimentResults`):
+
+* ``kpis``: scenario, point, replication, metric, value
+* ``summary``: scenario, point, [varied fields], metric, mean, ci_low, ci_high, replications
+* ``differences`` (compare): scenario, baseline, metric, mean, ci_low, ci_high, replications
+  of the per-replication difference scenario - baseline
+* ``precision`` (with a target): scenario, point, metric, mean, half_width, rel_half_width, within
+* ``runs``: one record per replication (status ok/failed, error, traceback, worker, wall_s)
 """
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import os
+import re
+import socket
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+import traceback
+import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from .metrics import kpis, summarise
 from .model import Model, RunResult
-from .scenario import Scenario
+from .results import manifest, write_csv, write_text
+from .scenario import (Scenario, ScenarioError, apply_overrides, load_raw, parse_value,
+                       resolved_yaml, validate)
+from .store import PARTITION, Store, fingerprint, utc_now
 
 
 def single_run(scenario: Scenario, seed: int, replication: int) -> tuple[RunResult, dict[str, float]]:
@@ -37,6 +69,8 @@ class Results:
     kpis: pd.DataFrame      # scenario, replication, metric, value
     summary: pd.DataFrame   # scenario, metric, mean, ci_low, ci_high, replications
     wall_s: float
+    facilities: pd.DataFrame = field(default_factory=pd.DataFrame)  # audit per facility per replication
+    occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)   # facility, t, occupied, beds
 
     def kpi(self, metric: str) -> float:
         """Mean of one KPI across replications."""
@@ -50,34 +84,781 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+class ReplicationFailed(RuntimeError):
+    """A replication raised (``run`` re-raises; experiments record it instead)."""
+
+
+# --------------------------------------------------------------------------- one task
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One scenario at one point of an experiment; its replications share ``seed``."""
+
+    scenario: Scenario
+    key: str                      # the scenario's label in every table (folder-safe)
+    point: int = 0
+    seed: int = 0
+    file: str | None = None
+    values: dict = field(default_factory=dict)   # sweep: field path -> value at this point
+
+
+def _replicate(store: Store, cell: Cell, replication: int, keep_calls: bool, session: str) -> dict:
+    """Run one replication, write its tables into ``store``, return its record.
+
+    An exception inside the model (or while writing) becomes a ``failed`` record with the
+    message and traceback; the experiment goes on with the other replications.
+    """
+    record = {"scenario": cell.key, "point": cell.point, "replication": replication, "seed": cell.seed,
+              "session": session, "worker": f"{socket.gethostname()}:{os.getpid()}",
+              "started_utc": utc_now()}
+    t0 = time.perf_counter()
+    try:
+        res, values = single_run(cell.scenario, cell.seed, replication)
+        frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
+                  "pools": res.pools, "hourly": res.hourly}
+        if keep_calls:
+            frames["calls"] = res.calls
+        frames.update({name: df for name, df in (("facilities", res.facilities),
+                                                 ("occupancy", res.occupancy)) if len(df)})
+        store.write_frames(cell.key, cell.point, replication, frames)
+        record.update(status="ok", error="", traceback="", calls=len(res.calls))
+    except Exception as e:  # noqa: BLE001 - recorded, not swallowed
+        values = None
+        record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
+                      calls=0)
+    record.update(wall_s=time.perf_counter() - t0, finished_utc=utc_now(), kpis=values)
+    return record
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class _Inline:
+    """Runs each task in this process as it is submitted (``workers=1``)."""
+
+    slots = 1
+
+    def submit(self, fn, *args) -> Future:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller through the future
+            f.set_exception(e)
+        return f
+
+    def wait(self, futures):
+        return list(futures)
+
+    def cancel(self, futures):
+        return []
+
+    def close(self):
+        pass
+
+
+class _Pool:
+    """A local process pool; keeps two tasks per worker in flight so none idles."""
+
+    def __init__(self, workers: int):
+        self.pool = ProcessPoolExecutor(max_workers=workers)
+        self.slots = 2 * workers
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def wait(self, futures):
+        return wait_futures(futures, return_when=FIRST_COMPLETED).done
+
+    def cancel(self, futures):
+        """Cancel what has not started; returns the futures still running."""
+        return [f for f in futures if not f.cancel()]
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Dask:
+    """A Dask distributed cluster: an address, a ``Client``, or a new ``LocalCluster``.
+
+    Workers write their replication's tables themselves, so ``out`` must be a folder every
+    worker sees at the same path (a shared filesystem on a real cluster).
+    """
+
+    def __init__(self, scheduler, workers: int | None):
+        from distributed import Client, LocalCluster, wait
+
+        self._wait = wait
+        self._own: list = []
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            self._own.append(cluster)
+            scheduler = cluster
+        self.client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        if self.client is not scheduler:
+            self._own.insert(0, self.client)
+        self.slots = 2 * max(1, sum(self.client.nthreads().values()))
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait(self, futures):
+        return self._wait(list(futures), return_when="FIRST_COMPLETED").done
+
+    def cancel(self, futures):
+        self.client.cancel(list(futures))
+        return []
+
+    def close(self):
+        for obj in self._own:
+            obj.close()
+
+
+def _backend(backend: str, workers: int | None, scheduler, tasks: int):
+    if backend == "dask":
+        return _Dask(scheduler, workers)
+    if backend != "local":
+        raise ValueError(f"backend must be 'local' or 'dask', not {backend!r}")
+    workers = min(workers or default_workers(), max(1, tasks))
+    return _Inline() if workers <= 1 else _Pool(workers)
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def precision_table(kpi_long: pd.DataFrame, target: float, metrics: list[str] | None = None) -> pd.DataFrame:
+    """Is each KPI's 95% half-width within ``target`` x |mean|?
+
+    Columns: scenario, point, metric, mean, half_width, rel_half_width (half-width / |mean|;
+    0 when both are 0, inf when only the mean is), within. KPIs with no values are left out;
+    one with fewer than two values is not within.
+    """
+    k = kpi_long if metrics is None else kpi_long[kpi_long["metric"].isin(metrics)]
+    s = summarise(k, by=["scenario", "point"])
+    s = s[s["mean"].notna()].reset_index(drop=True)
+    half = (s["ci_high"] - s["ci_low"]) / 2
+    mean = s["mean"].abs()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(half == 0, 0.0, half / mean)
+    rel = np.where(half.isna(), np.inf, rel)
+    out = s[["scenario", "point", "metric", "mean"]].copy()
+    out["half_width"] = half
+    out["rel_half_width"] = rel
+    out["within"] = out["rel_half_width"] <= target
+    return out
+
+
+def _limiting(table: pd.DataFrame) -> dict:
+    """The KPI with the widest interval relative to its mean (the one that binds)."""
+    row = table.loc[table["rel_half_width"].idxmax()]
+    return {"scenario": str(row["scenario"]), "point": int(row["point"]), "metric": row["metric"],
+            "rel_half_width": float(row["rel_half_width"])}
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _stored(table: str) -> cached_property:
+    """A table read from the store on first use (successful replications in use only)."""
+    return cached_property(lambda self: self.store.read(table, self.replications))
+
+
+@dataclass
+class ExperimentResults:
+    """What an experiment produced; ``calls``, ``pools``, ``hourly``, ``facilities`` and
+    ``occupancy`` are read from the store on first use."""
+
+    kind: str                    # run | compare | sweep | warmup
+    cells: pd.DataFrame          # scenario, point, name, file, seed, [varied fields]
+    replications: int            # replications used per cell (0..replications-1)
+    kpis: pd.DataFrame
+    summary: pd.DataFrame
+    runs: pd.DataFrame
+    store: Store
+    wall_s: float
+    differences: pd.DataFrame | None = None
+    precision: pd.DataFrame | None = None
+    target: float | None = None
+    met: bool | None = None      # precision target reached (None without a target)
+    limiting: dict | None = None  # the binding KPI at the end: scenario, point, metric, rel_half_width
+
+    calls = _stored("calls")
+    pools = _stored("pools")
+    hourly = _stored("hourly")
+    facilities = _stored("facilities")
+    occupancy = _stored("occupancy")
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == "failed"].reset_index(drop=True)
+
+    @property
+    def out(self) -> Path:
+        return self.store.root
+
+
+def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_calls: bool = True,
+             precision: float | None = None, precision_metrics: list[str] | None = None,
+             max_replications: int = 100, backend: str = "local", scheduler=None,
+             workers: int | None = None, progress: Callable[[int, int], None] | None = None
+             ) -> ExperimentResults:
+    """Run ``replications`` of every cell (or, with ``precision``, as many as it takes up to
+    ``max_replications``) on a backend, into a store; then summarise."""
+    if replications < 1:
+        raise ValueError("replications must be at least 1")
+    if precision is not None:
+        if not precision > 0:
+            raise ValueError("precision must be > 0 (0.05 = half-width within 5% of the mean)")
+        if max_replications < replications:
+            raise ValueError(f"max_replications ({max_replications}) is below replications ({replications})")
+    t0 = time.perf_counter()
+    resolved = {f"{c.key}-p{c.point}": resolved_yaml(c.scenario) for c in cells}
+    settings = {"kind": kind, "keep_calls": bool(keep_calls),
+                "cells": [{"scenario": c.key, "point": c.point, "name": c.scenario.name, "seed": c.seed,
+                           "sha256": fingerprint(text), "values": c.values}
+                          for c, text in zip(cells, resolved.values())]}
+    store = Store.open(out, settings, resolved)
+    session = uuid.uuid4().hex[:12]
+    cap = max_replications if precision is not None else replications
+    done = store.done()
+    store.log("session", session=session, replications=replications, precision=precision,
+              max_replications=cap, backend=backend, resumed=len(done))
+
+    # KPI rows of everything finished so far (for the precision rule), and which cells
+    # of each replication are finished (ok or failed in this session)
+    rows = store.read("kpis").to_dict("records") if done else []
+    finished = {(c.key, c.point, r) for c in cells for r in range(cap) if (c.key, c.point, r) in done}
+
+    def complete(n: int) -> bool:
+        return all((c.key, c.point, n - 1) in finished for c in cells)
+
+    checked = 0          # replication prefixes 1..checked are complete and were judged
+    expected = replications   # replications the experiment is expected to need
+
+    def decide() -> int | None:
+        """Replications to use, once known (first complete prefix meeting the target)."""
+        nonlocal checked, expected
+        if precision is None:
+            return replications
+        while checked < cap and complete(checked + 1):
+            checked += 1
+            if checked >= replications:
+                k = pd.DataFrame(rows, columns=list(PARTITION) + ["metric", "value"])
+                table = precision_table(k[k["replication"] < checked], precision, precision_metrics)
+                if table["within"].all() or checked == cap:
+                    return checked
+                # half-widths shrink like 1/sqrt(n): a guess for the progress bar only
+                worst = float(table["rel_half_width"].max()) / precision
+                expected = min(cap, max(checked + 1, math.ceil(checked * min(worst, 1e3) ** 2)))
+        return None
+
+    used = decide()
+    todo = ((c, r) for r in range(cap) for c in cells if (c.key, c.point, r) not in done)
+
+    def report() -> None:
+        n = used or max(expected, checked)
+        progress(sum(1 for f in finished if f[2] < n), len(cells) * n)
+
+    if progress:
+        report()
+    be = _backend(backend, workers, scheduler, len(cells) * cap)
+    pending: dict = {}
+    try:
+        while True:
+            while len(pending) < be.slots and (precision is None or used is None):
+                task = next(todo, None)
+                if task is None:
+                    break
+                c, r = task
+                store.log("submit", session=session, scenario=c.key, point=c.point, replication=r)
+                pending[be.submit(_replicate, store, c, r, keep_calls, session)] = task
+            if not pending:
+                break
+            for fut in be.wait(pending):
+                c, r = pending.pop(fut)
+                record = fut.result()
+                values = record.pop("kpis")
+                store.commit(record)
+                store.log(record["status"], session=session, scenario=c.key, point=c.point, replication=r)
+                finished.add((c.key, c.point, r))
+                if values is not None:
+                    rows.extend({"scenario": c.key, "point": c.point, "replication": r, "metric": m,
+                                 "value": v} for m, v in values.items())
+            if used is None:
+                used = decide()
+                if used is not None:
+                    for fut in set(pending) - set(be.cancel(list(pending))):
+                        pending.pop(fut)
+            if progress:
+                report()
+    finally:
+        be.close()
+    store.log("end", session=session, replications=used)
+    return _summarise(kind, cells, used, store, time.perf_counter() - t0, precision, precision_metrics)
+
+
+def _summarise(kind, cells, used, store, wall, precision, precision_metrics) -> ExperimentResults:
+    fields = list(dict.fromkeys(f for c in cells for f in c.values))
+    cell_table = pd.DataFrame([{"scenario": c.key, "point": c.point, "name": c.scenario.name,
+                                "file": c.file, "seed": c.seed, **c.values} for c in cells],
+                              columns=["scenario", "point", "name", "file", "seed", *fields])
+    k = store.read("kpis", used).reindex(columns=[*PARTITION, "metric", "value"])  # columns even if none ran
+    summary = summarise(k, by=["scenario", "point"])
+    if fields:
+        summary = summary.merge(cell_table[["scenario", "point", *fields]], on=["scenario", "point"], how="left")
+        summary = summary[["scenario", "point", *fields, "metric", "mean", "ci_low", "ci_high", "replications"]]
+    res = ExperimentResults(kind=kind, cells=cell_table, replications=used, kpis=k, summary=summary,
+                            runs=store.records(used), store=store, wall_s=wall)
+    if kind == "compare" and len(cells) > 1:
+        res.differences = paired_differences(k, cells[0].key)
+    if precision is not None:
+        res.precision = precision_table(k, precision, precision_metrics)
+        res.target = precision
+        res.met = bool(res.precision["within"].all())
+        res.limiting = _limiting(res.precision) if len(res.precision) else None
+    _write_outputs(res, [c.scenario for c in cells])
+    return res
+
+
+def paired_differences(kpi_long: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Mean and 95% interval of the per-replication difference of each scenario to ``baseline``.
+
+    Replication r of one scenario is paired with replication r of the baseline (under common
+    random numbers they saw the same calls). Columns: scenario, baseline, metric, mean,
+    ci_low, ci_high, replications.
+    """
+    on = ["point", "replication", "metric"]
+    base = kpi_long.loc[kpi_long["scenario"] == baseline, on + ["value"]]
+    d = kpi_long[kpi_long["scenario"] != baseline].merge(base, on=on, suffixes=("", "_base"))
+    d["value"] = d["value"] - d["value_base"]
+    out = summarise(d, by=["scenario"])
+    out.insert(1, "baseline", baseline)
+    return out
+
+
+def _write_outputs(res: ExperimentResults, scenarios: list[Scenario]) -> None:
+    """Tables of the whole experiment beside the partitioned ones, and the manifest."""
+    out = res.store.root
+    write_csv(out / "summary.csv", res.summary)
+    write_csv(out / "cells.csv", res.cells)
+    if res.differences is not None:
+        write_csv(out / "differences.csv", res.differences)
+    if res.precision is not None:
+        write_csv(out / "precision.csv", res.precision)
+    info = manifest(list({s.name: s for s in scenarios}.values()), int(res.cells["seed"].iloc[0]),
+                    res.replications, res.wall_s, kind=res.kind, cells=len(res.cells),
+                    failed=int(len(res.failed)), precision_target=res.target, precision_met=res.met,
+                    limiting=res.limiting)
+    write_text(out / "manifest.json", json.dumps(info, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(text)).strip("-.")
+    return s if s[:1].isalpha() else f"s{s}"
+
+
+def _unique(keys: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for k in keys:
+        seen[k] = seen.get(k, 0) + 1
+        out.append(k if seen[k] == 1 else f"{k}-{seen[k]}")
+    return out
+
+
+def _raw(source: Scenario | str | Path, overrides) -> tuple[dict, str | None, dict]:
+    """(raw mapping, file, key positions) of a scenario file or object, with overrides."""
+    if isinstance(source, Scenario):
+        data, file, positions = source.to_dict(), None, {}
+    else:
+        data, positions = load_raw(source)
+        file = str(source)
+    return apply_overrides(data, overrides, file), file, positions
+
+
+def _scenario(source, overrides) -> tuple[Scenario, str | None]:
+    if isinstance(source, Scenario) and not overrides:
+        return source, None
+    data, file, positions = _raw(source, overrides)
+    return validate(data, file, positions), file
+
+
+def _default_key(source, scenario: Scenario) -> str:
+    return _slug(Path(source).stem if not isinstance(source, Scenario) else scenario.name)
+
+
+def parse_vary(items: list[str] | dict[str, list]) -> dict[str, list]:
+    """``["pools.x.teams=1,2,3"]`` -> ``{"pools.x.teams": [1, 2, 3]}`` (values read as YAML)."""
+    if isinstance(items, dict):
+        out = {k: list(v) for k, v in items.items()}
+    else:
+        out = {}
+        for item in items:
+            if "=" not in item:
+                raise ScenarioError(None, None, f"--vary '{item}' must look like field.path=v1,v2,...")
+            k, v = item.split("=", 1)
+            k = k.strip()
+            if k in out:
+                raise ScenarioError(None, k, "varied twice; give all its values in one --vary")
+            values = parse_value(f"[{v}]")
+            out[k] = values if isinstance(values, list) else [values]
+    for k, v in out.items():
+        if not v:
+            raise ScenarioError(None, k, "--vary needs at least one value")
+    return out
+
+
+# --------------------------------------------------------------------------- public API
+
+
 def run(scenario: Scenario, replications: int = 10, seed: int | None = None,
         workers: int | None = None, progress=None) -> Results:
     """Run ``replications`` of ``scenario``; ``workers=1`` runs in this process.
 
-    ``progress`` is called with the number of finished replications after each one.
+    ``progress`` is called with the number of finished replications after each one. A
+    replication that raises makes this raise :class:`ReplicationFailed` (experiments
+    record the failure instead; see :func:`compare`).
     """
     seed = scenario.seed if seed is None else int(seed)
-    workers = min(workers or default_workers(), replications)
-    t0 = time.perf_counter()
-    done: dict[int, tuple[RunResult, dict]] = {}
-    if workers <= 1:
-        for r in range(replications):
-            done[r] = single_run(scenario, seed, r)
-            if progress:
-                progress(len(done))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(single_run, scenario, seed, r): r for r in range(replications)}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                if progress:
-                    progress(len(done))
-    order = sorted(done)
-    k = pd.DataFrame([{"scenario": scenario.name, "replication": r, "metric": m, "value": v}
-                      for r in order for m, v in done[r][1].items()])
-    return Results(
-        scenario=scenario, seed=seed,
-        calls=pd.concat([done[r][0].calls for r in order], ignore_index=True),
-        pools=pd.concat([done[r][0].pools for r in order], ignore_index=True),
-        hourly=pd.concat([done[r][0].hourly for r in order], ignore_index=True),
-        kpis=k, summary=summarise(k), wall_s=time.perf_counter() - t0)
+    cell = Cell(scenario, _slug(scenario.name), 0, seed)
+    res = _execute("run", [cell], replications, workers=workers,
+                   progress=(lambda done, total: progress(done)) if progress else None)
+    if len(res.failed):
+        first = res.failed.iloc[0]
+        raise ReplicationFailed(f"replication {first['replication']} failed: {first['error']}\n{first['traceback']}")
+
+    def legacy(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.drop(columns="point")
+        df["scenario"] = df["scenario"].cat.rename_categories([scenario.name])
+        return df
+
+    k = legacy(res.kpis)
+    out = Results(scenario=scenario, seed=seed, calls=legacy(res.calls), pools=legacy(res.pools),
+                  hourly=legacy(res.hourly), kpis=k, summary=summarise(k), wall_s=res.wall_s,
+                  facilities=legacy(res.facilities), occupancy=legacy(res.occupancy))
+    res.store.remove_temporary()
+    return out
+
+
+def compare(scenarios: list[Scenario | str | Path], replications: int = 10, seed: int | None = None, *,
+            labels: list[str] | None = None, overrides: dict | list[str] | None = None, crn: bool = True,
+            precision: float | None = None, precision_metrics: list[str] | None = None,
+            max_replications: int = 100, backend: str = "local", scheduler=None,
+            workers: int | None = None, out: str | Path | None = None, keep_calls: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> ExperimentResults:
+    """Run scenarios side by side and difference each against the first.
+
+    ``scenarios`` are files or Scenario objects (``overrides`` like ``--set`` apply to all).
+    With ``crn`` every scenario uses ``seed`` (default: the first scenario's), so replication
+    r of each sees the same calls and the paired difference is sharp; ``crn=False`` gives
+    scenario i the seed ``seed + i`` (independent streams). ``precision=0.05`` adds
+    replications until every KPI's (or every ``precision_metrics``') 95% half-width is within
+    5% of its mean in every scenario, up to ``max_replications``. ``backend`` is ``local``
+    (a process pool of ``workers``, default all cores) or ``dask`` (``scheduler``: an
+    address ``tcp://host:port``, a ``distributed.Client``, or None for a new LocalCluster).
+    ``out`` is the results folder (resumable); ``progress(done, total)`` is called as
+    replications finish.
+    """
+    if not scenarios:
+        raise ValueError("compare needs at least one scenario")
+    loaded = [_scenario(s, overrides) for s in scenarios]
+    seed = loaded[0][0].seed if seed is None else int(seed)
+    keys = _unique([_slug(l) for l in labels] if labels else
+                   [_default_key(src, s) for src, (s, _) in zip(scenarios, loaded)])
+    cells = [Cell(s, key, 0, seed if crn else seed + i, file)
+             for i, ((s, file), key) in enumerate(zip(loaded, keys))]
+    return _execute("compare", cells, replications, out=out, keep_calls=keep_calls, precision=precision,
+                    precision_metrics=precision_metrics, max_replications=max_replications,
+                    backend=backend, scheduler=scheduler, workers=workers, progress=progress)
+
+
+def sweep(base: Scenario | str | Path, vary: dict[str, list] | list[str], replications: int = 10,
+          seed: int | None = None, *, label: str | None = None, overrides: dict | list[str] | None = None,
+          precision: float | None = None, precision_metrics: list[str] | None = None,
+          max_replications: int = 100, backend: str = "local", scheduler=None,
+          workers: int | None = None, out: str | Path | None = None, keep_calls: bool = True,
+          progress: Callable[[int, int], None] | None = None) -> ExperimentResults:
+    """Run a grid over one or more fields of ``base``: ``vary={"pools.x.teams": [1, 2, 3]}``
+    (or ``["pools.x.teams=1,2,3"]``). Points are numbered in grid order (the last field
+    varies fastest) and share ``seed``, so they see the same calls. Every point is validated
+    before anything runs: a bad value stops with the same one-line error as ``--set``.
+    Other arguments as in :func:`compare`.
+    """
+    vary = parse_vary(vary)
+    data, file, positions = _raw(base, overrides)
+    first = validate(data, file, positions)
+    seed = first.seed if seed is None else int(seed)
+    key = _slug(label) if label else _default_key(base, first)
+    cells = []
+    for p, combo in enumerate(itertools.product(*vary.values())):
+        values = dict(zip(vary, combo))
+        s = validate(apply_overrides(data, values, file), file, positions)
+        cells.append(Cell(s, key, p, seed, file, values))
+    return _execute("sweep", cells, replications, out=out, keep_calls=keep_calls, precision=precision,
+                    precision_metrics=precision_metrics, max_replications=max_replications,
+                    backend=backend, scheduler=scheduler, workers=workers, progress=progress)
+
+
+# --------------------------------------------------------------------------- warm-up
+
+
+def _step_means(t: np.ndarray, level: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Time-average of a step function over each [edges[i], edges[i+1]).
+
+    The function is ``level[k]`` from ``t[k]`` (sorted) to the next change, 0 before ``t[0]``.
+    """
+    if len(t) == 0:
+        return np.zeros(len(edges) - 1)
+    area_at_t = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])
+    k = np.searchsorted(t, edges, side="right") - 1
+    kk = np.maximum(k, 0)
+    area = np.where(k >= 0, area_at_t[kk] + level[kk] * (edges - t[kk]), 0.0)
+    return np.diff(area) / np.diff(edges)
+
+
+def warmup_profile(scenario: Scenario, replications: int = 5, seed: int | None = None,
+                   metric: str = "response_time", period_days: float = 1.0, *,
+                   backend: str = "local", scheduler=None, workers: int | None = None) -> pd.DataFrame:
+    """The course of a measure from time 0 (warm-up included), per replication, for choosing
+    ``warmup_days``.
+
+    ``metric`` is one of
+
+    * a numeric call-log column: the mean over calls received in the period
+      (``response_time``, ``queue_wait``...);
+    * ``busy.<pool>``: time-average number of the pool's teams busy as a call's answering
+      unit (dispatch to free again);
+    * ``occupancy.<facility>``: time-average beds occupied (the facility's occupancy log).
+
+    Columns: replication, day (period start, days from Monday 00:00 of week 0), value,
+    running_mean (mean of the values so far in that replication).
+    """
+    seed = scenario.seed if seed is None else int(seed)
+    kind, _, name = metric.partition(".")
+    res = _execute("warmup", [Cell(scenario, _slug(scenario.name), 0, seed)], replications,
+                   backend=backend, scheduler=scheduler, workers=workers)
+    period = period_days * 1440.0
+    edges = np.arange(0.0, scenario.end_min + period / 2, period)
+    table = res.occupancy if kind == "occupancy" else res.calls
+    if kind == "busy" and name not in scenario.pools:
+        raise ValueError(f"no pool '{name}'; pools: {', '.join(scenario.pools)}")
+    if kind == "occupancy" and (table.empty or name not in set(table["facility"].astype(str))):
+        raise ValueError(f"no occupancy log for facility '{name}'")
+    if kind not in ("busy", "occupancy") and metric not in table.columns:
+        raise ValueError(f"'{metric}' is not a call-log column, busy.<pool> or occupancy.<facility>")
+    frames = []
+    for r in range(replications):
+        c = table[table["replication"] == r]
+        if kind == "busy":
+            c = c[c["pool"] == name]
+            ends = np.nan_to_num(c["t_team_free"].to_numpy(float), nan=scenario.end_min)
+            t = np.concatenate([c["t_dispatched"].to_numpy(float), ends])
+            order = np.argsort(t, kind="stable")
+            steps = np.concatenate([np.ones(len(c)), -np.ones(len(c))])[order]
+            value = _step_means(t[order], np.cumsum(steps), edges)
+        elif kind == "occupancy":
+            c = c[c["facility"] == name]
+            value = _step_means(c["t"].to_numpy(float), c["occupied"].to_numpy(float), edges)
+        else:
+            bins = np.searchsorted(edges, c["t_received"].to_numpy(float), side="right") - 1
+            value = (pd.Series(c[metric].to_numpy(float)).groupby(bins).mean()
+                     .reindex(range(len(edges) - 1)).to_numpy())
+        frames.append(pd.DataFrame({"replication": r, "day": edges[:-1] / 1440.0, "value": value,
+                                    "running_mean": pd.Series(value).expanding().mean().to_numpy()}))
+    res.store.remove_temporary()
+    return pd.concat(frames, ignore_index=True)
+
+
+def welch(profile: pd.DataFrame, window: int = 7) -> pd.DataFrame:
+    """Welch's moving average of the across-replication mean of a :func:`warmup_profile`.
+
+    Period i averages periods i-window..i+window (i-i..i+i near the start); the last
+    ``window`` periods have no centred window and are left out. Columns: day, mean, welch.
+    """
+    m = profile.groupby("day", sort=True)["value"].mean()
+    y = m.to_numpy()
+    n = len(y) - window
+    smooth = [np.nanmean(y[i - min(i, window): i + min(i, window) + 1]) for i in range(max(0, n))]
+    return pd.DataFrame({"day": m.index[: len(smooth)], "mean": y[: len(smooth)], "welch": smooth})
+
+
+def suggest_warmup(profile: pd.DataFrame, window: int = 7, tolerance: float = 0.05) -> float:
+    """Warm-up in days by a Welch-style rule: the first period at which the Welch curve
+    comes within ``tolerance`` x |level| of its level (the mean of its second half).
+
+    Meant for a transient from one side (a system that starts empty); look at
+    :func:`welch` before trusting it. NaN if the curve never gets there.
+    """
+    w = welch(profile, window)
+    y = w["welch"].to_numpy()
+    level = float(np.nanmean(y[len(y) // 2:]))
+    inside = np.flatnonzero(np.abs(y - level) <= tolerance * abs(level))
+    return float(w["day"].iloc[inside[0]]) if len(inside) else math.nan
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _fmt(mean: float, lo: float, hi: float) -> str:
+    if mean != mean:
+        return "-"
+    ci = "" if lo != lo else f" [{lo:,.3f}, {hi:,.3f}]"
+    return f"{mean:,.3f}{ci}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _add_options(sp, default_replications: int = 10) -> None:
+    sp.add_argument("--replications", "-r", type=int, default=default_replications,
+                    help="replications per scenario (with --precision: the first batch)")
+    sp.add_argument("--precision", type=float, default=None, metavar="REL",
+                    help="add replications until every KPI's 95%% half-width is within REL x its mean (0.05 = 5%%)")
+    sp.add_argument("--precision-metric", action="append", default=None, metavar="KPI",
+                    help="judge --precision on this KPI only (repeatable; default all KPIs)")
+    sp.add_argument("--max-replications", type=int, default=100, help="cap for --precision (default 100)")
+    sp.add_argument("--seed", type=int, default=None, help="default: the (first) scenario's seed")
+    sp.add_argument("--backend", choices=["local", "dask"], default="local")
+    sp.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                    help="Dask scheduler address (--backend dask; default: a new local cluster)")
+    sp.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sp.add_argument("--out", default=None, help="results folder; rerun with the same settings to resume")
+    sp.add_argument("--no-calls", action="store_true", help="do not store the call logs (KPIs only)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
+                    help="override a scenario field, e.g. pools.cahoots.teams=3 (repeatable)")
+
+
+class _Bar:
+    """tqdm bar on stderr: replications done, elapsed, remaining (created on first report)."""
+
+    def __init__(self, desc: str, quiet: bool):
+        self.desc, self.quiet, self.bar = desc, quiet, None
+
+    def __call__(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+        if self.bar is None:
+            self.bar = tqdm(total=total, initial=done, desc=self.desc, unit="rep", disable=self.quiet,
+                            file=sys.stderr)
+            return
+        if total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _experiment_kwargs(args) -> dict:
+    return dict(replications=args.replications, seed=args.seed, overrides=args.set or None,
+                precision=args.precision, precision_metrics=args.precision_metric,
+                max_replications=args.max_replications, backend=args.backend, scheduler=args.scheduler,
+                workers=args.workers, keep_calls=not args.no_calls)
+
+
+def _report(res: ExperimentResults) -> int:
+    if res.target is not None:
+        lim = res.limiting or {}
+        where = lim.get("scenario", "") + (f" point {lim['point']}" if res.kind == "sweep" else "")
+        state = "met" if res.met else "NOT met (cap reached)"
+        print(f"\nprecision ±{res.target:.1%}: {state} with {res.replications} replications; "
+              f"limiting KPI: {lim.get('metric')} ({where}) at ±{lim.get('rel_half_width', math.nan):.2%}")
+    for r in res.failed.itertuples():
+        print(f"FAILED {r.scenario} point {r.point} replication {r.replication}: {r.error}")
+    print(f"\nwrote {res.out}/ (kpis/, calls/, runs/ partitioned by scenario/point/replication; "
+          f"summary.csv, manifest.json)")
+    return 1 if len(res.failed) else 0
+
+
+def _cmd_compare(args) -> int:
+    out = args.out or Path("results") / ("compare-" + "-vs-".join(Path(p).stem for p in args.scenarios))
+    bar = _Bar("compare", args.quiet)
+    try:
+        res = compare(args.scenarios, crn=not args.independent, out=out, progress=bar, **_experiment_kwargs(args))
+    finally:
+        bar.close()
+    keys = list(res.cells["scenario"])
+    s = res.summary.set_index(["scenario", "metric"])
+    d = res.differences.set_index(["scenario", "metric"]) if res.differences is not None else None
+    rows = []
+    for metric in dict.fromkeys(res.summary["metric"]):
+        row = [metric]
+        for k in keys:
+            x = s.loc[(k, metric)] if (k, metric) in s.index else None
+            row.append("-" if x is None else _fmt(x["mean"], x["ci_low"], x["ci_high"]))
+        for k in keys[1:]:
+            x = d.loc[(k, metric)] if d is not None and (k, metric) in d.index else None
+            row.append("-" if x is None else _fmt(x["mean"], x["ci_low"], x["ci_high"]))
+        rows.append(row)
+    header = ["metric"] + keys + [f"{k} - {keys[0]}" for k in keys[1:]]
+    print(f"{res.replications} replications, {'common random numbers' if not args.independent else 'independent streams'}; "
+          f"mean [95% interval]")
+    print(_table(header, rows))
+    return _report(res)
+
+
+def _cmd_sweep(args) -> int:
+    out = args.out or Path("results") / f"sweep-{Path(args.scenario).stem}"
+    bar = _Bar("sweep", args.quiet)
+    try:
+        res = sweep(args.scenario, args.vary, out=out, progress=bar, **_experiment_kwargs(args))
+    finally:
+        bar.close()
+    fields = [c for c in res.cells.columns if c not in ("scenario", "point", "name", "file", "seed")]
+    for _, r in res.cells.iterrows():
+        print(f"point {r['point']}: " + ", ".join(f"{f}={r[f]}" for f in fields))
+    wide = res.summary.pivot_table(index="metric", columns="point", values="mean", sort=False)
+    print(f"\nmean of {res.replications} replications per point (95% intervals in summary.csv)")
+    print(wide.rename(columns=lambda p: f"point {p}").to_string(float_format=lambda x: f"{x:,.3f}"))
+    return _report(res)
+
+
+def _cmd_warmup(args) -> int:
+    from .scenario import load_scenario
+    s = load_scenario(args.scenario, args.set)
+    prof = warmup_profile(s, args.replications, args.seed, args.metric, args.period_days,
+                          workers=args.workers)
+    w = welch(prof, args.window)
+    print(w.to_string(index=False, float_format=lambda x: f"{x:,.3f}"))
+    days = suggest_warmup(prof, args.window, args.tolerance)
+    print(f"\nsuggested warmup_days: {days:g} (Welch window {args.window} periods, "
+          f"within ±{args.tolerance:.0%} of the level); the scenario has {s.warmup_days:g}")
+    return 0
+
+
+def register_cli(sub) -> None:
+    """Add ``compare``, ``sweep`` and ``warmup`` to the ``crisis-sim`` subcommands."""
+    c = sub.add_parser("compare", help="run scenarios with common random numbers; KPIs and paired differences")
+    c.add_argument("scenarios", nargs="+", help="scenario files; differences are to the first")
+    c.add_argument("--independent", action="store_true",
+                   help="independent random streams per scenario instead of common random numbers")
+    _add_options(c)
+    c.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("sweep", help="run a grid over scenario fields; tidy KPIs per point")
+    s.add_argument("scenario")
+    s.add_argument("--vary", action="append", required=True, metavar="FIELD=V1,V2,...",
+                   help="values of one field (repeatable: the grid is every combination)")
+    _add_options(s)
+    s.set_defaults(func=_cmd_sweep)
+
+    w = sub.add_parser("warmup", help="course of a measure from time 0 and a suggested warmup_days")
+    w.add_argument("scenario")
+    w.add_argument("--metric", default="response_time",
+                   help="call-log column (mean per period) or busy.<pool> (teams busy); default response_time")
+    w.add_argument("--replications", "-r", type=int, default=5)
+    w.add_argument("--period-days", type=float, default=1.0)
+    w.add_argument("--window", type=int, default=7, help="Welch moving-average half-window, in periods")
+    w.add_argument("--tolerance", type=float, default=0.05)
+    w.add_argument("--seed", type=int, default=None)
+    w.add_argument("--workers", type=int, default=None)
+    w.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[])
+    w.set_defaults(func=_cmd_warmup)

@@ -7,7 +7,7 @@ One folder per experiment::
       log.jsonl                       one line per session, submitted and finished replication
       resolved/<scenario>-p<point>.yaml
       kpis/scenario=<key>/point=<p>/replication=<r>/part-0.parquet      metric, value
-      calls/...   pools/...   hourly/...                                same partitions
+      calls/  pools/  hourly/  facilities/  occupancy/                  same partitions
       runs/scenario=<key>/point=<p>/replication=<r>/part-0.parquet      the replication's record
 
 Each table is Parquet partitioned Hive-style by scenario / point / replication, so
@@ -27,16 +27,14 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from .results import write_parquet, write_text
-from .scenario import Scenario, ScenarioError, resolved_yaml
+from .scenario import ScenarioError
 
-TABLES = ("kpis", "calls", "pools", "hourly", "runs")
 PARTITION = ("scenario", "point", "replication")
 PART_FILE = "part-0.parquet"
 
@@ -45,9 +43,9 @@ class StoreMismatch(ScenarioError):
     """The results folder holds another experiment (a scenario, seed or option changed)."""
 
 
-def fingerprint(scenario: Scenario) -> str:
-    """SHA-256 of the resolved scenario: equal iff every parameter is equal."""
-    return hashlib.sha256(resolved_yaml(scenario).encode("utf-8")).hexdigest()
+def fingerprint(resolved: str) -> str:
+    """SHA-256 of a resolved scenario's YAML: equal iff every parameter is equal."""
+    return hashlib.sha256(resolved.encode("utf-8")).hexdigest()
 
 
 def utc_now() -> str:
@@ -134,11 +132,10 @@ class Store:
                     pass
         return pd.DataFrame(rows)
 
-    def _read_raw(self, table: str) -> pd.DataFrame | None:
+    def _read_raw(self, table: str) -> pd.DataFrame:
         folder = self.root / table
-        if not folder.exists() or not any(folder.iterdir()):
-            return None
-        df = pd.read_parquet(folder)
+        df = pd.read_parquet(folder) if folder.exists() and any(folder.iterdir()) else \
+            pd.DataFrame({c: pd.Series(dtype=str if c == "scenario" else "int64") for c in PARTITION})
         df["scenario"] = pd.Categorical(df["scenario"].astype(str), categories=self.keys)
         for c in ("point", "replication"):
             df[c] = df[c].astype(str).astype("int64")
@@ -148,8 +145,8 @@ class Store:
     def records(self, replications: int | None = None) -> pd.DataFrame:
         """The ``runs`` table: one record per committed replication (ok or failed)."""
         df = self._read_raw("runs")
-        if df is None:
-            return pd.DataFrame(columns=list(PARTITION) + ["status"])
+        if "status" not in df:
+            df["status"] = pd.Series(dtype=str)
         if replications is not None:
             df = df[df["replication"] < replications].reset_index(drop=True)
         return df
@@ -164,8 +161,6 @@ class Store:
         if table == "runs":
             return self.records(replications)
         df = self._read_raw(table)
-        if df is None:
-            return pd.DataFrame(columns=list(PARTITION))
         ok = self.records(replications)
         ok = ok.loc[ok["status"] == "ok", list(PARTITION)]
         return df.merge(ok, on=list(PARTITION), how="inner", sort=False)
