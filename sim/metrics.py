@@ -156,3 +156,117 @@ def summarise(kpi_long: pd.DataFrame, by: list[str] | None = None) -> pd.DataFra
         rows.append(dict(zip(by + ["metric"], key), mean=m, ci_low=lo, ci_high=hi,
                          replications=int(g["value"].notna().sum())))
     return pd.DataFrame(rows, columns=by + ["metric", "mean", "ci_low", "ci_high", "replications"])
+
+
+# --------------------------------------------------------------------------- calibration KPIs
+# Counts the published program figures are stated in (calls a pool attended per year,
+# per month from one channel, per zone). Kept apart from ``kpis`` so the standard summary
+# stays as it is; ``sim.calibrate`` adds them to every replication.
+
+
+def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
+    """Per-pool, per-channel and per-zone KPIs of one replication (rates scale counts in
+    the measured window to a year of 365 days, a month of 365/12 days, a day).
+
+    * ``pool_calls.P``: calls pool P attended, as the answering unit or as the second unit
+      a desk sent (LAPD SMART); ``pool_calls_per_year.P`` / ``_per_month.P`` / ``_per_day.P``
+    * ``pool_share.P``: pool_calls.P / calls (the "20% of all 911 calls" figure)
+    * ``pool_calls_per_month.P.CH``: the same, counting only calls from channel CH
+    * ``pool_response_time_mean.P``: received -> P's unit on scene (minutes)
+    * ``pool_no_police_rate.P``: share of calls P answered that closed with no police on scene
+    * ``pool_unique_people.P``: distinct person ids P met, on calls and on its own outreach
+    * ``channel_calls_per_year.CH``; ``backups_per_year``
+    * ``zone_calls_per_year.Z``, ``zone_diversion_rate.Z``, ``zone_eligible_diversion_rate.Z``,
+      ``zone_response_time_mean.Z``, ``zone_police_hours_per_year.Z`` (see :func:`zone_comparison`)
+
+    Like :func:`kpis`, only calls that came in after the warm-up count (no outreach rows,
+    no calls case management prevented).
+    """
+    measured = calls[~calls["warmup"]]
+    c = _incoming(calls)
+    n = len(c)
+    year, month = 365.0 / horizon_days, 365.0 / 12.0 / horizon_days
+    out: dict[str, float] = {"backups_per_year": float(c["backup"].sum()) * year}
+    rt = c["response_time"].to_numpy(float)
+    second_rt = (c["t_second_on_scene"] - c["t_received"]).to_numpy(float)
+    pool = c["pool"].astype(object).to_numpy()
+    second = c["second_pool"].astype(object).to_numpy()
+    channel = c["channel"].astype(object).to_numpy()
+    for p in _categories(c["pool"]):
+        first, by_desk = pool == p, second == p
+        attended = first | by_desk
+        k = float(attended.sum())
+        out[f"pool_calls.{p}"] = k
+        out[f"pool_calls_per_year.{p}"] = k * year
+        out[f"pool_calls_per_month.{p}"] = k * month
+        out[f"pool_calls_per_day.{p}"] = k / horizon_days
+        out[f"pool_share.{p}"] = _rate(k, n)
+        out[f"pool_response_time_mean.{p}"] = _mean(np.where(by_desk, second_rt, rt)[attended])
+        out[f"pool_no_police_rate.{p}"] = _rate((first & ~c["police_on_scene"].to_numpy()).sum(), first.sum())
+        out[f"pool_unique_people.{p}"] = float(measured.loc[(measured["pool"] == p) & (measured["person"] >= 0),
+                                                            "person"].nunique())
+        for ch in _categories(c["channel"]):
+            out[f"pool_calls_per_month.{p}.{ch}"] = float((attended & (channel == ch)).sum()) * month
+    for ch in _categories(c["channel"]):
+        out[f"channel_calls_per_year.{ch}"] = float((channel == ch).sum()) * year
+    for _, row in zone_comparison(calls, {}, horizon_days, by="zone").iterrows():
+        for m in ("calls_per_year", "diversion_rate", "eligible_diversion_rate", "response_time_mean",
+                  "police_hours_per_year"):
+            out[f"zone_{m}.{row['group']}"] = row[m]
+    return out
+
+
+def zone_comparison(calls: pd.DataFrame, groups: dict[str, list[str]] | list[str], horizon_days: float,
+                    by: str = "group") -> pd.DataFrame:
+    """Pilot zones against the rest of the city, from the call log's ``zone`` column.
+
+    ``groups`` maps a label to zone names (``{"pilot": ["east", "west"]}``); zones in no
+    group are ``rest``. A plain list of zones means ``{"pilot": zones}``. ``by="zone"``
+    gives one row per zone instead. Works on a log of many scenarios and replications:
+    one row per scenario, replication and group, with ``calls_per_year``,
+    ``diversion_rate``, ``eligible_diversion_rate``, ``fallback_rate``,
+    ``response_time_mean`` (minutes) and ``police_hours_per_year``.
+    """
+    if isinstance(groups, list):
+        groups = {"pilot": groups}
+    label = {z: g for g, zones in groups.items() for z in zones}
+    c = _incoming(calls)
+    zone = c["zone"].astype(object)
+    key = zone if by == "zone" else zone.map(lambda z: label.get(z, "rest"))
+    police_pool = c["police_pool"].to_numpy()
+    primary = np.where(police_pool, (c["t_team_free"] - c["t_dispatched"]).to_numpy(float), 0.0)
+    extra = (np.nan_to_num(c["backup_delay"].to_numpy(float)) + np.nan_to_num(c["backup_on_scene"].to_numpy(float)))
+    frame = pd.DataFrame({
+        "scenario": c["scenario"].astype(object) if "scenario" in c else "",
+        "replication": c["replication"] if "replication" in c else 0,
+        "group": key.to_numpy(),
+        "diverted": c["diverted"].to_numpy(), "eligible": c["eligible"].to_numpy(),
+        "eligible_diverted": (c["diverted"] & c["eligible"]).to_numpy(),
+        "fallback": (c["eligible"] & c["fallback"] & c["police_pool"]).to_numpy(),
+        "response_time": c["response_time"].to_numpy(float),
+        "police_min": np.nan_to_num(primary) + extra})
+    g = frame.groupby(["scenario", "replication", "group"], sort=True)
+    out = g.agg(calls=("diverted", "size"), diverted=("diverted", "sum"), eligible=("eligible", "sum"),
+                eligible_diverted=("eligible_diverted", "sum"), fallback=("fallback", "sum"),
+                response_time_mean=("response_time", "mean"), police_min=("police_min", "sum")).reset_index()
+    out["calls_per_year"] = out["calls"] * 365.0 / horizon_days
+    out["diversion_rate"] = out["diverted"] / out["calls"]
+    elig = out["eligible"].where(out["eligible"] > 0)
+    out["eligible_diversion_rate"] = out["eligible_diverted"] / elig
+    out["fallback_rate"] = out["fallback"] / elig
+    out["police_hours_per_year"] = out["police_min"] / 60.0 * 365.0 / horizon_days
+    return out[["scenario", "replication", "group", "calls", "calls_per_year", "diversion_rate",
+                "eligible_diversion_rate", "fallback_rate", "response_time_mean", "police_hours_per_year"]]
+
+
+def _incoming(calls: pd.DataFrame) -> pd.DataFrame:
+    """Measured calls that came in (as :func:`kpis` counts them)."""
+    c = calls[~calls["warmup"]]
+    keep = c["outcome"] != "prevented"
+    if "proactive" in c:
+        keep &= ~c["proactive"]
+    return c[keep]
+
+
+def _categories(col: pd.Series) -> list[str]:
+    return [str(x) for x in (col.cat.categories if hasattr(col, "cat") else pd.unique(col.dropna()))]
