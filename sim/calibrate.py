@@ -1,0 +1,258 @@
+"""Calibration: does each program scenario reproduce its published figures?
+
+A scenario's ``targets:`` block lists published figures (metric, published value,
+tolerance, source). :func:`calibrate` runs each scenario with replications from a fixed
+seed, computes every KPI of :func:`sim.metrics.kpis` plus the per-pool, per-channel and
+per-zone counts of :func:`sim.metrics.program_kpis`, and compares the 95% t-interval of
+each target's KPI to the band ``published ± tolerance``:
+
+* ``within``: the whole interval lies inside the band (the model reproduces the figure,
+  and enough replications were run to say so);
+* ``outside``: the whole interval lies outside the band (the figure is missed);
+* ``inconclusive``: the interval straddles an edge of the band (run more replications).
+
+With one replication there is no interval and the mean alone is compared. A target is met
+only when it is ``within``. A target the model cannot honestly meet carries
+``required: false`` and its ``reason``; it stays in the table as missed. The check passes
+when every required target is met.
+
+Replications run in this process (``workers=1``) or in a process pool; replication ``r``
+of a scenario always draws from streams keyed by ``(seed, r)``, so the table does not
+depend on the number of workers.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .metrics import kpis, program_kpis, summarise
+from .model import Model
+from .results import write_text
+from .scenario import Scenario, ScenarioError, load_raw, load_scenario
+
+COLUMNS = ["scenario", "file", "metric", "published", "tolerance", "mean", "ci_low", "ci_high",
+           "replications", "within", "verdict", "required", "source", "reason"]
+DEFAULT_OUT = Path("docs/calibration.md")
+
+
+# --------------------------------------------------------------------------- which files
+
+
+def _kind(path: Path) -> str | None:
+    """Top-level ``kind:`` of a file or of the files it extends (violence models are
+    another schema), if any."""
+    try:
+        data, _ = load_raw(path)
+    except ScenarioError:
+        return None           # load_scenario will report the problem properly
+    return data.get("kind")
+
+
+def scenario_files(paths: list[str | Path]) -> list[Path]:
+    """YAML files named or found under folders, sorted, without ``kind: violence`` files."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(sorted(p.rglob("*.yaml")) if p.is_dir() else [p])
+    return [f for f in files if _kind(f) != "violence"]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def replicate(scenario: Scenario, seed: int, replication: int) -> dict[str, float]:
+    """KPIs of one replication: the standard set plus the calibration counts."""
+    res = Model(scenario, seed, replication).run()
+    out = kpis(res.calls, res.pools, scenario.horizon_days, res.facilities)
+    out.update(program_kpis(res.calls, scenario.horizon_days))
+    return out
+
+
+def simulate(scenario: Scenario, replications: int, seed: int, workers: int = 1) -> pd.DataFrame:
+    """Summary (metric, mean, ci_low, ci_high, replications) of ``replications`` runs."""
+    if replications < 1:
+        raise ValueError("replications must be at least 1")
+    reps = range(replications)
+    if workers <= 1 or replications == 1:
+        values = [replicate(scenario, seed, r) for r in reps]
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, replications)) as pool:
+            values = list(pool.map(replicate, [scenario] * replications, [seed] * replications, reps))
+    long = pd.DataFrame([{"scenario": scenario.name, "replication": r, "metric": m, "value": v}
+                         for r, kv in zip(reps, values) for m, v in kv.items()])
+    return summarise(long)
+
+
+def verdict(published: float, tolerance: float, mean: float, low: float, high: float) -> str:
+    """``within`` / ``outside`` / ``inconclusive`` (see module docstring)."""
+    lo_band, hi_band = published - tolerance, published + tolerance
+    if mean != mean:
+        return "no value"
+    if low != low or high != high:            # one replication: the mean alone
+        return "within" if lo_band <= mean <= hi_band else "outside"
+    if lo_band <= low and high <= hi_band:
+        return "within"
+    if high < lo_band or low > hi_band:
+        return "outside"
+    return "inconclusive"
+
+
+def check(scenario: Scenario, summary: pd.DataFrame, file: str = "") -> pd.DataFrame:
+    """One row per target of ``scenario`` against a simulated ``summary``."""
+    by_metric = summary.set_index("metric")
+    rows = []
+    for t in scenario.targets:
+        if t.metric in by_metric.index:
+            r = by_metric.loc[t.metric]
+            m, lo, hi, n = float(r["mean"]), float(r["ci_low"]), float(r["ci_high"]), int(r["replications"])
+        else:
+            m = lo = hi = math.nan
+            n = 0
+        v = verdict(t.published, t.tolerance, m, lo, hi)
+        reason = t.reason or ""
+        if n == 0:
+            reason = (reason + "; " if reason else "") + f"the model produced no KPI '{t.metric}'"
+        rows.append({"scenario": scenario.name, "file": file, "metric": t.metric, "published": t.published,
+                     "tolerance": t.tolerance, "mean": m, "ci_low": lo, "ci_high": hi, "replications": n,
+                     "within": v == "within", "verdict": v, "required": t.required, "source": t.source,
+                     "reason": reason})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def calibrate(paths: list[str | Path], replications: int = 10, seed: int | None = None,
+              overrides: dict[str, Any] | list[str] | None = None, workers: int = 1,
+              progress=None) -> pd.DataFrame:
+    """Run every scenario file with targets (folders are searched) and check its targets.
+
+    ``seed`` defaults to each scenario's own ``seed``; ``overrides`` (``--set``) apply to
+    every file, e.g. ``{"horizon_days": 90}`` for a quick check: every calibration KPI is
+    a rate or a share, so shorter horizons estimate the same quantities with wider
+    intervals (except counts of distinct people, which grow with the horizon).
+    Returns the table of :data:`COLUMNS` (empty if no file has targets).
+    """
+    frames = []
+    for f in scenario_files(paths):
+        s = load_scenario(f, overrides)
+        if not s.targets:
+            continue
+        summary = simulate(s, replications, s.seed if seed is None else seed, workers)
+        frames.append(check(s, summary, str(f)))
+        if progress:
+            progress(f, s)
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def passed(table: pd.DataFrame) -> bool:
+    """Every required target within tolerance."""
+    req = table[table["required"].astype(bool)]
+    return bool(req["within"].astype(bool).all())
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _num(x: float) -> str:
+    if x != x:
+        return "–"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:,.2f}"
+    return f"{x:.4f}"
+
+
+def markdown(table: pd.DataFrame, replications: int, seed: int | None, overrides=None) -> str:
+    """The calibration table as Markdown (docs/calibration.md)."""
+    lines = ["# Calibration", "",
+             "Generated by `crisis-sim calibrate-check`; do not edit by hand. Each target's KPI is "
+             "simulated with replications from a fixed seed; *within* means the 95% interval lies "
+             "inside published ± tolerance, *outside* that it lies wholly outside, *inconclusive* "
+             "that it straddles an edge. Targets marked not required are figures the model cannot "
+             "honestly reproduce; the reason is given.", "",
+             f"- replications per scenario: {replications}",
+             f"- seed: {'each scenario’s own `seed`' if seed is None else seed}",
+             f"- overrides: {overrides or 'none (each file as written)'}",
+             f"- python {platform.python_version()} on {platform.machine()}", ""]
+    if table.empty:
+        return "\n".join(lines + ["No scenario with targets.", ""])
+    req = table[table["required"].astype(bool)]
+    lines += [f"**{int(req['within'].sum())} of {len(req)} required targets met"
+              f"{'' if passed(table) else ' — CHECK FAILS'}**; "
+              f"{int(table['within'].sum())} of {len(table)} targets in all.", ""]
+    for (name, file), g in table.groupby(["scenario", "file"], sort=False):
+        lines += [f"## {name}", "", f"`{file}`", "",
+                  "| metric | published ± tolerance | simulated mean [95% CI] | result | required | source / reason |",
+                  "|---|---|---|---|---|---|"]
+        for r in g.itertuples():
+            ci = "" if r.ci_low != r.ci_low else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+            note = r.source + (f" — **not required:** {r.reason}" if r.reason and not r.required else
+                               (f" — {r.reason}" if r.reason else ""))
+            lines.append(f"| `{r.metric}` | {_num(r.published)} ± {_num(r.tolerance)} | {_num(r.mean)}{ci} "
+                         f"| {r.verdict} | {'yes' if r.required else 'no'} | {note.replace('|', '/')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(table: pd.DataFrame, out: str | Path, replications: int, seed: int | None,
+                 overrides=None) -> None:
+    write_text(Path(out), markdown(table, replications, seed, overrides))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_calibrate(args) -> int:
+    def progress(f, s):
+        if not args.quiet:
+            print(f"  ran {f} ({s.name})", file=sys.stderr)
+
+    table = calibrate(args.paths, args.replications, args.seed, args.set, args.workers, progress)
+    write_report(table, args.out, args.replications, args.seed, args.set)
+    for r in table.itertuples():
+        ci = "" if r.ci_low != r.ci_low else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
+        flag = "ok  " if r.within else ("MISS" if r.required else "miss")
+        print(f"{flag} {r.scenario[:38]:<38} {r.metric:<42} {_num(r.published):>9} ± {_num(r.tolerance):<7} "
+              f"{_num(r.mean):>9}{ci}")
+    ok = passed(table)
+    print(f"\n{'ok' if ok else 'FAILED'}: {int(table['within'][table['required'].astype(bool)].sum())} of "
+          f"{int(table['required'].astype(bool).sum())} required targets met; wrote {args.out}")
+    return 0 if ok else 1
+
+
+def register_cli(sub) -> None:
+    """Add ``calibrate-check [PATHS...]`` to a CLI's subparsers."""
+    c = sub.add_parser("calibrate-check", help="run scenarios with targets and compare them to published "
+                                               "figures; exit 1 when a required target is missed")
+    c.add_argument("paths", nargs="*", default=["scenarios"], help="scenario files or folders (default scenarios/)")
+    c.add_argument("--replications", "-r", type=int, default=10)
+    c.add_argument("--seed", type=int, default=None, help="default: each scenario's own seed")
+    c.add_argument("--out", default=str(DEFAULT_OUT), help=f"Markdown table (default {DEFAULT_OUT})")
+    c.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    c.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
+                   help="override a field in every scenario, e.g. horizon_days=90 (repeatable)")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=_cmd_calibrate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sim.calibrate ...`` until the command is wired into ``sim.cli``."""
+    p = argparse.ArgumentParser(prog="crisis-sim")
+    register_cli(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(["calibrate-check", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return args.func(args)
+    except ScenarioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
