@@ -565,6 +565,8 @@ def compare(scenarios: list[Scenario | str | Path], replications: int = 10, seed
     """
     if not scenarios:
         raise ValueError("compare needs at least one scenario")
+    if labels is not None and len(labels) != len(scenarios):
+        raise ValueError(f"{len(labels)} labels for {len(scenarios)} scenarios")
     loaded = [_scenario(s, overrides) for s in scenarios]
     seed = loaded[0][0].seed if seed is None else int(seed)
     keys = _unique([_slug(l) for l in labels] if labels else
@@ -712,12 +714,14 @@ def _fmt(mean: float, lo: float, hi: float) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
+
+    def line(r):
+        return "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def _add_options(sp, default_replications: int = 10) -> None:
-    sp.add_argument("--replications", "-r", type=int, default=default_replications,
+def _add_options(sp) -> None:
+    sp.add_argument("--replications", "-r", type=int, default=10,
                     help="replications per scenario (with --precision: the first batch)")
     sp.add_argument("--precision", type=float, default=None, metavar="REL",
                     help="add replications until every KPI's 95%% half-width is within REL x its mean (0.05 = 5%%)")
@@ -788,16 +792,15 @@ def _cmd_compare(args) -> int:
     keys = list(res.cells["scenario"])
     s = res.summary.set_index(["scenario", "metric"])
     d = res.differences.set_index(["scenario", "metric"]) if res.differences is not None else None
-    rows = []
-    for metric in dict.fromkeys(res.summary["metric"]):
-        row = [metric]
-        for k in keys:
-            x = s.loc[(k, metric)] if (k, metric) in s.index else None
-            row.append("-" if x is None else _fmt(x["mean"], x["ci_low"], x["ci_high"]))
-        for k in keys[1:]:
-            x = d.loc[(k, metric)] if d is not None and (k, metric) in d.index else None
-            row.append("-" if x is None else _fmt(x["mean"], x["ci_low"], x["ci_high"]))
-        rows.append(row)
+
+    def cell(table, key: str, metric: str) -> str:
+        if table is None or (key, metric) not in table.index:
+            return "-"
+        x = table.loc[(key, metric)]
+        return _fmt(x["mean"], x["ci_low"], x["ci_high"])
+
+    rows = [[m] + [cell(s, k, m) for k in keys] + [cell(d, k, m) for k in keys[1:]]
+            for m in dict.fromkeys(res.summary["metric"])]
     header = ["metric"] + keys + [f"{k} - {keys[0]}" for k in keys[1:]]
     print(f"{res.replications} replications, {'common random numbers' if not args.independent else 'independent streams'}; "
           f"mean [95% interval]")
