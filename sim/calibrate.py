@@ -2,9 +2,9 @@
 
 A scenario's ``targets:`` block lists published figures (metric, published value,
 tolerance, source). :func:`calibrate` runs each scenario with replications from a fixed
-seed, computes every KPI of :func:`sim.metrics.kpis` plus the per-pool, per-channel and
-per-zone counts of :func:`sim.metrics.program_kpis`, and compares the 95% t-interval of
-each target's KPI to the band ``published ± tolerance``:
+seed (``sim.experiment.single_run``: every KPI of :func:`sim.metrics.kpis`), adds the
+per-pool, per-channel and per-zone counts of :func:`sim.metrics.program_kpis`, and
+compares the 95% t-interval of each target's KPI to the band ``published ± tolerance``:
 
 * ``within``: the whole interval lies inside the band (the model reproduces the figure,
   and enough replications were run to say so);
@@ -16,6 +16,7 @@ only when it is ``within``. A target the model cannot honestly meet carries
 ``required: false`` and its ``reason``; it stays in the table as missed. The check passes
 when every required target is met.
 
+Only the KPIs are kept (no call logs), so a year of a large city costs little memory.
 Replications run in this process (``workers=1``) or in a process pool; replication ``r``
 of a scenario always draws from streams keyed by ``(seed, r)``, so the table does not
 depend on the number of workers.
@@ -32,8 +33,8 @@ from typing import Any
 
 import pandas as pd
 
-from .metrics import kpis, program_kpis, summarise
-from .model import Model
+from .experiment import single_run
+from .metrics import program_kpis, summarise
 from .results import write_text
 from .scenario import Scenario, ScenarioError, load_raw, load_scenario
 
@@ -68,8 +69,7 @@ def scenario_files(paths: list[str | Path]) -> list[Path]:
 
 def replicate(scenario: Scenario, seed: int, replication: int) -> dict[str, float]:
     """KPIs of one replication: the standard set plus the calibration counts."""
-    res = Model(scenario, seed, replication).run()
-    out = kpis(res.calls, res.pools, scenario.horizon_days, res.facilities)
+    res, out = single_run(scenario, seed, replication)
     out.update(program_kpis(res.calls, scenario.horizon_days))
     return out
 
@@ -115,12 +115,12 @@ def check(scenario: Scenario, summary: pd.DataFrame, file: str = "") -> pd.DataF
             m = lo = hi = math.nan
             n = 0
         v = verdict(t.published, t.tolerance, m, lo, hi)
-        reason = t.reason or ""
+        reason = _one_line(t.reason or "")
         if n == 0:
             reason = (reason + "; " if reason else "") + f"the model produced no KPI '{t.metric}'"
         rows.append({"scenario": scenario.name, "file": file, "metric": t.metric, "published": t.published,
                      "tolerance": t.tolerance, "mean": m, "ci_low": lo, "ci_high": hi, "replications": n,
-                     "within": v == "within", "verdict": v, "required": t.required, "source": t.source,
+                     "within": v == "within", "verdict": v, "required": t.required, "source": _one_line(t.source),
                      "reason": reason})
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -164,9 +164,11 @@ def _num(x: float) -> str:
         return "–"
     if abs(x) >= 100:
         return f"{x:,.0f}"
-    if abs(x) >= 1:
-        return f"{x:,.2f}"
-    return f"{x:.4f}"
+    return f"{x:.4g}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def markdown(table: pd.DataFrame, replications: int, seed: int | None, overrides=None) -> str:
