@@ -52,7 +52,7 @@ def call_process(m: "Model", i: int):
     rank = 0
     for rank, (pool, wait) in enumerate(path.pools):
         team = pool.take(x, y, dz)
-        if team is None and wait != 0:
+        if team is None and wait != 0 and (wait is None or pool.staffed_within(env.now, wait)):
             team = yield pool.request(i, priority, x, y, dz, wait)
         if team is not None:
             break
@@ -149,7 +149,8 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
     if m.u_consult[i] < consult.p_second:
         pool2 = consult.second_pool
         team2 = pool2.take(x, y, dz)
-        if team2 is None and consult.max_wait != 0:
+        if team2 is None and consult.max_wait != 0 and (
+                consult.max_wait is None or pool2.staffed_within(env.now, consult.max_wait)):
             team2 = yield pool2.request(i, priority, x, y, dz, consult.max_wait)
         if team2 is not None:
             rec["second_pool"][i] = pool2.index
@@ -162,13 +163,13 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
             if consult.hands_over:
                 env.process(m.finish(first, x, y, zone, i))
             cp2 = m.cpools[pool2.index]
-            rec["outcome"][i] = cp2.outcome(ctype, m.u_outcome[i])
+            outcome = cp2.outcome(ctype, m.u_outcome[i])
             yield env.timeout(cp2.on_scene[ctype](m.u_on_scene[i]))
             rec["t_cleared"][i] = env.now
             rec["police_on_scene"][i] = True
-            env.process(m.finish(team2, x, y, zone, None))
             if not consult.hands_over:
-                yield from m.finish(first, x, y, zone, i)
+                env.process(m.finish(first, x, y, zone, i))
+            yield from _second_unit_leaves(m, i, team2, x, y, zone, cp2, outcome)
             return
         rec["second_unavailable"][i] = True
     # the desk kept the call with the first unit (or no second team came in time)
@@ -182,3 +183,15 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
             outcome = RESOLVED
     rec["outcome"][i] = outcome
     yield from m.finish(first, *where, i)
+
+
+def _second_unit_leaves(m: "Model", i: int, team, x: float, y: float, zone: int, cp, outcome: int):
+    """The desk-sent team ends the call: it drives the person to a facility if that is the
+    outcome (SMART transports), then returns to service."""
+    where = (x, y, zone)
+    if outcome == TRANSPORT and cp.transport is not None:
+        where = (yield from transport(m, i, team, x, y, zone, cp)) or where
+        if m.rec["consent_refused"][i]:
+            outcome = RESOLVED
+    m.rec["outcome"][i] = outcome
+    yield from m.finish(team, *where, None)

@@ -12,12 +12,14 @@ Metric names (minutes where timed):
 * ``queue_wait_mean``: ready for dispatch -> team assigned; ``travel_time_mean``
 * ``diversion_rate``: share of all calls closed with no police unit on scene
 * ``eligible_diversion_rate``: the same among calls eligible for an alternative response
-* ``fallback_rate``: share of eligible calls answered by police because no team was free in time
+* ``fallback_rate``: share of eligible calls answered by a later pool in their path's preference
+  order (usually police) because no team of an earlier pool was free in time
 * ``police_backup_rate``: backup requests per call answered by a non-police team
 * ``police_hours``: police unit-hours on calls (primary units to back in service, plus backups)
 * ``police_response_time_p{k}_mean``: police-answered calls of priority k
 * ``no_response_rate``: calls nobody answered within the path's waits
-* ``utilisation.{pool}``: busy / on-duty team-minutes; ``cost_per_call.{pool}``
+* ``utilisation.{pool}``: busy team-minutes while on duty / on-duty team-minutes (overtime past
+  a shift's end is in ``pools.overtime_min``, not here); ``cost_per_call.{pool}``
 
 After the scene:
 
@@ -79,7 +81,7 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     out["eligible_diversion_rate"] = _rate((diverted & eligible).sum(), eligible.sum())
     police_pool = c["police_pool"].to_numpy()
     fallback = c["fallback"].to_numpy()
-    out["fallback_rate"] = _rate((eligible & fallback & police_pool).sum(), eligible.sum())
+    out["fallback_rate"] = _rate((eligible & fallback).sum(), eligible.sum())
     served = c["pool"].notna().to_numpy()
     alt = served & ~police_pool
     out["police_backup_rate"] = _rate((c["backup"].to_numpy() & alt).sum(), alt.sum())
@@ -100,7 +102,7 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     people = measured.loc[measured["pool"].notna() & (measured["person"] >= 0), "person"]
     out["unique_people"] = float(people.nunique())        # calls and outreach alike
     for _, row in pools.iterrows():
-        out[f"utilisation.{row['pool']}"] = _rate(row["busy_min"], row["on_duty_min"])
+        out[f"utilisation.{row['pool']}"] = _rate(row["busy_on_duty_min"], row["on_duty_min"])
         if not str(row["pool"]).startswith("desk:"):
             out[f"cost_per_call.{row['pool']}"] = _rate(row["staffed_cost"], row["calls_served"])
     return out

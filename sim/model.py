@@ -448,14 +448,16 @@ class Model:
             rows.append({
                 "scenario": s.name, "replication": self.replication, "pool": name,
                 "police": self.pool_police[k], "remote": cp.remote,
-                "on_duty_min": on_duty, "busy_min": pool.busy_minutes(t0, t1), "overtime_min": ot,
+                "on_duty_min": on_duty, "busy_min": pool.busy_minutes(t0, t1),
+                "busy_on_duty_min": pool.busy_on_duty_minutes(t0, t1), "overtime_min": ot,
                 "staffed_cost": (on_duty + ot) / 60.0 * cp.cost_per_hour,
                 "calls_served": int(((served == k) & measured).sum()),
             })
         for name, desk in self.desks.items():
             rows.append({"scenario": s.name, "replication": self.replication, "pool": f"desk:{name}",
                          "police": False, "remote": True, "on_duty_min": desk.schedule.team_minutes(t0, t1),
-                         "busy_min": desk.busy_minutes(t0, t1), "overtime_min": 0.0,
+                         "busy_min": desk.busy_minutes(t0, t1),
+                         "busy_on_duty_min": desk.busy_on_duty_minutes(t0, t1), "overtime_min": 0.0,
                          "staffed_cost": desk.schedule.team_minutes(t0, t1) / 60.0 * sum(
                              s.roles[r].hourly_cost for r in s.triage.desks[name].roles),
                          "calls_served": 0})

@@ -154,6 +154,17 @@ class TeamPool:
         self.level_busy.append(self.busy)
         return team
 
+    def staffed_within(self, t: float, wait: float) -> bool:
+        """Whether any team is (or comes) on duty between now and ``t + wait``: a call does
+        not wait for a pool that nobody will staff before its wait runs out."""
+        if self.on_duty:
+            return True
+        per_minute = self.schedule.per_minute
+        start = int(t)
+        span = min(int(wait) + 2, WEEK)
+        idx = (start + np.arange(span)) % WEEK
+        return bool(per_minute[idx].any())
+
     def available(self) -> bool:
         return self.n_idle > 0 and (self.vehicles is None or self.vehicles.free > 0)
 
@@ -207,6 +218,20 @@ class TeamPool:
             self.vehicles.release()     # serves this and sharing pools' queues
         elif self._queue and self.n_idle:
             self.serve_waiting()
+
+    def busy_on_duty_minutes(self, t0: float, t1: float) -> float:
+        """Team-minutes busy while on duty in [t0, t1): the integral of min(busy, on duty).
+        Teams working past the end of their shift count as overtime, not here."""
+        ts = np.asarray(self.level_t, dtype=float)
+        changes = np.asarray([m for m, _ in self.schedule.changes()], dtype=float)
+        weeks = np.arange(int(t0 // WEEK), int(t1 // WEEK) + 1) * WEEK
+        cuts = (weeks[:, None] + changes[None, :]).ravel() if len(changes) else np.zeros(0)
+        points = np.unique(np.concatenate([ts, cuts, [t0, t1]]))
+        points = points[(points >= t0) & (points <= t1)]
+        starts, lengths = points[:-1], np.diff(points)
+        busy = np.asarray(self.level_busy)[np.searchsorted(ts, starts, side="right") - 1]
+        duty = self.schedule.per_minute[(starts.astype(np.int64)) % WEEK]
+        return float(np.dot(np.minimum(busy, duty), lengths))
 
     def busy_minutes(self, t0: float, t1: float) -> float:
         """Team-minutes busy in [t0, t1) from the level monitor."""

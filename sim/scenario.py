@@ -63,6 +63,10 @@ class Role(Strict):
 class CallType(Strict):
     priority: PositiveInt = Field(description="1 is most urgent; waiting calls are served by priority")
     label: str | None = None
+    eligible: bool | None = Field(
+        None, description="eligible for a specialist (non-patrol) response; set it in a city base so a "
+                          "program and its police-only counterfactual count the same calls. Omitted: "
+                          "eligible when the type's path offers more than one pool or a non-police pool")
 
 
 class Zone(Strict):
@@ -456,9 +460,12 @@ class Scenario(ScenarioHeader):
         return next(name for name, p in self.triage.paths.items() if call_type in p.call_types)
 
     def eligible(self, call_type: str) -> bool:
-        """Eligible for an alternative response: its path lists a pool without police."""
+        """Eligible for a specialist response (see ``CallType.eligible``)."""
+        declared = self.call_types[call_type].eligible
+        if declared is not None:
+            return declared
         path = self.triage.paths[self.path_of(call_type)]
-        return any(not self.pool_is_police(p) for p in path.pools)
+        return len(path.pools) > 1 or any(not self.pool_is_police(p) for p in path.pools)
 
     @property
     def end_min(self) -> float:

@@ -183,3 +183,28 @@ def test_police_contacts_followed_up_by_crisis_unit(scenario_path):
     assert (c["pool"] == "police").all() and (f["followup"] == "done").mean() > 0.9
     van = res.pools.set_index("pool").loc["van"]
     assert van["busy_min"] == pytest.approx(45 * (f["t_followup_done"] <= s.end_min).sum(), rel=0.02)
+
+
+def test_desk_sent_second_unit_drives_the_transport(scenario_path):
+    """LAPD flow with fixed times: patrol on scene, 5 min at the desk, SMART sent, SMART
+    works 40 min and drives the person to the facility; patrol hands over on SMART's arrival."""
+    s = sim.load_scenario(scenario_path("tests/data/aftercare.yaml"), {
+        "roles": {"medic": {"hourly_cost": 40}, "officer": {"hourly_cost": 80, "sworn": True}},
+        "zones": {"a": {"share": 1, "rect_km": [0, 0, 6, 6]}},
+        "travel": {"model": "manhattan", "speed_kmh": 60},
+        "triage.desks": {"meu": {"staff": 2, "service_min": 5}},
+        "triage.paths.alt": {"call_types": ["crisis"], "pools": ["patrol"],
+                             "consult": {"desk": "meu", "second_pool": "smart", "p_second": 1.0}},
+        "pools": {"patrol": {"roles": ["officer"], "teams": 30, "base_zone": "a", "on_scene_min": {"default": 20}},
+                  "smart": {"roles": ["officer", "medic"], "teams": 30, "base_zone": "a", "on_scene_min": {"default": 40},
+                            "outcomes": {"default": {"resolved": 0, "transport": 1}},
+                            "transport": {"destinations": {"crisis_center": 1}}}},
+        "facilities.crisis_center.zone": "a", "horizon_days": 2, "warmup_days": 0})
+    c = Model(s, seed=1).run().calls
+    d = (c["x_km"] - 3).abs() + (c["y_km"] - 3).abs()
+    np.testing.assert_allclose(c["t_second_on_scene"], c["t_on_scene"] + c["desk_wait"] + 5 + d, atol=1e-9)
+    np.testing.assert_allclose(c["t_team_free"], c["t_second_on_scene"], atol=1e-9)   # patrol handed over
+    np.testing.assert_allclose(c["t_cleared"], c["t_second_on_scene"] + 40, atol=1e-9)
+    np.testing.assert_allclose(c["t_handover"], c["t_cleared"] + d + 15, atol=1e-9)   # drive back to centre
+    assert (c["outcome"] == "transport").all() and (c["destination"] == "crisis_center").all()
+    assert (c["second_pool"] == "smart").all() and c["police_on_scene"].all()

@@ -108,3 +108,32 @@ def test_shift_ends_mid_call_records_overtime(scenario_path):
     assert len(late) > 0
     np.testing.assert_allclose(late["overtime"], late["t_team_free"] % 1440 - 960, atol=1e-9)
     assert res.pools.loc[0, "overtime_min"] > 0
+
+
+def test_calls_do_not_wait_for_a_pool_nobody_staffs_in_time(scenario_path):
+    """max_wait 30 on a day team (08:00-16:00): night calls fall back to police at once;
+    a call 15 minutes before the shift waits for it."""
+    s = sim.load_scenario(scenario_path("scenarios/validation/mmcc.yaml"), {
+        "pools.crisis_team.teams": None,
+        "pools.crisis_team.shifts": [{"days": "daily", "start": "08:00", "end": "16:00", "teams": 2}],
+        "triage.paths.behavioral.max_wait_min": [30, None], "horizon_days": 10, "warmup_days": 0})
+    c = Model(s, seed=4).run().calls
+    minute = c["t_received"] % 1440
+    night = c[(minute < 7 * 60) | (minute >= 16 * 60)]
+    assert (night["pool"] == "police").all() and (night["queue_wait"] == 0).all()
+    early = c[(minute >= 7 * 60 + 30) & (minute < 8 * 60)]
+    assert len(early) > 0
+    assert (early.loc[early["pool"] == "crisis_team", "t_dispatched"] % 1440 >= 8 * 60 - 1e-9).all()
+    assert (early["pool"] == "crisis_team").any()
+
+
+def test_co_responder_fallback_follows_erlang_b_and_diverts_nothing(scenario_path):
+    """A co-responder team has a sworn officer: its calls are not diversions, but a busy
+    team still sends eligible calls to patrol at the Erlang B rate."""
+    from analytic import erlang_b
+    from sim.metrics import t_interval
+    s = sim.load_scenario(scenario_path("scenarios/validation/mmcc.yaml"), ["roles.clinician.sworn=true"])
+    res = sim.run(s, replications=8, seed=12, workers=1)
+    m, lo, hi = t_interval(res.kpis.query("metric == 'fallback_rate'")["value"])
+    assert lo <= erlang_b(2, 2.5) <= hi
+    assert res.kpi("diversion_rate") == 0 and res.kpi("eligible_diversion_rate") == 0

@@ -127,6 +127,8 @@ def test_invariants(s, seed):
 
     # busy <= on duty (+ overtime past shift end) per pool
     for row in pools.itertuples():
+        assert row.busy_on_duty_min <= row.on_duty_min + 1e-6          # utilisation <= 1
+        assert row.busy_on_duty_min <= row.busy_min + 1e-6
         assert row.busy_min <= row.on_duty_min + row.overtime_min + 1e-6 + _open_tail(c, row.pool, s)
     # beds: occupancy never exceeds beds; every transport hands over before the team is free
     for fac, g in res.occupancy.groupby("facility"):
