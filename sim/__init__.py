@@ -11,9 +11,11 @@ For notebooks::
 __version__ = "0.1.0"
 
 from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
-from .experiment import Results, run  # noqa: E402
-from .experiment import compare  # noqa: E402
-from .experiment import sweep  # noqa: E402
+from .experiment import Results, compare, run, sweep  # noqa: E402
 from .model import Model  # noqa: E402
+from . import plots  # noqa: E402
+from .violence import load_violence_scenario, plot_sensitivity, run_violence, sensitivity_grid  # noqa: E402
 
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "run", "Results", "Model", "__version__"]
+__all__ = ["Scenario", "ScenarioError", "load_scenario", "run", "compare", "sweep", "Results", "Model",
+           "plots", "load_violence_scenario", "run_violence", "sensitivity_grid", "plot_sensitivity",
+           "__version__"]

@@ -1,4 +1,4 @@
-"""Command line: ``crisis-sim run|validate ...`` (also ``python -m sim``).
+"""crisis-sim: simulate crisis-response capacity from scenario files (also ``python -m sim``).
 
 The CLI is the only place that prints. A broken scenario prints one line (file, field,
 line, what is allowed) and exits with code 2, without a traceback.
@@ -12,9 +12,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .calibrate import register_cli as register_calibrate_cli
 from .experiment import register_cli as register_experiment_cli
 from .report import register_cli as register_report_cli
 from .scenario import ScenarioError, load_scenario
+from .violence.cli import register_cli as register_violence_cli
 
 EXIT_BAD_INPUT = 2
 
@@ -39,7 +41,8 @@ def _cmd_run(args) -> int:
                   progress=lambda n: bar.update(n - bar.n))
     info = manifest([s], seed, args.replications, res.wall_s, scenario_file=str(args.scenario),
                     overrides=args.set or [])
-    write_run(out, s, res.calls, res.pools, res.hourly, res.kpis, res.summary, info)
+    write_run(out, s, res.calls, res.pools, res.hourly, res.kpis, res.summary, info,
+              facilities=res.facilities, occupancy=res.occupancy)
     _print_summary(res.summary)
     print(f"\nwrote {out}/ (calls.parquet, summary.csv, scenario.resolved.yaml, manifest.json)")
     return 0
@@ -77,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_set(r)
     r.set_defaults(func=_cmd_run)
     register_report_cli(sub)
+    register_violence_cli(sub)
     register_experiment_cli(sub)
+    register_calibrate_cli(sub)
     return p
 
 
