@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEFAULT_OUT := results/default
 
-.PHONY: run test bench venv clean
+.PHONY: run test bench browser venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +15,28 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Default scenario comparison: writes results/ with tables, charts and report.
-run: $(STAMP)
-	$(BIN)/crisis-sim run scenarios/validation/mmc.yaml --replications 5 --out results/default
+## Headless Chromium for the report test (Debian package; the test fails without it when CI=true).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the browser test will skip (or fail with CI=true)"
 
-## Whole test suite (statistical tests use fixed seeds).
-test: $(STAMP)
+## Default comparison: Eugene police only vs CAHOOTS, same calls; charts and report in results/default.
+run: $(STAMP)
+	$(BIN)/crisis-sim compare scenarios/eugene/police_only.yaml scenarios/eugene/cahoots.yaml \
+	    --replications 5 --out $(DEFAULT_OUT)
+	$(BIN)/crisis-sim report $(DEFAULT_OUT) --out $(DEFAULT_OUT)/report.html \
+	    --charts-dir $(DEFAULT_OUT)/charts --target-min 30
+	@echo "charts: $(DEFAULT_OUT)/charts/   report: $(DEFAULT_OUT)/report.html   tables: $(DEFAULT_OUT)/summary.csv"
+
+## Whole test suite (statistical tests use fixed seeds), notebooks included.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_cahoots.py
+	$(BIN)/python bench/bench_parallel.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
