@@ -137,3 +137,17 @@ def test_co_responder_fallback_follows_erlang_b_and_diverts_nothing(scenario_pat
     m, lo, hi = t_interval(res.kpis.query("metric == 'fallback_rate'")["value"])
     assert lo <= erlang_b(2, 2.5) <= hi
     assert res.kpi("diversion_rate") == 0 and res.kpi("eligible_diversion_rate") == 0
+
+
+def test_a_team_without_a_vehicle_cannot_leave(scenario_path):
+    """Two teams sharing one van behave as one server: the loss rate is Erlang B with c=1."""
+    from analytic import erlang_b
+    from sim.metrics import t_interval
+    s = sim.load_scenario(scenario_path("scenarios/validation/mmcc.yaml"),
+                          {"vehicles": {"van": 1}, "pools.crisis_team.vehicles": "van"})
+    res = sim.run(s, replications=8, seed=13, workers=1)
+    m, lo, hi = t_interval(res.kpis.query("metric == 'fallback_rate'")["value"])
+    assert lo <= erlang_b(1, 2.5) <= hi, (m, lo, hi)
+    c = res.calls[res.calls["pool"] == "crisis_team"].sort_values(["replication", "t_dispatched"])
+    for _, g in c.groupby("replication"):   # never two crisis-team calls at once
+        assert (g["t_dispatched"].to_numpy()[1:] >= g["t_team_free"].to_numpy()[:-1] - 1e-9).all()
