@@ -345,6 +345,10 @@ def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_
             checked += 1
             if checked >= replications:
                 k = pd.DataFrame(rows, columns=list(PARTITION) + ["metric", "value"])
+                unknown = set(precision_metrics or []) - set(k["metric"])
+                if unknown and len(k):
+                    raise ScenarioError(None, None, f"no KPI named {', '.join(sorted(unknown))} for the "
+                                        f"precision target; KPIs: {', '.join(dict.fromkeys(k['metric']))}")
                 table = precision_table(k[k["replication"] < checked], precision, precision_metrics)
                 if table["within"].all() or checked == cap:
                     return checked

@@ -70,7 +70,7 @@ class Store:
         """Create the folder, or reopen it to resume if it holds the same ``settings``.
 
         ``settings`` must contain ``cells`` (list of dicts with ``scenario``); ``resolved``
-        maps file stems to resolved-scenario YAML written under ``resolved/``. Without
+        maps a name per cell to its resolved-scenario YAML, written under ``resolved/``. Without
         ``out`` the store lives in a temporary folder deleted with the store.
         """
         tmp = None

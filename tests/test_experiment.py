@@ -69,6 +69,8 @@ def test_precision_cap_reports_the_limiting_kpi(co):
     assert res.replications == 6 and res.met is False
     worst = res.precision.loc[res.precision["rel_half_width"].idxmax()]
     assert res.limiting["metric"] == worst["metric"] and worst["rel_half_width"] > 0.01
+    with pytest.raises(ScenarioError, match="no KPI named fallback_rat for"):
+        compare(co[:1], replications=2, seed=7, precision=0.1, precision_metrics=["fallback_rat"], workers=1)
 
 
 def test_paired_interval_under_crn_is_narrower_than_with_independent_streams(co):
