@@ -386,11 +386,37 @@ def _experiment_section(f: RunFolder, idx: int, target_min: float | None) -> str
         out.append(_try_chart(lambda: plots.forest(f.compare, metrics=metrics or None),
                               f"Differences to {base}", notes))
     out.append("<h3>Key figures</h3>" + kpi_table_html(columns))
+    if f.kind == "compare":
+        for k, member in enumerate(_compare_members(f)):
+            out.append(_scenario_section(member, f"{idx}-{k}", target_min, level=3))
     out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
     if notes:
         out.append("<h3>Not shown</h3>" + _list_html(notes, ""))
     out.append("</section>")
     return "".join(out)
+
+
+def _compare_members(f: RunFolder) -> list[RunFolder]:
+    """Each scenario of a compare folder as its own (manifest-less) folder view, so it gets
+    the same per-scenario charts, assumptions and sources as a single run."""
+    cells = _read(f.path / "cells.csv")
+    if cells is None:
+        return []
+    tables = {name: _store_table(f.path / name) for name in ("calls", "hourly", "occupancy", "facilities")}
+    members = []
+    for key in dict.fromkeys(cells["scenario"].astype(str)):
+        resolved = f.path / "resolved" / f"{key}-p0.yaml"
+        raw = yaml.safe_load(resolved.read_text(encoding="utf-8")) if resolved.exists() else {}
+        try:
+            scenario = validate(dict(raw), str(resolved)) if raw else None
+        except ScenarioError:
+            scenario = None
+        pick = {name: (t[t["scenario"] == key] if t is not None and "scenario" in t else None)
+                for name, t in tables.items()}
+        summary = f.summary[f.summary["scenario"].astype(str) == key] if f.summary is not None else None
+        members.append(RunFolder(path=f.path, name=str(raw.get("name") or key), kind="run", raw=raw,
+                                 scenario=scenario, manifest={}, summary=summary, **pick))
+    return members
 
 
 def _list_html(items, empty: str) -> str:
@@ -418,9 +444,9 @@ def _try_chart(make, alt: str, notes: list[str]) -> str:
         return ""
 
 
-def _scenario_section(f: RunFolder, idx: int, target_min: float | None) -> str:
+def _scenario_section(f: RunFolder, idx, target_min: float | None, level: int = 2) -> str:
     notes: list[str] = []
-    out = [f"<section id='scenario-{idx}'><h2>{html.escape(f.name)}</h2>"]
+    out = [f"<section id='scenario-{idx}'><h{level}>{html.escape(f.name)}</h{level}>"]
     desc = f.raw.get("description")
     if desc:
         out.append(f"<p>{html.escape(str(desc))}</p>")
@@ -439,7 +465,8 @@ def _scenario_section(f: RunFolder, idx: int, target_min: float | None) -> str:
                               title=f"After-care beds: {f.name}"), f"Beds: {f.name}", notes))
     out.append("<h3>Assumptions</h3>" + _list_html(f.raw.get("assumptions"), "None stated in the scenario file."))
     out.append("<h3>Sources</h3>" + _list_html(f.raw.get("sources"), "None stated in the scenario file."))
-    out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
+    if f.manifest:
+        out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
     if s is None and f.raw:
         notes.append("scenario.resolved.yaml no longer validates with this version; staffing and "
                      "per-hour charts are left out")
