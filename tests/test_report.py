@@ -249,3 +249,20 @@ def test_the_browser_check_sees_errors_and_requests(browser, tmp_path):
     _, console, requests = _chromium(bad, tmp_path)
     assert "Uncaught ReferenceError" in console
     assert requests == ["http://example.invalid/x.png"]
+
+
+def test_compare_report_has_a_section_per_scenario(tmp_path):
+    """A real comparison folder: each scenario gets its own utilisation chart against its
+    schedule, with its assumptions, besides the comparison's charts."""
+    a = sim.load_scenario(SCENARIO, {"horizon_days": 5, "name": "Two teams",
+                                     "assumptions": ["Two teams <always> on"]})
+    b = sim.load_scenario(SCENARIO, {"horizon_days": 5, "name": "Three teams", "pools.crisis_team.teams": 3})
+    sim.compare([a, b], replications=2, seed=3, out=tmp_path / "cmp", workers=1)
+    out = tmp_path / "report.html"
+    report.build_report([tmp_path / "cmp"], out)
+    html = out.read_text(encoding="utf-8")
+    for name in ("Two teams", "Three teams"):
+        assert f'alt="Utilisation by hour: {name}"' in html
+    for name in ("Two teams", "Three teams"):
+        assert f"<h3>{name}</h3>" in html
+    assert "Two teams &lt;always&gt; on" in html
