@@ -46,7 +46,7 @@ import pandas as pd
 from .metrics import kpis, summarise
 from .model import Model, RunResult
 from .results import manifest, write_csv, write_text
-from .scenario import (Scenario, ScenarioError, apply_overrides, load_raw, parse_value,
+from .scenario import (Scenario, ScenarioError, ScenarioHeader, apply_overrides, load_raw, parse_value,
                        resolved_yaml, validate)
 from .store import PARTITION, Store, fingerprint, utc_now
 
@@ -114,21 +114,34 @@ def _replicate(store: Store, cell: Cell, replication: int, keep_calls: bool, ses
               "started_utc": utc_now()}
     t0 = time.perf_counter()
     try:
-        res, values = single_run(cell.scenario, cell.seed, replication)
-        frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
-                  "pools": res.pools, "hourly": res.hourly}
-        if keep_calls:
-            frames["calls"] = res.calls
-        frames.update({name: df for name, df in (("facilities", res.facilities),
-                                                 ("occupancy", res.occupancy)) if len(df)})
+        frames, values, rows = _replication_frames(cell.scenario, cell.seed, replication, keep_calls)
         store.write_frames(cell.key, cell.point, replication, frames)
-        record.update(status="ok", error="", traceback="", calls=len(res.calls))
+        record.update(status="ok", error="", traceback="", calls=rows)
     except Exception as e:  # noqa: BLE001 - recorded, not swallowed
         values = None
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
                       calls=0)
     record.update(wall_s=time.perf_counter() - t0, finished_utc=utc_now(), kpis=values)
     return record
+
+
+def _replication_frames(scenario, seed: int, replication: int, keep_calls: bool
+                        ) -> tuple[dict[str, pd.DataFrame], dict[str, float], int]:
+    """(tables to store, KPIs, rows logged) of one replication of either kind of scenario."""
+    if getattr(scenario, "kind", None) == "violence":
+        from .violence.experiment import single_run as violence_run
+        shootings, responses, actions, values = violence_run(scenario, seed, replication)
+        frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
+                  "shootings": shootings, "responses": responses, "actions": actions}
+        return frames, values, len(shootings)
+    res, values = single_run(scenario, seed, replication)
+    frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
+              "pools": res.pools, "hourly": res.hourly}
+    if keep_calls:
+        frames["calls"] = res.calls
+    frames.update({name: df for name, df in (("facilities", res.facilities),
+                                             ("occupancy", res.occupancy)) if len(df)})
+    return frames, values, len(res.calls)
 
 
 # --------------------------------------------------------------------------- backends
@@ -288,6 +301,8 @@ class ExperimentResults:
     hourly = _stored("hourly")
     facilities = _stored("facilities")
     occupancy = _stored("occupancy")
+    shootings = _stored("shootings")     # violence scenarios
+    responses = _stored("responses")
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -474,25 +489,34 @@ def _unique(keys: list[str]) -> list[str]:
     return out
 
 
-def _raw(source: Scenario | str | Path, overrides) -> tuple[dict, str | None, dict]:
+def validate_any(data: dict, file: str | None, positions: dict | None):
+    """A crisis-response Scenario, or a violence scenario when the file says ``kind: violence``:
+    both kinds run through the same experiments and results store."""
+    if data.get("kind") == "violence":
+        from .violence.schema import ViolenceScenario, check_references
+        return validate(data, file, positions, model=ViolenceScenario, checks=check_references)
+    return validate(data, file, positions)
+
+
+def _raw(source: ScenarioHeader | str | Path, overrides) -> tuple[dict, str | None, dict]:
     """(raw mapping, file, key positions) of a scenario file or object, with overrides."""
-    if isinstance(source, Scenario):
-        data, file, positions = source.to_dict(), None, {}
+    if isinstance(source, ScenarioHeader):
+        data, file, positions = source.model_dump(mode="json"), None, {}
     else:
         data, positions = load_raw(source)
         file = str(source)
     return apply_overrides(data, overrides, file), file, positions
 
 
-def _scenario(source, overrides) -> tuple[Scenario, str | None]:
-    if isinstance(source, Scenario) and not overrides:
+def _scenario(source, overrides) -> tuple[ScenarioHeader, str | None]:
+    if isinstance(source, ScenarioHeader) and not overrides:
         return source, None
     data, file, positions = _raw(source, overrides)
-    return validate(data, file, positions), file
+    return validate_any(data, file, positions), file
 
 
-def _default_key(source, scenario: Scenario) -> str:
-    return _slug(Path(source).stem if not isinstance(source, Scenario) else scenario.name)
+def _default_key(source, scenario: ScenarioHeader) -> str:
+    return _slug(Path(source).stem if not isinstance(source, ScenarioHeader) else scenario.name)
 
 
 def parse_vary(items: list[str] | dict[str, list]) -> dict[str, list]:
@@ -596,13 +620,13 @@ def sweep(base: Scenario | str | Path, vary: dict[str, list] | list[str], replic
     """
     vary = parse_vary(vary)
     data, file, positions = _raw(base, overrides)
-    first = validate(data, file, positions)
+    first = validate_any(data, file, positions)
     seed = first.seed if seed is None else int(seed)
     key = _slug(label) if label else _default_key(base, first)
     cells = []
     for p, combo in enumerate(itertools.product(*vary.values())):
         values = dict(zip(vary, combo))
-        s = validate(apply_overrides(data, values, file), file, positions)
+        s = validate_any(apply_overrides(data, values, file), file, positions)
         cells.append(Cell(s, key, p, seed, file, values))
     return _execute("sweep", cells, replications, out=out, keep_calls=keep_calls, precision=precision,
                     precision_metrics=precision_metrics, max_replications=max_replications,

@@ -37,7 +37,8 @@ import yaml
 from . import __version__, plots
 from .metrics import t_interval
 from .results import atomic_write, write_text
-from .scenario import Scenario, ScenarioError, validate
+from .experiment import validate_any
+from .scenario import Scenario, ScenarioError
 
 HEADLINE = ["eligible_diversion_rate", "fallback_rate", "diversion_rate", "response_time_p50",
             "response_time_p90", "response_time_mean", "queue_wait_mean", "police_hours",
@@ -68,6 +69,7 @@ class RunFolder:
     facilities: pd.DataFrame | None = None
     compare: pd.DataFrame | None = None
     sweep: pd.DataFrame | None = None
+    sensitivity: pd.DataFrame | None = None    # violence n x e grid
     notes: list[str] = field(default_factory=list)
 
 
@@ -83,14 +85,14 @@ def load_results(path: str | Path) -> RunFolder:
     if not path.is_dir():
         raise ReportError(f"{path}: not a folder (give the results folder a run wrote)")
     files = {p.name for p in path.iterdir()}
-    if "summary.csv" not in files:
+    if "summary.csv" not in files and "sensitivity.csv" not in files:
         raise ReportError(f"{path}: no summary.csv: not a results folder")
     raw: dict = {}
     scenario = None
     if "scenario.resolved.yaml" in files:
         raw = yaml.safe_load((path / "scenario.resolved.yaml").read_text(encoding="utf-8")) or {}
         try:
-            scenario = validate(dict(raw), str(path / "scenario.resolved.yaml"))
+            scenario = validate_any(dict(raw), str(path / "scenario.resolved.yaml"), None)
         except ScenarioError:
             scenario = None
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8")) \
@@ -100,7 +102,7 @@ def load_results(path: str | Path) -> RunFolder:
     for attr, fname in (("summary", "summary.csv"), ("kpis", "kpis.csv"), ("calls", "calls.parquet"),
                         ("pools", "pools.parquet"), ("hourly", "hourly.parquet"),
                         ("occupancy", "occupancy.parquet"), ("facilities", "facilities.parquet"),
-                        ("compare", "differences.csv")):
+                        ("compare", "differences.csv"), ("sensitivity", "sensitivity.csv")):
         setattr(f, attr, _read(path / fname))
     if f.kind == "sweep":
         f.sweep = f.summary
@@ -192,13 +194,46 @@ def _pct(v: float) -> str:
     return f"{v:.0%}"
 
 
+def _reps_phrase(f: RunFolder) -> str:
+    reps = int(f.summary["replications"].max()) if f.summary is not None and len(f.summary) else 0
+    days = f.raw.get("horizon_days")
+    if not reps:
+        return ""
+    return (f"Based on {reps} replication{'s' if reps != 1 else ''}"
+            + (f" of {days:g} days" if isinstance(days, (int, float)) else "") + "; "
+            "brackets are 95% intervals across replications.")
+
+
+def violence_paragraph(f: RunFolder) -> str:
+    """Plain-language summary of a violence-interruption scenario (plain text)."""
+    base = _kpi(f.summary, "counterfactual_per_year")
+    off = _kpi(f.summary, "offspring_share")[0]
+    averted = _kpi(f.summary, "shootings_averted_per_year")
+    red = _kpi(f.summary, "reduction")
+    out = []
+    if base[0] == base[0]:
+        out.append(f"Without a program the model gives {fmt_interval('shootings', *base)} shootings a year"
+                   + (f", {off:.0%} of them retaliations" if off == off else "") + ". ")
+    if averted[0] == averted[0] and averted[0] > 0:
+        share = f"{red[0]:.0%}" + (f" [{red[1]:.0%}–{red[2]:.0%}]" if red[1] == red[1] else "")
+        out.append(f"The program averts {fmt_interval('shootings', *averted)} a year ({share} of all shootings). ")
+        r1 = _kpi(f.summary, "reached_24h.scene")[0]
+        if r1 == r1:
+            out.append(f"{r1:.0%} of shootings are reached by an interrupter within 24 h. ")
+    elif base[0] == base[0]:
+        out.append("This is the no-program counterfactual. ")
+    out.append("How contagious shootings are (the branching ratio n) drives every figure: read "
+               "them with the sensitivity grid. " + _reps_phrase(f))
+    return "".join(out)
+
+
 def scenario_paragraph(f: RunFolder) -> str:
     """The plain-language summary of one scenario (plain text, not yet escaped)."""
+    if f.raw.get("kind") == "violence":
+        return violence_paragraph(f)
     edr = _kpi(f.summary, "eligible_diversion_rate")
     fb = _kpi(f.summary, "fallback_rate")
     p50, p90 = _kpi(f.summary, "response_time_p50")[0], _kpi(f.summary, "response_time_p90")[0]
-    reps = int(f.summary["replications"].max()) if f.summary is not None and len(f.summary) else 0
-    days = f.raw.get("horizon_days")
     out = [f"With {staffing_phrase(f.scenario)}, "]
     if edr[0] == edr[0]:
         out.append(f"{fmt_interval('eligible_diversion_rate', *edr)} of eligible calls are handled "
@@ -218,11 +253,22 @@ def scenario_paragraph(f: RunFolder) -> str:
     if p50 == p50:
         out.append(f"Half of the answered calls have help on scene within {p50:.0f} min, "
                    f"90% within {p90:.0f} min. ")
-    if reps:
-        out.append(f"Based on {reps} replication{'s' if reps != 1 else ''}"
-                   + (f" of {days:g} days" if isinstance(days, (int, float)) else "") + "; "
-                   "brackets are 95% intervals across replications.")
+    out.append(_reps_phrase(f))
     return "".join(out)
+
+
+def sensitivity_paragraph(grid: pd.DataFrame, metric: str = "reduction") -> str:
+    """How much the result depends on the branching ratio n, from an n x e grid (plain text)."""
+    g = grid[grid["metric"] == metric]
+    if g.empty:
+        return "The grid holds no reduction figures."
+    top_e = g["e"].max()
+    at = g[g["e"] == top_e].sort_values("n")
+    lo, hi = at.iloc[0], at.iloc[-1]
+    return (f"With an interruption effect of e = {top_e:g}, the program prevents {lo['mean']:.0%} of shootings "
+            f"if violence is barely contagious (n = {lo['n']:g}) and {hi['mean']:.0%} if it is highly "
+            f"contagious (n = {hi['n']:g}). The branching ratio n is uncertain (published estimates span "
+            f"about 0.1 to 0.63), so any single figure should be read against this range.")
 
 
 def compare_table(folders: list[RunFolder]) -> pd.DataFrame:
@@ -295,6 +341,13 @@ def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
     d = get("police_hours")
     if d and d[0] == d[0]:
         parts.append(f"police time on calls is {_diff_phrase('police_hours', *d, 'more', 'less')}")
+    d = get("shootings")
+    if d and d[0] == d[0]:
+        parts.append(f"has {_diff_phrase('shootings', *d, 'more', 'fewer')} shootings")
+        for metric, what in (("retaliations_averted", "retaliations"), ("background_averted", "background shootings")):
+            d = get(metric)
+            if d and d[0] == d[0]:
+                parts.append(f"{_diff_phrase(metric, *d, 'more', 'fewer')} {what} averted")
     if not parts:
         return f"No shared KPIs to compare '{name}' with '{base}'."
     if "paired" not in rows:
@@ -360,6 +413,12 @@ def _experiment_section(f: RunFolder, idx: int, target_min: float | None) -> str
     notes: list[str] = []
     out = [f"<section id='scenario-{idx}'><h2>{html.escape(f.kind.capitalize())}: {html.escape(f.name)}</h2>"]
     summary = f.summary
+    if f.kind == "sensitivity" and f.sensitivity is not None:
+        out.append(f"<p class='summary'>{html.escape(sensitivity_paragraph(f.sensitivity))}</p>")
+        from .violence.plots import plot_sensitivity
+        out.append(_try_chart(lambda: plot_sensitivity(f.sensitivity), f"Sensitivity: {f.name}", notes))
+        out.append(f"<h3>Run manifest</h3>" + manifest_html(f) + "</section>")
+        return "".join(out)
     if f.kind == "sweep":
         fields = [c for c in summary.columns if c not in SWEEP_META]
         keys = summary[fields].drop_duplicates() if fields else summary[["scenario"]].drop_duplicates()
@@ -408,7 +467,7 @@ def _compare_members(f: RunFolder) -> list[RunFolder]:
         resolved = f.path / "resolved" / f"{key}-p0.yaml"
         raw = yaml.safe_load(resolved.read_text(encoding="utf-8")) if resolved.exists() else {}
         try:
-            scenario = validate(dict(raw), str(resolved)) if raw else None
+            scenario = validate_any(dict(raw), str(resolved), None) if raw else None
         except ScenarioError:
             scenario = None
         pick = {name: (t[t["scenario"] == key] if t is not None and "scenario" in t else None)

@@ -47,9 +47,13 @@ def _cmd_grid(args) -> int:
         raise ScenarioError(str(args.scenario), "programs", str(e)) from None
     out = Path(args.out or Path("results") / f"{Path(args.scenario).stem}_grid")
     write_csv(out / "sensitivity.csv", grid)
+    write_text(out / "scenario.resolved.yaml", resolved_yaml(s))
+    info = manifest([s], s.seed if args.seed is None else args.seed, args.replications, 0.0,
+                    kind="sensitivity", scenario_file=str(args.scenario), overrides=args.set or [])
+    write_text(out / "manifest.json", json.dumps(info, indent=2) + "\n")
     fig = plot_sensitivity(grid)
     fig.savefig(out / "sensitivity.png", dpi=120, bbox_inches="tight")
-    print(f"wrote {out}/sensitivity.csv and sensitivity.png")
+    print(f"wrote {out}/ (sensitivity.csv, sensitivity.png, manifest.json)")
     return 0
 
 
