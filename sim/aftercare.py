@@ -40,8 +40,13 @@ class Facility:
         self.door: deque[simpy.Event] = deque()
         self.level_t: list[float] = [0.0]
         self.level_occ: list[int] = [0]
-        self.arrivals = self.admissions = self.refusals = 0   # refusals: turned away when full
+        # counted after the warm-up only, like the KPIs (refusals: turned away when full)
+        self.arrivals = self.admissions = self.refusals = 0
         self.step_downs = self.step_down_refused = 0
+        self._warmup = m.s.warmup_min
+
+    def measuring(self) -> bool:
+        return self.env.now >= self._warmup
 
     def full(self) -> bool:
         return self.occupied >= self.beds
@@ -63,7 +68,7 @@ class Facility:
         return ev
 
     def _stay(self) -> None:
-        self.admissions += 1
+        self.admissions += self.measuring()
         self.env.process(self._discharge_after(self.los(self.m.draw(f"facility/{self.name}/los"))))
 
     def _discharge_after(self, stay: float):
@@ -72,9 +77,9 @@ class Facility:
             target, p = self.step_down
             if self.m.draw(f"facility/{self.name}/step_down") < p:
                 if target.full():
-                    target.step_down_refused += 1
+                    target.step_down_refused += self.measuring()
                 else:
-                    self.step_downs += 1
+                    self.step_downs += self.measuring()
                     target.admit()
         if self.door:
             self.door.popleft().succeed()   # the bed goes straight to the next team at the door
@@ -104,7 +109,7 @@ def transport(m: "Model", i: int, team, x: float, y: float, zone: int, cp):
         if d > 0:
             yield env.timeout(d)
         loc = fac.location
-        fac.arrivals += 1
+        fac.arrivals += fac.measuring()
         if not fac.full():
             fac.admit()
             break
@@ -113,7 +118,7 @@ def transport(m: "Model", i: int, team, x: float, y: float, zone: int, cp):
             yield fac.wait_for_bed()
             door_wait += env.now - t
             break
-        fac.refusals += 1
+        fac.refusals += fac.measuring()
         rec["transport_diverted"][i] = True
         fac = fac.divert_to
     rec["door_wait"][i] = door_wait

@@ -26,6 +26,11 @@ def test_littles_law_uncapped_facility(path):
     m, lo, hi = t_interval(diff)
     assert lo <= 0 <= hi, (m, lo, hi)
     assert 3.5 < occ.mean() < 4.5            # 1/h x 4 h = 4 beds busy on average
+    # the facility counts admissions made after the warm-up (admission = hand-over start)
+    adm_fac = res.kpis.query("metric == 'admissions.crisis_center'")["value"].to_numpy()
+    c = res.calls
+    admitted = c[(c["destination"] == "crisis_center") & (c["t_handover"] - 15 >= 5 * 1440)]
+    np.testing.assert_array_equal(adm_fac, admitted.groupby("replication").size().to_numpy())
 
 
 @pytest.mark.parametrize("beds", [3, 5])
