@@ -4,7 +4,8 @@ A scenario's ``targets:`` block lists published figures (metric, published value
 tolerance, source). :func:`calibrate` runs each scenario with replications from a fixed
 seed (``sim.experiment.single_run``: every KPI of :func:`sim.metrics.kpis`), adds the
 per-pool, per-channel and per-zone counts of :func:`sim.metrics.program_kpis`, and
-compares the 95% t-interval of each target's KPI to the band ``published ± tolerance``:
+compares the 95% t-interval of each target's KPI to the band ``published ± tolerance``.
+Violence-interruption files (``kind: violence``) are checked the same way on their own KPIs.
 
 * ``within``: the whole interval lies inside the band (the model reproduces the figure,
   and enough replications were run to say so);
@@ -33,10 +34,10 @@ from typing import Any
 
 import pandas as pd
 
-from .experiment import single_run
+from .experiment import single_run, validate_any
 from .metrics import program_kpis, summarise
 from .results import write_text
-from .scenario import Scenario, ScenarioError, load_raw, load_scenario
+from .scenario import Scenario, ScenarioError, apply_overrides, load_raw
 
 COLUMNS = ["scenario", "file", "metric", "published", "tolerance", "mean", "ci_low", "ci_high",
            "replications", "within", "verdict", "required", "source", "reason"]
@@ -56,19 +57,34 @@ def _kind(path: Path) -> str | None:
     return data.get("kind")
 
 
-def scenario_files(paths: list[str | Path]) -> list[Path]:
-    """YAML files named or found under folders, sorted, without ``kind: violence`` files."""
+def yaml_files(paths: list[str | Path]) -> list[Path]:
+    """YAML files named or found under folders, sorted."""
     files: list[Path] = []
     for p in map(Path, paths):
         files.extend(sorted(p.rglob("*.yaml")) if p.is_dir() else [p])
-    return [f for f in files if _kind(f) != "violence"]
+    return files
+
+
+def scenario_files(paths: list[str | Path]) -> list[Path]:
+    """The crisis-response scenario files among ``paths`` (without ``kind: violence`` files)."""
+    return [f for f in yaml_files(paths) if _kind(f) != "violence"]
+
+
+def load_any(path: str | Path, overrides=None):
+    """A scenario file of either kind (crisis response, or ``kind: violence``)."""
+    data, positions = load_raw(path)
+    return validate_any(apply_overrides(data, overrides, str(path)), str(path), positions)
 
 
 # --------------------------------------------------------------------------- running
 
 
 def replicate(scenario: Scenario, seed: int, replication: int) -> dict[str, float]:
-    """KPIs of one replication: the standard set plus the calibration counts."""
+    """KPIs of one replication: the standard set plus the calibration counts (violence
+    scenarios: their own KPIs)."""
+    if getattr(scenario, "kind", None) == "violence":
+        from .violence.experiment import single_run as violence_run
+        return violence_run(scenario, seed, replication)[3]
     res, out = single_run(scenario, seed, replication)
     out.update(program_kpis(res.calls, scenario.horizon_days))
     return out
@@ -137,8 +153,8 @@ def calibrate(paths: list[str | Path], replications: int = 10, seed: int | None 
     Returns the table of :data:`COLUMNS` (empty if no file has targets).
     """
     frames = []
-    for f in scenario_files(paths):
-        s = load_scenario(f, overrides)
+    for f in yaml_files(paths):
+        s = load_any(f, overrides)
         if not s.targets:
             continue
         summary = simulate(s, replications, s.seed if seed is None else seed, workers)

@@ -42,3 +42,11 @@ def test_report_reads_violence_compare_and_grid(tmp_path):
     assert "if violence is barely contagious (n = 0.1)" in html
     assert 'alt="Sensitivity: ' in html
     assert "no longer validates" not in html
+
+
+def test_calibrate_check_covers_violence_targets():
+    from sim import calibrate
+    table = calibrate.calibrate([ONS], replications=3, seed=2)
+    assert set(table["metric"]) >= {"counterfactual_deaths_per_year", "reduction"}
+    assert (table["scenario"] == sim.load_violence_scenario(ONS).name).all()
+    assert table["mean"].notna().all()
