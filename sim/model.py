@@ -266,18 +266,21 @@ class Model:
         # screening: each call's path, with misclassification, decided up front
         c = self.calls
         path_names = list(s.triage.paths)
-        true_path = np.array([path_names.index(s.path_of(t)) for t in type_names], dtype=np.int64)
-        screened = true_path[c.call_type]
+        # path by (call type, zone): paths may be limited to some zones (a pilot area)
+        by_type_zone = np.array([[path_names.index(s.path_of(t, z)) for z in zone_names] for t in type_names],
+                                dtype=np.int64)
+        true_path = by_type_zone[c.call_type, c.zone]
+        screened = true_path.copy()
         for pi, pname in enumerate(path_names):
             mis = s.triage.paths[pname].misroute
             if mis is None:
                 continue
             p_by_type = np.array([mis.p(t) for t in type_names])
-            hit = (screened == pi) & (c.u["misroute"] < p_by_type[c.call_type]) & (true_path[c.call_type] == pi)
+            hit = (screened == pi) & (c.u["misroute"] < p_by_type[c.call_type]) & (true_path == pi)
             screened = np.where(hit, path_names.index(mis.to), screened)
         self.path_names = path_names
         self.screened_path = screened
-        self.true_path = true_path[c.call_type]
+        self.true_path = true_path
         self.call_path = [self.paths[path_names[k]] for k in screened.tolist()]
 
         # per-call columns as Python lists: scalar indexing in the hot loop is cheaper
@@ -359,7 +362,8 @@ class Model:
             "zone": cat(c.zone, list(s.zones)),
             "x_km": c.x, "y_km": c.y,
             "person": c.person,
-            "eligible": (np.array([s.eligible(tn) for tn in c.type_names], dtype=bool)[c.call_type]
+            "eligible": (np.array([[s.eligible(tn, z) for z in s.zones] for tn in c.type_names],
+                                  dtype=bool)[c.call_type, c.zone]
                          & (np.arange(n) < self.n_reactive)) if n else np.zeros(0, dtype=bool),
             "path": cat(self.screened_path, self.path_names),
             "misrouted": self.screened_path != self.true_path,

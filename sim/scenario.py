@@ -235,6 +235,8 @@ class ResponsePath(Strict):
         None, description="wait per pool before falling back to the next (one value or one per pool); "
                           "0 = loss system, omitted = wait without limit")
     misroute: Misroute | None = None
+    zones: list[str] | None = Field(
+        None, description="only calls from these zones take this path (a pilot area); omitted: every zone")
     desk: str | None = Field(None, description="a triage desk every call of this path passes before dispatch")
     consult: Consult | None = None
 
@@ -456,15 +458,19 @@ class Scenario(ScenarioHeader):
     def pool_is_police(self, pool: str) -> bool:
         return any(self.roles.get(r, Role()).sworn for r in self.pools[pool].roles)
 
-    def path_of(self, call_type: str) -> str:
-        return next(name for name, p in self.triage.paths.items() if call_type in p.call_types)
+    def path_of(self, call_type: str, zone: str | None = None) -> str:
+        """The path a call of this type from this zone takes (validation guarantees one)."""
+        zone = zone or next(iter(self.zones))
+        return next(name for name, p in self.triage.paths.items()
+                    if call_type in p.call_types and (p.zones is None or zone in p.zones))
 
-    def eligible(self, call_type: str) -> bool:
-        """Eligible for a specialist response (see ``CallType.eligible``)."""
+    def eligible(self, call_type: str, zone: str | None = None) -> bool:
+        """Eligible for a specialist response (see ``CallType.eligible``); a type declared
+        eligible is eligible everywhere, otherwise its path in that zone decides."""
         declared = self.call_types[call_type].eligible
         if declared is not None:
             return declared
-        path = self.triage.paths[self.path_of(call_type)]
+        path = self.triage.paths[self.path_of(call_type, zone)]
         return len(path.pools) > 1 or any(not self.pool_is_police(p) for p in path.pools)
 
     @property
@@ -497,14 +503,20 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         if ch.identified > 0 and s.persons is None:
             errs.append((f"channels.{cname}.identified", "calls carry person ids but the scenario has no "
                                                           "persons: {population: N} to draw them from"))
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}      # (call type, zone) -> path
     for pname, p in s.triage.paths.items():
+        for i, z in enumerate(p.zones or []):
+            need(z, zones, f"triage.paths.{pname}.zones.{i}", "zone")
         for i, t in enumerate(p.call_types):
             need(t, types, f"triage.paths.{pname}.call_types.{i}", "call type")
-            if t in seen:
-                errs.append((f"triage.paths.{pname}.call_types.{i}",
-                             f"call type '{t}' is already on path '{seen[t]}'; each type takes one path"))
-            seen[t] = pname
+            for z in (p.zones or list(s.zones)):
+                if (t, z) in seen:
+                    errs.append((f"triage.paths.{pname}.call_types.{i}",
+                                 f"call type '{t}' is already on path '{seen[t, z]}'"
+                                 + (f" in zone '{z}'" if p.zones else "")
+                                 + "; each type takes one path (per zone, with zones:)"))
+                    break
+                seen[t, z] = pname
         for i, pool in enumerate(p.pools):
             need(pool, pools, f"triage.paths.{pname}.pools.{i}", "pool")
         if p.misroute:
@@ -518,8 +530,13 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
         if p.consult:
             need(p.consult.desk, desks, f"triage.paths.{pname}.consult.desk", "desk")
             need(p.consult.second_pool, pools, f"triage.paths.{pname}.consult.second_pool", "pool")
-    for t in sorted(types - set(seen)):
-        errs.append(("triage.paths", f"call type '{t}' is on no path; every call type needs one"))
+    for t in sorted(types):
+        missing = [z for z in s.zones if (t, z) not in seen]
+        if len(missing) == len(s.zones):
+            errs.append(("triage.paths", f"call type '{t}' is on no path; every call type needs one"))
+        elif missing:
+            errs.append(("triage.paths", f"call type '{t}' has no path in zone(s) {', '.join(missing)}; "
+                                         "paths with zones: must cover every zone"))
     for pname, p in s.pools.items():
         for i, r in enumerate(p.roles):
             need(r, set(s.roles), f"pools.{pname}.roles.{i}", "role")

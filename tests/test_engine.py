@@ -151,3 +151,20 @@ def test_a_team_without_a_vehicle_cannot_leave(scenario_path):
     c = res.calls[res.calls["pool"] == "crisis_team"].sort_values(["replication", "t_dispatched"])
     for _, g in c.groupby("replication"):   # never two crisis-team calls at once
         assert (g["t_dispatched"].to_numpy()[1:] >= g["t_team_free"].to_numpy()[:-1] - 1e-9).all()
+
+
+def test_pilot_path_limited_to_zones(scenario_path):
+    """A path with zones: only calls from the pilot zone reach the crisis team; elsewhere the
+    same call type goes to police, and is not eligible there."""
+    s = sim.load_scenario(scenario_path("scenarios/validation/mmcc.yaml"), {
+        "zones": {"pilot": {"share": 0.4}, "rest": {"share": 0.6}},
+        "triage.paths": {
+            "pilot": {"call_types": ["crisis"], "zones": ["pilot"], "pools": ["crisis_team", "police"],
+                      "max_wait_min": [0, None]},
+            "elsewhere": {"call_types": ["crisis"], "zones": ["rest"], "pools": ["police"]}},
+        "horizon_days": 5})
+    c = Model(s, seed=3).run().calls
+    pilot = c["zone"] == "pilot"
+    assert (c.loc[~pilot, "pool"] == "police").all() and (c.loc[~pilot, "path"] == "elsewhere").all()
+    assert (c.loc[pilot, "pool"] == "crisis_team").any() and (c.loc[pilot, "path"] == "pilot").all()
+    assert c.loc[pilot, "eligible"].all() and not c.loc[~pilot, "eligible"].any()
