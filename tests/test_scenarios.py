@@ -201,7 +201,7 @@ def test_oakland_pilot_zones_compared_with_the_rest():
     assert set(m.index) == {"pilot", "rest"}
     assert m.loc["pilot", "diversion_rate"] > 0 and m.loc["rest", "diversion_rate"] == 0
     assert m.loc["pilot", "eligible_diversion_rate"] > 0.2
-    assert np.isnan(m.loc["rest", "eligible_diversion_rate"])          # no MACRO-eligible calls there
+    assert m.loc["rest", "eligible_diversion_rate"] == 0               # eligible, but no MACRO there
     assert (p["diversion_rate"] == 0).all()
     assert m.loc["pilot", "calls"] == p.loc["pilot", "calls"]          # same calls
     assert m.loc["pilot", "police_hours_per_year"] < p.loc["pilot", "police_hours_per_year"]
