@@ -46,6 +46,14 @@ class Geography:
 
     # --- locations -----------------------------------------------------------------
 
+    def place(self, zone: str | None) -> tuple[float, float, int]:
+        """(x, y, zone index) of a zone's centre (the first zone if None); everything sits
+        at (0, 0, 0) without geography."""
+        if self.model == "none":
+            return (0.0, 0.0, 0)
+        z = self.zone_names.index(zone) if zone else 0
+        return (*self.centres[z], z)
+
     def locations(self, zones: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Uniform points inside each call's zone rectangle (km)."""
         r = np.asarray(self.rects, dtype=float)[zones] if len(zones) else np.zeros((0, 4))

@@ -202,14 +202,9 @@ class Model:
         self.pool_names = list(s.pools)
         self.pools: dict[str, TeamPool] = {}
         for k, (name, p) in enumerate(s.pools.items()):
-            if geo.model == "none":
-                base = (0.0, 0.0, 0)
-            else:
-                bz = zone_names.index(p.base_zone) if p.base_zone else 0
-                base = (*geo.centres[bz], bz)
             self.pools[name] = TeamPool(env, name, k, p.schedule(),
                                         self.vehicles.get(p.vehicles) if p.vehicles else None,
-                                        geo.search_order, geo.distance, base,
+                                        geo.search_order, geo.distance, geo.place(p.base_zone),
                                         return_to_base=p.after_call == "return_to_base")
         self.cpools = [_CPool(s, name, type_names) for name in self.pool_names]
         self.pool_police = [s.pool_is_police(name) for name in self.pool_names]
@@ -218,12 +213,7 @@ class Model:
                       for j, (name, d) in enumerate(s.triage.desks.items())}
         self.facilities: dict[str, Facility] = {}
         for j, (name, f) in enumerate(s.facilities.items()):
-            if geo.model == "none":
-                loc = (0.0, 0.0, 0)
-            else:
-                fz = zone_names.index(f.zone) if f.zone else 0
-                loc = (*geo.centres[fz], fz)
-            self.facilities[name] = Facility(self, name, j, f, loc)
+            self.facilities[name] = Facility(self, name, j, f, geo.place(f.zone))
         for name, f in s.facilities.items():
             fac = self.facilities[name]
             fac.divert_to = self.facilities[f.divert_to] if f.divert_to else None
