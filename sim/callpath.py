@@ -155,6 +155,7 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
         if team2 is not None:
             rec["second_pool"][i] = pool2.index
             rec["second_team"][i] = team2.index
+            rec["t_second_dispatched"][i] = env.now
             d = m.geo.turnout(m.draw("second/turnout")) + m.geo.drive(
                 team2.x, team2.y, team2.zone, x, y, zone, m.draw("second/travel"))
             if d > 0:
@@ -195,3 +196,4 @@ def _second_unit_leaves(m: "Model", i: int, team, x: float, y: float, zone: int,
             outcome = RESOLVED
     m.rec["outcome"][i] = outcome
     yield from m.finish(team, *where, None)
+    m.rec["t_second_free"][i] = m.env.now

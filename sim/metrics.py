@@ -15,7 +15,8 @@ Metric names (minutes where timed):
 * ``fallback_rate``: share of eligible calls answered by a later pool in their path's preference
   order (usually police) because no team of an earlier pool was free in time
 * ``police_backup_rate``: backup requests per call answered by a non-police team
-* ``police_hours``: police unit-hours on calls (primary units to back in service, plus backups)
+* ``police_hours``: police unit-hours on calls (the log's ``police_minutes``: answering units to
+  back in service, backups on the way and on scene, desk-sent sworn second units)
 * ``police_response_time_p{k}_mean``: police-answered calls of priority k
 * ``no_response_rate``: calls nobody answered within the path's waits
 * ``utilisation.{pool}``: busy team-minutes while on duty / on-duty team-minutes (overtime past
@@ -86,9 +87,7 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     alt = served & ~police_pool
     out["police_backup_rate"] = _rate((c["backup"].to_numpy() & alt).sum(), alt.sum())
     out["no_response_rate"] = _rate((c["outcome"] == "no_response").sum(), n)
-    primary = np.where(police_pool, c["t_team_free"] - c["t_dispatched"], 0.0)
-    backup = np.nan_to_num(c["backup_delay"].to_numpy(float)) + np.nan_to_num(c["backup_on_scene"].to_numpy(float))
-    out["police_hours"] = float(np.nansum(primary) + backup.sum()) / 60.0
+    out["police_hours"] = float(c["police_minutes"].sum()) / 60.0
     for prio in sorted(c["priority"].unique()):
         sel = police_pool & (c["priority"].to_numpy() == prio)
         out[f"police_response_time_p{prio}_mean"] = _mean(rt[sel])
@@ -235,18 +234,15 @@ def zone_comparison(calls: pd.DataFrame, groups: dict[str, list[str]] | list[str
     c = _incoming(calls)
     zone = c["zone"].astype(object)
     key = zone if by == "zone" else zone.map(lambda z: label.get(z, "rest"))
-    police_pool = c["police_pool"].to_numpy()
-    primary = np.where(police_pool, (c["t_team_free"] - c["t_dispatched"]).to_numpy(float), 0.0)
-    extra = (np.nan_to_num(c["backup_delay"].to_numpy(float)) + np.nan_to_num(c["backup_on_scene"].to_numpy(float)))
     frame = pd.DataFrame({
         "scenario": c["scenario"].astype(object) if "scenario" in c else "",
         "replication": c["replication"] if "replication" in c else 0,
         "group": key.to_numpy(),
         "diverted": c["diverted"].to_numpy(), "eligible": c["eligible"].to_numpy(),
         "eligible_diverted": (c["diverted"] & c["eligible"]).to_numpy(),
-        "fallback": (c["eligible"] & c["fallback"] & c["police_pool"]).to_numpy(),
+        "fallback": (c["eligible"] & c["fallback"]).to_numpy(),      # as fallback_rate in kpis()
         "response_time": c["response_time"].to_numpy(float),
-        "police_min": np.nan_to_num(primary) + extra})
+        "police_min": c["police_minutes"].to_numpy(float)})
     g = frame.groupby(["scenario", "replication", "group"], sort=True)
     out = g.agg(calls=("diverted", "size"), diverted=("diverted", "sum"), eligible=("eligible", "sum"),
                 eligible_diverted=("eligible_diverted", "sum"), fallback=("fallback", "sum"),

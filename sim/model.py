@@ -39,7 +39,8 @@ _DEFAULTS = {
     "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_cleared": NAN, "t_team_free": NAN,
     "desk_wait": NAN, "pool": -1, "team": -1, "fallback": False, "police_on_scene": False,
     "outcome": UNFINISHED, "backup": False, "backup_team": -1, "backup_delay": NAN, "backup_on_scene": NAN,
-    "second_pool": -1, "second_team": -1, "t_second_on_scene": NAN, "second_unavailable": False,
+    "second_pool": -1, "second_team": -1, "t_second_dispatched": NAN, "t_second_on_scene": NAN,
+    "t_second_free": NAN, "second_unavailable": False,
     "overtime": 0.0, "destination": -1, "consent_refused": False, "transport_diverted": False,
     "door_wait": NAN, "t_handover": NAN, "followup": 0, "t_followup_done": NAN,
     "escalated": False, "t_scene_visit": NAN, "advocacy": False,
@@ -373,7 +374,9 @@ class Model:
             "desk_wait": np.asarray(r["desk_wait"]),
             "second_pool": cat(second, pools),
             "second_team": np.asarray(r["second_team"], dtype=np.int32),
+            "t_second_dispatched": np.asarray(r["t_second_dispatched"]),
             "t_second_on_scene": np.asarray(r["t_second_on_scene"]),
+            "t_second_free": np.asarray(r["t_second_free"]),
             "second_unavailable": np.asarray(r["second_unavailable"], dtype=bool),
             "police_on_scene": np.asarray(r["police_on_scene"], dtype=bool),
             "outcome": cat(outcome, list(OUTCOME_NAMES)),
@@ -394,6 +397,14 @@ class Model:
         served = pool_code >= 0
         police_pool = np.array(self.pool_police + [False])[pool_code]  # -1 picks the False
         df["police_pool"] = served & police_pool
+        # police unit-minutes the call took: the answering unit (dispatch to back in service),
+        # a backup unit (on the way and on scene), a desk-sent sworn second unit
+        is_police = np.array(self.pool_police + [False])
+        second_police = is_police[np.asarray(r["second_pool"], dtype=np.int64)]
+        df["police_minutes"] = (
+            np.where(df["police_pool"], np.nan_to_num(df["t_team_free"] - df["t_dispatched"]), 0.0)
+            + np.nan_to_num(df["backup_delay"]) + np.nan_to_num(df["backup_on_scene"])
+            + np.where(second_police, np.nan_to_num(df["t_second_free"] - df["t_second_dispatched"]), 0.0))
         finished = df["outcome"].isin(["resolved", "backup", "transport", "follow_up"]).to_numpy()
         df["diverted"] = finished & ~df["police_on_scene"].to_numpy()
         df["response_time"] = df["t_on_scene"] - df["t_received"]

@@ -213,3 +213,8 @@ def test_desk_sent_second_unit_drives_the_transport(scenario_path):
     np.testing.assert_allclose(c["t_handover"], c["t_cleared"] + d + 15, atol=1e-9)   # drive back to centre
     assert (c["outcome"] == "transport").all() and (c["destination"] == "crisis_center").all()
     assert (c["second_pool"] == "smart").all() and c["police_on_scene"].all()
+    # SMART stays at the facility after the hand-over; both sworn units count as police time
+    np.testing.assert_allclose(c["t_second_free"], c["t_handover"], atol=1e-9)
+    np.testing.assert_allclose(c["t_second_dispatched"], c["t_on_scene"] + c["desk_wait"] + 5, atol=1e-9)
+    np.testing.assert_allclose(c["police_minutes"], (c["t_team_free"] - c["t_dispatched"])
+                               + (c["t_second_free"] - c["t_second_dispatched"]), atol=1e-9)

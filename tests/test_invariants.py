@@ -113,6 +113,10 @@ def test_invariants(s, seed):
     assert done["pool"].notna().all() and (done["team"] >= 0).all()
     assert not (done["diverted"] & done["police_on_scene"]).any()
     assert not (c["diverted"] & c["police_pool"]).any()
+    # police time: none on a diverted call, all of it on a police-answered one
+    assert (c["police_minutes"] >= 0).all() and (c.loc[c["diverted"], "police_minutes"] == 0).all()
+    pol = done[done["police_pool"]]
+    assert (pol["police_minutes"] >= (pol["t_team_free"] - pol["t_dispatched"]) - 1e-9).all()
 
     # no team serves two calls at once (primary, backup and second units alike)
     spans = [c[["pool", "team", "t_dispatched", "t_team_free"]].rename(columns={"t_dispatched": "start", "t_team_free": "end"})]
