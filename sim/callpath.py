@@ -98,10 +98,8 @@ def call_process(m: "Model", i: int):
     where = (x, y, zone)
     if cp.escalation is not None and m.u_escalate[i] < cp.escalation.share:
         where = yield from escalate(m, i, team, x, y, zone, cp.escalation)
-    if outcome == TRANSPORT and cp.transport is not None:
-        where = (yield from transport(m, i, team, x, y, zone, cp)) or where
-        if rec["consent_refused"][i]:
-            outcome = RESOLVED
+    if outcome == TRANSPORT:
+        outcome, where = yield from _transport_if_due(m, i, team, x, y, zone, cp, outcome)
     elif outcome == FOLLOW_UP and cp.follow_ups is not None:
         m.open_calls += 1
         env.process(follow_up(m, i, cp.follow_ups.pool or pool, x, y, zone, dz, cp.follow_ups))
@@ -177,11 +175,7 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
     yield env.timeout(cp_first.on_scene[ctype](m.u_on_scene[i]))
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = True
-    outcome, where = consult.otherwise, (x, y, zone)
-    if outcome == TRANSPORT and cp_first.transport is not None:
-        where = (yield from transport(m, i, first, x, y, zone, cp_first)) or where
-        if rec["consent_refused"][i]:
-            outcome = RESOLVED
+    outcome, where = yield from _transport_if_due(m, i, first, x, y, zone, cp_first, consult.otherwise)
     rec["outcome"][i] = outcome
     yield from m.finish(first, *where, i)
 
@@ -189,11 +183,16 @@ def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
 def _second_unit_leaves(m: "Model", i: int, team, x: float, y: float, zone: int, cp, outcome: int):
     """The desk-sent team ends the call: it drives the person to a facility if that is the
     outcome (SMART transports), then returns to service."""
-    where = (x, y, zone)
-    if outcome == TRANSPORT and cp.transport is not None:
-        where = (yield from transport(m, i, team, x, y, zone, cp)) or where
-        if m.rec["consent_refused"][i]:
-            outcome = RESOLVED
+    outcome, where = yield from _transport_if_due(m, i, team, x, y, zone, cp, outcome)
     m.rec["outcome"][i] = outcome
     yield from m.finish(team, *where, None)
     m.rec["t_second_free"][i] = m.env.now
+
+
+def _transport_if_due(m: "Model", i: int, team, x: float, y: float, zone: int, cp, outcome: int):
+    """Drive the person to a facility when the outcome is a transport the pool makes.
+    Returns (outcome, team position); a declined transport ends as resolved on scene."""
+    if outcome != TRANSPORT or cp.transport is None:
+        return outcome, (x, y, zone)
+    where = yield from transport(m, i, team, x, y, zone, cp)
+    return (RESOLVED, (x, y, zone)) if where is None else (TRANSPORT, where)
