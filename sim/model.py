@@ -26,7 +26,7 @@ from .arrivals import Calls, generate_calls
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
 from .geography import Geography
-from .resources import TeamPool, VehiclePool
+from .resources import TeamPool, VehiclePool, step_integral
 from .scenario import Scenario
 from .shifts import WEEK
 from .streams import Streams
@@ -476,11 +476,10 @@ class Model:
         for name, f in self.facilities.items():
             ts = np.asarray(f.level_t + [max(t1, f.level_t[-1])])
             o = np.asarray(f.level_occ, dtype=float)
-            seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
             in_window = (ts[1:] > t0) & (ts[:-1] < t1)
             audit.append({"scenario": s.name, "replication": self.replication, "facility": name,
                           "beds": f.beds if math.isfinite(f.beds) else np.nan,
-                          "occupancy_mean": float((o * seg).sum() / (t1 - t0)),
+                          "occupancy_mean": step_integral(f.level_t, f.level_occ, t0, t1) / (t1 - t0),
                           "occupancy_peak": float(o[in_window].max()) if in_window.any() else 0.0,
                           "arrivals": f.arrivals, "admissions": f.admissions, "refusals": f.refusals,
                           "step_downs": f.step_downs, "step_down_refused": f.step_down_refused})

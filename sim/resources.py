@@ -22,6 +22,14 @@ import simpy
 from .shifts import WEEK, WeeklySchedule
 
 
+def step_integral(times: list[float], levels: list[float], t0: float, t1: float) -> float:
+    """Integral over [t0, t1) of a level monitor: ``levels[k]`` holds from ``times[k]`` to
+    the next time (the last level to the end). Level x minutes."""
+    ts = np.asarray(times + [max(t1, times[-1])], dtype=float)
+    seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
+    return float(np.dot(np.asarray(levels, dtype=float), seg))
+
+
 class Team:
     """One team (or desk seat). Position is where it is now (km, zone index)."""
 
@@ -235,6 +243,4 @@ class TeamPool:
 
     def busy_minutes(self, t0: float, t1: float) -> float:
         """Team-minutes busy in [t0, t1) from the level monitor."""
-        ts = np.asarray(self.level_t + [max(t1, self.level_t[-1])])
-        seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
-        return float(np.dot(np.asarray(self.level_busy, dtype=float), seg))
+        return step_integral(self.level_t, self.level_busy, t0, t1)
