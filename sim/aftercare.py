@@ -233,7 +233,7 @@ def outreach(m: "Model", pool, spec, cpool):
         if env.now >= end:
             return
         u = m.draw(f"outreach/{pool.name}/accept")
-        if pool._queue and pool.queue_length():
+        if pool.queue_length():
             continue                                       # live calls first
         if u >= min(pool.n_idle, top) / top:
             continue

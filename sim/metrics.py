@@ -63,9 +63,7 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
          facilities: pd.DataFrame | None = None) -> dict[str, float]:
     """KPIs of one replication (see module docstring for names and units)."""
     measured = calls[~calls["warmup"]]
-    proactive = measured["proactive"].to_numpy() if "proactive" in measured else np.zeros(len(measured), bool)
-    prevented = (measured["outcome"] == "prevented").to_numpy()
-    c = measured[~proactive & ~prevented]       # calls that happened and came in
+    c = _incoming(calls)                        # calls that happened and came in
     out: dict[str, float] = {}
     n = len(c)
     out["calls"] = float(n)
@@ -96,8 +94,8 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     remote = [p for p in remote if not str(p).startswith("desk:")]
     if remote:
         out["callback_time_mean"] = _mean(c.loc[c["pool"].isin(remote), "response_time"])
-    out["calls_prevented"] = float(prevented.sum())
-    out["outreach_contacts"] = float(proactive.sum())
+    out["calls_prevented"] = float((measured["outcome"] == "prevented").sum())
+    out["outreach_contacts"] = float(measured["proactive"].sum()) if "proactive" in measured else 0.0
     people = measured.loc[measured["pool"].notna() & (measured["person"] >= 0), "person"]
     out["unique_people"] = float(people.nunique())        # calls and outreach alike
     for _, row in pools.iterrows():

@@ -144,6 +144,7 @@ def test_invariants(s, seed):
     assert (tr["t_handover"] >= tr["t_cleared"] - 1e-9).all()
     assert (tr["t_team_free"] >= tr["t_handover"] - 1e-9).all()
     assert not (c["consent_refused"] & c["destination"].notna()).any()
+    assert (c.loc[c["consent_refused"], "outcome"] == "resolved").all()   # declined: ends on scene
     assert set(c.loc[c["followup"] != "none", "outcome"].astype(str)) <= {"follow_up"}
     # every measured served call is counted by exactly one pool
     assert pools.loc[~pools["pool"].str.startswith("desk:"), "calls_served"].sum() == int(
