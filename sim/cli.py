@@ -21,6 +21,14 @@ from .violence.cli import register_cli as register_violence_cli
 EXIT_BAD_INPUT = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (which command, what is wrong, where to
+    look), exit code 2; subcommand parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _cmd_validate(args) -> int:
     for path in args.scenarios:
         s = load_scenario(path, args.set)
@@ -57,13 +65,14 @@ def _print_summary(summary) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="crisis-sim", description=__doc__.split("\n")[0])
+    p = _Parser(prog="crisis-sim", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"crisis-sim {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add_set(sp):
         sp.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
-                        help="override a scenario field, e.g. pools.cahoots.teams=3 (repeatable)")
+                        help="change a scenario field (repeatable): FIELD=VALUE, FIELD+=ITEM (append), "
+                             "FIELD-=NAME (remove), e.g. pools.cahoots.shifts.0.teams=2")
 
     v = sub.add_parser("validate", help="check scenario files and exit 0, or 2 on the first problem")
     v.add_argument("scenarios", nargs="+")

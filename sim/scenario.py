@@ -680,54 +680,18 @@ def _read_with_parents(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, 
 
 
 def parse_value(text: str) -> Any:
-    """A ``--set`` value, read as YAML (numbers, lists, mappings, null)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    """A ``--set`` value, read as YAML 1.2 core (``13:00`` stays text; see :mod:`sim.overrides`)."""
+    from .overrides import parse_value as parse
+    return parse(text)
 
 
 def apply_overrides(data: dict, overrides: dict[str, Any] | list[str] | None, file: str | None = None) -> dict:
-    """Set ``a.b.c`` fields in a raw scenario mapping (``--set`` and sweeps).
-
-    ``overrides`` is ``{"pools.cahoots.teams": 3}`` or a list of ``"k=v"`` strings.
-    """
-    if not overrides:
-        return data
-    if isinstance(overrides, list):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ScenarioError(file, None, f"--set '{item}' must look like field.path=value")
-            k, v = item.split("=", 1)
-            pairs[k.strip()] = parse_value(v)
-        overrides = pairs
-    data = copy.deepcopy(data)
-    for key, value in overrides.items():
-        parts = key.split(".")
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            if isinstance(node, list):
-                try:
-                    node = node[int(part)]
-                    continue
-                except (ValueError, IndexError):
-                    raise ScenarioError(file, key, f"'{part}' is not an index of the list at "
-                                        f"{'.'.join(parts[:i]) or 'top level'}") from None
-            if not isinstance(node, dict):
-                raise ScenarioError(file, key, f"'{'.'.join(parts[:i])}' is not a mapping")
-            node = node.setdefault(part, {})
-        last = parts[-1]
-        if isinstance(node, list):
-            try:
-                node[int(last)] = value
-            except (ValueError, IndexError):
-                raise ScenarioError(file, key, f"'{last}' is not an index of that list") from None
-        elif isinstance(node, dict):
-            node[last] = value
-        else:
-            raise ScenarioError(file, key, f"'{'.'.join(parts[:-1])}' is not a mapping")
-    return data
+    """A copy of a raw scenario mapping with fields set, appended to or removed (``--set``,
+    sweeps): ``{"pools.cahoots.shifts.night.teams": 2}`` or ``["pools.cahoots.shifts+={...}"]``.
+    The path forms are in :mod:`sim.overrides`; a path that does not exist is a one-line
+    :class:`ScenarioError` naming the choices."""
+    from .overrides import apply
+    return apply(data, overrides, file)
 
 
 def _describe(err: dict, model_fields: list[str] | None) -> str:

@@ -1,0 +1,182 @@
+"""Planner workflow (issue 13, items 5 and 8): ``--set`` / ``--vary`` paths, one-line option
+errors, output file modes, warm-up rows, labels."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.cli import build_parser, main
+from sim.scenario import ScenarioError, apply_overrides, load_scenario, parse_value
+
+ROOT = Path(__file__).resolve().parents[1]
+CAHOOTS = ROOT / "scenarios/eugene/cahoots.yaml"
+MMCC = ROOT / "scenarios/validation/mmcc.yaml"
+
+# a raw mapping (not validated): addressing is a matter of the paths alone
+RAW = {"name": "t", "horizon_days": 1,
+       "pools": {"van": {"roles": ["medic"], "shifts": [
+           {"name": "day", "days": "daily", "start": "08:00", "end": "16:00", "teams": 1},
+           {"name": "night", "days": "daily", "start": "16:00", "end": "24:00", "teams": 1}]},
+                 "police": {"roles": ["officer"], "teams": 4}},
+       "vehicles": {"vans": 2}}
+
+
+def _err(overrides, data=RAW) -> str:
+    with pytest.raises(ScenarioError) as e:
+        apply_overrides(data, overrides, "f.yaml")
+    text = str(e.value)
+    assert "\n" not in text
+    return text
+
+
+# --------------------------------------------------------------------------- --set paths
+
+
+def test_misspelled_pool_is_refused_naming_the_known_pools():
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(CAHOOTS, ["pools.nosuch.teams=3"])
+    text = str(e.value)
+    assert text.startswith(f"{CAHOOTS}: pools.nosuch.teams: no 'nosuch' in pools")
+    assert "cahoots" in text and "police" in text and "\n" not in text
+
+
+def test_cli_misspelled_pool_one_line_exit_2(capsys):
+    assert main(["validate", str(CAHOOTS), "--set", "pools.nosuch.teams=3"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "no 'nosuch' in pools (it has: police, cahoots)" in err[0]
+
+
+@pytest.mark.parametrize("form", ["pools.cahoots.shifts.+={item}", "pools.cahoots.shifts+={item}"])
+def test_appending_a_shift(form):
+    item = "{days: weekdays, start: 07:00, end: 11:00, teams: 2}"
+    before = load_scenario(CAHOOTS).pools["cahoots"].shifts
+    after = load_scenario(CAHOOTS, [form.format(item=item)]).pools["cahoots"].shifts
+    assert after[:-1] == before and len(after) == len(before) + 1
+    new = after[-1]
+    assert (new.days, new.start, new.end, new.teams) == ("weekdays", "07:00", "11:00", 2)
+
+
+def test_list_items_by_index_negative_index_and_name():
+    out = apply_overrides(RAW, ["pools.van.shifts.night.teams=3", "pools.van.shifts.0.end=17:00",
+                                "pools.van.shifts.-1.start=17:00"])
+    day, night = out["pools"]["van"]["shifts"]
+    assert (day["end"], night["start"], night["teams"]) == ("17:00", "17:00", 3)
+    assert RAW["pools"]["van"]["shifts"][1]["teams"] == 1          # the input is not changed
+
+
+def test_removing_items_by_name_and_index_and_entries_by_key():
+    out = apply_overrides(RAW, ["pools.van.shifts-=day"])
+    assert [s["name"] for s in out["pools"]["van"]["shifts"]] == ["night"]
+    out = apply_overrides(RAW, ["pools.van.shifts-=-1", "vehicles-=vans"])
+    assert [s["name"] for s in out["pools"]["van"]["shifts"]] == ["day"] and out["vehicles"] == {}
+    assert "no 'trucks' in vehicles (it has: vans)" in _err(["vehicles-=trucks"])
+
+
+def test_bad_list_addresses_name_the_choices():
+    assert "'dusk' is not an index or a name of the list at pools.van.shifts; it has indexes 0..1" \
+           " (or -1 for the last), names: day, night" in _err(["pools.van.shifts.dusk.teams=2"])
+    assert "'2' is not an index" in _err(["pools.van.shifts.2.teams=2"])
+
+
+def test_new_entries_only_with_plus_equals():
+    text = _err(["vehicles.trucks=3"])
+    assert "no 'trucks' in vehicles (it has: vans); add one with vehicles+={trucks: ...}" in text
+    out = apply_overrides(RAW, ["vehicles+={trucks: 3}"])
+    assert out["vehicles"] == {"vans": 2, "trucks": 3}
+    assert "vehicles already has 'vans'" in _err(["vehicles+={vans: 5}"])
+    assert "no 'crisis' in pools" in _err(["pools.crisis.shifts+={days: daily}"])
+
+
+def test_schema_fields_absent_from_the_file_can_be_set():
+    out = apply_overrides(RAW, ["warmup_days=3", "pools.van.base_zone=north", "travel.speed_kmh=50"])
+    assert out["warmup_days"] == 3 and out["pools"]["van"]["base_zone"] == "north"
+    assert out["travel"] == {"speed_kmh": 50}
+    # a list field the file leaves out can be appended to (validation then judges the result)
+    assert apply_overrides(RAW, ["pools.police.shifts+={days: daily}"])["pools"]["police"]["shifts"] == [
+        {"days": "daily"}]
+
+
+def test_misspelled_field_is_named_by_validation_with_the_allowed_fields():
+    with pytest.raises(ScenarioError, match=r"unknown field 'teems'; allowed: .*teams"):
+        load_scenario(CAHOOTS, ["pools.cahoots.teems=3"])
+
+
+def test_setting_inside_a_scalar_says_to_set_it_whole():
+    assert "pools.police.teams is 4, not a mapping or a list; set it whole" in _err(["pools.police.teams.x=1"])
+    assert "pools.police.teams is 4, not a list or a mapping" in _err(["pools.police.teams+=1"])
+
+
+def test_overrides_apply_in_order_and_dict_form_takes_operators():
+    data = copy.deepcopy(RAW)
+    out = apply_overrides(data, {"pools.van.shifts+": {"name": "late", "teams": 1},
+                                 "pools.van.shifts.late.teams": 4})
+    assert out["pools"]["van"]["shifts"][-1] == {"name": "late", "teams": 4}
+    assert data == RAW
+
+
+def test_values_are_yaml_1_2():
+    assert parse_value("13:00") == "13:00"          # YAML 1.1 reads 780
+    assert parse_value("yes") == "yes" and parse_value("off") == "off"
+    assert parse_value("true") is True and parse_value("") is None and parse_value("null") is None
+    assert parse_value("1e5") == 100000.0 and parse_value("3") == 3 and parse_value("-0.5") == -0.5
+    assert parse_value("2024-01-01") == "2024-01-01"
+    assert parse_value('[1, "13:00", {a: 13:30}]') == [1, "13:00", {"a": "13:30"}]
+    assert parse_value("{a: [") == "{a: ["          # not YAML: the text itself
+
+
+def test_help_example_works_on_the_shipped_file():
+    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    example = help_text.split("e.g.")[1].split()[0]
+    assert load_scenario(CAHOOTS, [example]).pools["cahoots"].shifts[0].teams == 2
+
+
+# --------------------------------------------------------------------------- --vary
+
+
+def test_vary_with_a_misspelled_pool_stops_before_running(tmp_path, capsys):
+    from sim.experiment import sweep
+    with pytest.raises(ScenarioError, match=r"pools.crisis_teem.teams: no 'crisis_teem' in pools \(it has: "):
+        sweep(MMCC, ["pools.crisis_teem.teams=1,2"], replications=1, out=tmp_path / "s")
+    rc = main(["sweep", str(MMCC), "--vary", "pools.crisis_teem.teams=1,2", "-r", "1", "--quiet",
+               "--out", str(tmp_path / "s2")])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and "no 'crisis_teem' in pools" in err[0]
+
+
+def test_vary_appends_and_addresses_by_index():
+    from sim.experiment import parse_vary
+    vary = parse_vary(["pools.van.shifts+={name: a, teams: 1},{name: b, teams: 2}", "pools.van.shifts.0.start=07:00,09:00"])
+    assert vary == {"pools.van.shifts+": [{"name": "a", "teams": 1}, {"name": "b", "teams": 2}],
+                    "pools.van.shifts.0.start": ["07:00", "09:00"]}
+    out = apply_overrides(RAW, {"pools.van.shifts+": vary["pools.van.shifts+"][1]})
+    assert out["pools"]["van"]["shifts"][-1]["name"] == "b"
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _commands() -> list[str]:
+    return list(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_every_bad_option_of_every_command_is_one_line_exit_2(capsys):
+    cases = [["--frobnicate"]] + [[c, "--frobnicate"] for c in _commands()]
+    cases += [["run", str(MMCC), "--replications", "many"], ["no-such-command"], []]
+    for argv in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert e.value.code == 2, argv
+        assert len(lines) == 1 and lines[0].startswith("error: crisis-sim"), (argv, lines)
+
+
+def test_option_error_from_the_shell_is_one_line_without_traceback():
+    p = subprocess.run([sys.executable, "-m", "sim", "run", str(MMCC), "-r", "x"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == ("error: crisis-sim run: argument --replications/-r: invalid int value: 'x' "
+                                "(see crisis-sim run --help)")
