@@ -12,6 +12,10 @@ A scenario writes a duration (minutes) as a bare number (fixed) or as one of::
 
 with an optional ``max:`` beside it that caps the draw (a 30-day stay limit).
 
+Every parameter is a finite number of minutes up to :data:`MAX_MINUTES` (ten years), and a
+lognormal or gamma has a coefficient of variation (sd / mean) up to :data:`MAX_CV`: beyond
+those a draw overflows or the distribution is a point mass at 0 in all but name.
+
 Every draw is an inverse-CDF transform of a U(0,1) number. Two scenarios that give the
 same call the same uniform therefore draw the same (or, with another distribution, the
 matching-quantile) duration: this is what makes common random numbers line up.
@@ -22,26 +26,40 @@ import math
 from typing import Callable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PositiveFloat, NonNegativeFloat, model_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import special
+
+MAX_MINUTES = 10 * 365 * 1440.0   # ten years: the longest duration a scenario may give
+MAX_CV = 100.0                    # sd / mean of a lognormal or gamma
+
+Minutes = Annotated[float, Field(ge=0, le=MAX_MINUTES)]
+PositiveMinutes = Annotated[float, Field(gt=0, le=MAX_MINUTES)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MeanSd(_Strict):
-    mean: PositiveFloat
-    sd: PositiveFloat
+    mean: PositiveMinutes
+    sd: PositiveMinutes
+
+    @model_validator(mode="after")
+    def _cv(self):
+        if self.sd > MAX_CV * self.mean:
+            raise ValueError(f"sd ({self.sd:g}) is more than {MAX_CV:g} times the mean ({self.mean:g})")
+        return self
 
 
 class Exponential(_Strict):
-    mean: PositiveFloat
+    mean: PositiveMinutes
 
 
 class Uniform(_Strict):
-    low: NonNegativeFloat
-    high: NonNegativeFloat
+    low: Minutes
+    high: Minutes
 
     @model_validator(mode="after")
     def _order(self):
@@ -51,9 +69,9 @@ class Uniform(_Strict):
 
 
 class Triangular(_Strict):
-    low: NonNegativeFloat
-    mode: NonNegativeFloat
-    high: NonNegativeFloat
+    low: Minutes
+    mode: Minutes
+    high: Minutes
 
     @model_validator(mode="after")
     def _order(self):
@@ -68,14 +86,14 @@ KINDS = ("fixed", "exponential", "lognormal", "gamma", "uniform", "triangular", 
 class Dist(_Strict):
     """One duration distribution in minutes (see module docstring)."""
 
-    fixed: NonNegativeFloat | None = None
+    fixed: Minutes | None = None
     exponential: Exponential | None = None
     lognormal: MeanSd | None = None
     gamma: MeanSd | None = None
     uniform: Uniform | None = None
     triangular: Triangular | None = None
-    empirical: list[NonNegativeFloat] | None = None
-    max: PositiveFloat | None = None
+    empirical: list[Minutes] | None = None
+    max: PositiveMinutes | None = None
 
     @model_validator(mode="before")
     @classmethod

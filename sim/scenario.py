@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat,
@@ -28,23 +28,47 @@ from .shifts import ShiftEntry, WeeklySchedule
 
 
 class ScenarioError(ValueError):
-    """A scenario that cannot be used; ``str()`` is the one line shown to the planner."""
+    """A scenario that cannot be used; ``str()`` is the one line shown to the planner.
 
-    def __init__(self, file: str | None, field: str | None, message: str, line: int | None = None):
+    ``problems`` holds every problem found (this one first), each a one-line ScenarioError;
+    ``str()`` names the first and counts the others, :meth:`lines` gives one line each.
+    """
+
+    def __init__(self, file: str | None, field: str | None, message: str, line: int | None = None,
+                 problems: list["ScenarioError"] | None = None):
         self.file, self.field, self.message, self.line = file, field, message, line
         where = file or "<scenario>"
         if field:
             where += f": {field}"
         if line:
             where += f" (line {line})"
-        super().__init__(f"{where}: {message}")
+        self.problems = list(problems) if problems else [self]
+        more = len(self.problems) - 1
+        self.first_line = _one_line(f"{where}: {message}")
+        super().__init__(self.first_line + (f" (and {more} more problem{'s' if more > 1 else ''})"
+                                            if more else ""))
+
+    @classmethod
+    def of(cls, problems: list["ScenarioError"]) -> "ScenarioError":
+        """One error carrying several problems (the first is the headline)."""
+        p = problems[0]
+        return cls(p.file, p.field, p.message, p.line, problems=problems)
+
+    def lines(self) -> list[str]:
+        """One line per problem."""
+        return [p.first_line for p in self.problems]
+
+
+def _one_line(text: str) -> str:
+    """Control characters (newlines, escapes) shown as spaces or ``\\xNN``: one printable line."""
+    return "".join(c if c.isprintable() else (" " if c in "\n\r\t" else f"\\x{ord(c):02x}") for c in text)
 
 
 # --------------------------------------------------------------------------- schema
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every number finite
 
 
 def _shares_sum_to_one(shares: dict[str, float], what: str) -> None:
@@ -604,55 +628,147 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- YAML with lines
 
+MAX_FILE_BYTES = 4 * 1024 * 1024   # a scenario file is a few KB; more is the wrong file
+MAX_DEPTH = 64                     # nesting levels of a scenario file
+MAX_NODES = 200_000                # values after expanding YAML aliases (no "billion laughs")
+REPLACE_TAG = "!replace"           # on a mapping or list: replaces the parent's value whole
+
 
 class _Positions(dict):
     """field path (tuple) -> (file, line)."""
 
 
-def _load_yaml(path: Path) -> tuple[Any, _Positions]:
+class _Replace:
+    """Marks a value written with ``!replace``: it replaces the parent's value in ``extends:``."""
+
+
+class _ReplaceDict(dict, _Replace):
+    pass
+
+
+class _ReplaceList(list, _Replace):
+    pass
+
+
+def _plain(v: Any) -> Any:
+    """The value without ``!replace`` markers."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: at most MAX_FILE_BYTES, UTF-8, or a one-line ScenarioError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
-        raise ScenarioError(str(path), None, f"cannot read file ({e.strerror})") from None
+        raise ScenarioError(str(path), None, f"cannot read file ({e.strerror or e})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(str(path), None, f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB "
+                            "(a scenario file is a few KB): not a scenario file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ScenarioError(str(path), None, f"not UTF-8 text: byte 0x{raw[e.start]:02x} at byte offset "
+                            f"{e.start}; save the file as UTF-8", line=line) from None
+
+
+def _load_yaml(path: Path) -> tuple[Any, _Positions]:
+    """Parse one file (no ``extends:``) into plain values and the line of every key.
+
+    Refused with a ScenarioError (every problem of the file listed): unreadable, too large,
+    not UTF-8, not YAML, nested deeper than MAX_DEPTH, more than MAX_NODES values, a key
+    given twice in one mapping.
+    """
+    text = _read_text(path)
+    too_deep = f"nested too deeply (a scenario has at most {MAX_DEPTH} levels)"
+    positions = _Positions()
+    constructor = yaml.SafeLoader("")
+    problems: list[ScenarioError] = []
+    count = 0
+
+    def build(n, at: tuple):
+        nonlocal count
+        count += 1
+        line = n.start_mark.line + 1
+        if count > MAX_NODES:
+            raise ScenarioError(str(path), ".".join(at) or None, f"more than {MAX_NODES:,} values "
+                                "(YAML aliases expand too far)", line)
+        if len(at) > MAX_DEPTH:
+            raise ScenarioError(str(path), None, too_deep, line)
+        positions.setdefault(at, (str(path), line))  # a key's own line wins
+        replace = n.tag == REPLACE_TAG
+        if isinstance(n, yaml.MappingNode):
+            out = _ReplaceDict() if replace else {}
+            first: dict[str, int] = {}
+            for k, v in n.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    problems.append(ScenarioError(str(path), ".".join(at) or None,
+                                                  "a key must be a plain name, not a list or mapping",
+                                                  k.start_mark.line + 1))
+                    continue
+                key = str(constructor.construct_object(k, deep=True))
+                if key == "<<":
+                    problems.append(ScenarioError(str(path), ".".join(at) or None, "YAML merge keys (<<) "
+                                                  "are not supported; use extends:", k.start_mark.line + 1))
+                    continue
+                if key in first:
+                    problems.append(ScenarioError(str(path), ".".join(at + (key,)),
+                                                  f"duplicate key '{key}' (first given at line {first[key]})",
+                                                  k.start_mark.line + 1))
+                    continue
+                first[key] = k.start_mark.line + 1
+                positions[at + (key,)] = (str(path), k.start_mark.line + 1)
+                out[key] = build(v, at + (key,))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            items = [build(v, at + (str(i),)) for i, v in enumerate(n.value)]
+            return _ReplaceList(items) if replace else items
+        if replace:
+            n = yaml.ScalarNode(yaml.resolver.Resolver().resolve(yaml.ScalarNode, n.value, (True, False)),
+                                n.value, n.start_mark, n.end_mark, n.style)
+        return constructor.construct_object(n, deep=True)
+
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = {} if node is None else build(node, ())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ScenarioError(str(path), None, f"not valid YAML: {problem}",
                             line=mark.line + 1 if mark else None) from None
-    positions = _Positions()
-    if node is None:
-        return {}, positions
-    constructor = yaml.SafeLoader(text)
+    except RecursionError:
+        raise ScenarioError(str(path), None, too_deep) from None
+    if problems:
+        raise ScenarioError.of(problems)
+    return data, positions
 
-    def build(n, at: tuple):
-        positions.setdefault(at, (str(path), n.start_mark.line + 1))  # a key's own line wins
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = str(constructor.construct_object(k, deep=True))
-                positions[at + (key,)] = (str(path), k.start_mark.line + 1)
-                out[key] = build(v, at + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(v, at + (str(i),)) for i, v in enumerate(n.value)]
-        return constructor.construct_object(n, deep=True)
 
-    try:
-        return build(node, ()), positions
-    except yaml.YAMLError as e:
-        raise ScenarioError(str(path), None, f"not valid YAML: {e}") from None
+def _is_distribution(v: Any) -> bool:
+    """A mapping that names a distribution kind ({gamma: ...}, {fixed: 5, max: 9}...)."""
+    from .distributions import KINDS
+    return isinstance(v, dict) and any(k in KINDS for k in v) and set(v) <= set(KINDS) | {"max"}
 
 
 def _merge(base: Any, over: Any) -> Any:
-    """Deep merge for ``extends:``: mappings merge key by key, anything else replaces."""
+    """Deep merge for ``extends:``: mappings merge key by key, anything else replaces.
+
+    Two exceptions replace the parent's value whole: a child value tagged ``!replace``, and
+    a child distribution that names its kind (``{gamma: {...}}`` replaces the parent's
+    ``{lognormal: {...}, max: 600}``, its ``max`` too; ``{max: 900}`` alone still merges).
+    """
+    if isinstance(over, _Replace) or _is_distribution(over):
+        return copy.deepcopy(_plain(over))
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for k, v in over.items():
-            out[k] = _merge(base[k], v) if k in base else v
+            out[k] = _merge(base[k], v) if k in base else copy.deepcopy(_plain(v))
         return out
-    return copy.deepcopy(over)
+    return copy.deepcopy(_plain(over))
 
 
 def _read_with_parents(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, _Positions]:
@@ -660,23 +776,26 @@ def _read_with_parents(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict, 
     if path.resolve() in [p.resolve() for p in chain]:
         raise ScenarioError(str(path), "extends", "extends itself (a cycle: "
                             + " -> ".join(str(p) for p in chain + (path,)) + ")")
+    if len(chain) >= 32:
+        raise ScenarioError(str(path), "extends", "more than 32 levels of extends:")
     data, pos = _load_yaml(path)
     if not isinstance(data, dict):
         raise ScenarioError(str(path), None, "a scenario file must be a mapping of fields (name: ..., pools: ...)")
     parent = data.pop("extends", None)
     if parent is None:
-        return data, pos
+        return (_plain(data) if not chain else data), pos
     if not isinstance(parent, str):
         raise ScenarioError(str(path), "extends", "must be the path of another scenario file",
                             line=pos.get(("extends",), (None, None))[1])
     parent_path = (path.parent / parent)
-    if not parent_path.exists():
+    if not parent_path.is_file():
         raise ScenarioError(str(path), "extends", f"file '{parent}' not found (relative to {path.parent})",
                             line=pos.get(("extends",), (None, None))[1])
     base, base_pos = _read_with_parents(parent_path, chain + (path,))
     merged_pos = _Positions(base_pos)
     merged_pos.update(pos)
-    return _merge(base, data), merged_pos
+    merged = _merge(base, data)
+    return (_plain(merged) if not chain else merged), merged_pos
 
 
 def parse_value(text: str) -> Any:
@@ -748,11 +867,61 @@ def _clean_loc(loc: tuple) -> tuple[str, ...]:
     return tuple(str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
 
 
+def _accepts(ann: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether an annotation accepts a plain value of one of ``kinds`` (bool, or int/float)."""
+    origin, args = get_origin(ann), get_args(ann)
+    if ann is Any:
+        return True
+    if origin is Annotated:
+        return _accepts(args[0], kinds)
+    if origin is Literal:
+        return any(type(a) in kinds for a in args)
+    if args and origin not in (dict, list, tuple):      # Union / Optional
+        return any(_accepts(a, kinds) for a in args)
+    return isinstance(ann, type) and ann in kinds
+
+
+def _booleans_as_numbers(value: Any, ann: Any, at: tuple = ()) -> list[tuple[tuple, str]]:
+    """(location, message) for every ``true``/``false`` given where only a number is allowed
+    (pydantic would read ``teams: true`` as 1)."""
+    if isinstance(value, bool):
+        if _accepts(ann, (int, float)) and not _accepts(ann, (bool,)):
+            return [(at, f"expects a number, not {str(value).lower()}")]
+        return []
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Annotated:
+        return _booleans_as_numbers(value, args[0], at)
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if not isinstance(value, dict):
+            return []
+        out = []
+        for k, v in value.items():
+            if k in ann.model_fields:
+                out += _booleans_as_numbers(v, ann.model_fields[k].annotation, at + (k,))
+        return out
+    if origin is dict and isinstance(value, dict):
+        return [p for k, v in value.items() for p in _booleans_as_numbers(v, args[1], at + (str(k),))]
+    if origin in (list, tuple) and isinstance(value, list):
+        item = (lambda i: args[0]) if origin is list or (len(args) == 2 and args[1] is Ellipsis) \
+            else (lambda i: args[i] if i < len(args) else Any)
+        return [p for i, v in enumerate(value) for p in _booleans_as_numbers(v, item(i), at + (str(i),))]
+    if args and origin not in (dict, list, tuple, Literal):   # Union: the branches that fit the value
+        fits = [a for a in args if (isinstance(value, dict) and (get_origin(a) is dict or (
+            isinstance(a, type) and issubclass(a, BaseModel)))) or (isinstance(value, list) and get_origin(a) in (list, tuple))]
+        return _booleans_as_numbers(value, fits[0], at) if fits else []
+    return []
+
+
 def validate(data: dict, file: str | None = None, positions: dict | None = None,
              model: type[BaseModel] | None = None, checks=None):
     """Raw mapping -> validated model (a Scenario unless ``model`` says otherwise), or a
-    ScenarioError naming the first problem. ``checks(obj)`` returns cross-reference
-    problems as (field path, message) pairs."""
+    ScenarioError listing every problem found (``.lines()``: one line each).
+
+    ``checks(obj)`` returns cross-reference problems as (field path, message) pairs; the
+    checks of :mod:`sim.limits` (sizes, cycles, staffing) run for every model too. Problems
+    of the shape come first; cross-field checks run only on a scenario of the right shape.
+    """
+    from .limits import check_scenario
     model = model or Scenario
     checks = checks or (_check_references if model is Scenario else (lambda _o: []))
     positions = positions or {}
@@ -769,24 +938,28 @@ def validate(data: dict, file: str | None = None, positions: dict | None = None,
                 return positions[tuple(loc[:n])][0]
         return file
 
+    def error(loc: tuple, msg: str) -> ScenarioError:
+        return ScenarioError(file_of(loc), ".".join(loc) or None, msg, line_of(loc))
+
+    if not isinstance(data, dict):
+        raise ScenarioError(file, None, "a scenario must be a mapping of fields (name: ..., pools: ...)")
+    found: dict[tuple, ScenarioError] = {}
+    for loc, msg in _booleans_as_numbers(data, model):
+        found.setdefault(loc, error(loc, msg))
     try:
         scenario = model.model_validate(data)
     except ValidationError as e:
-        errors = e.errors()
-        first = errors[0]
-        loc = _clean_loc(first["loc"])
-        msg = _describe(first, _allowed_fields(loc, model) if first["type"] == "extra_forbidden" else None)
-        others = {_clean_loc(err["loc"]) for err in errors} - {loc}   # union branches repeat a field
-        if others:
-            msg += f" (and {len(others)} more problem{'s' if len(others) > 1 else ''})"
-        raise ScenarioError(file_of(loc), ".".join(loc) or None, msg, line_of(loc)) from None
-    problems = checks(scenario)
+        for err in e.errors():
+            loc = _clean_loc(err["loc"])
+            if loc not in found:                      # union branches repeat a field
+                found[loc] = error(loc, _describe(
+                    err, _allowed_fields(loc, model) if err["type"] == "extra_forbidden" else None))
+        raise ScenarioError.of(list(found.values())) from None
+    if found:
+        raise ScenarioError.of(list(found.values()))
+    problems = list(checks(scenario)) + check_scenario(scenario)
     if problems:
-        where, msg = problems[0]
-        loc = tuple(where.split("."))
-        if len(problems) > 1:
-            msg += f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})"
-        raise ScenarioError(file_of(loc), where, msg, line_of(loc))
+        raise ScenarioError.of([error(tuple(where.split(".")) if where else (), msg) for where, msg in problems])
     return scenario
 
 
