@@ -431,7 +431,12 @@ class Backup(Strict):
 
 
 class Target(Strict):
-    """A published figure the scenario should reproduce (used by calibrate-check)."""
+    """A published figure the scenario should reproduce (used by calibrate-check).
+
+    ``basis`` says how the figure relates to the inputs (rules: :mod:`sim.basis`); only
+    ``predicted`` targets count as validation. ``inputs`` names (dotted ``--set`` paths)
+    the inputs an ``input`` figure repeats, or those a prediction mainly rests on.
+    """
 
     metric: str
     published: float
@@ -439,6 +444,9 @@ class Target(Strict):
     source: str
     required: bool = True
     reason: str | None = None
+    basis: Literal["input", "fitted", "derived", "definition", "predicted"] | None = Field(
+        None, description="input | fitted | derived | definition | predicted (see sim/basis.py)")
+    inputs: list[str] = Field([], description="dotted paths of the inputs the figure rests on")
 
 
 class ScenarioHeader(Strict):
@@ -451,6 +459,27 @@ class ScenarioHeader(Strict):
     seed: int = 20201026
     horizon_days: PositiveFloat = Field(description="measured days, after the warm-up")
     warmup_days: NonNegativeFloat = 0.0
+    calibrated: dict[str, list[str]] = Field(
+        {}, description="dotted path of a CALIBRATED input -> the figures (metric=value) it was set to meet")
+    ranges: dict[str, tuple[float, float]] = Field(
+        {}, description="dotted path of an ASSUMPTION input -> [low, high] it may plausibly take")
+
+    @field_validator("ranges")
+    @classmethod
+    def _ranges_ordered(cls, v):
+        for path, (low, high) in v.items():
+            if low > high:
+                raise ValueError(f"ranges.{path}: [{low:g}, {high:g}] must be [low, high]")
+        return v
+
+    @model_validator(mode="after")
+    def _basis_rules(self):
+        from .basis import problems       # sim.basis reads the validated scenario
+        found = problems(self)
+        if found:
+            more = f" (and {len(found) - 1} more problem{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+            raise ValueError(found[0] + more)
+        return self
 
 
 class Scenario(ScenarioHeader):
