@@ -15,7 +15,8 @@ from .experiment import Results, compare, run, sweep  # noqa: E402
 from .model import Model  # noqa: E402
 from . import plots  # noqa: E402
 from .violence import load_violence_scenario, plot_sensitivity, run_violence, sensitivity_grid  # noqa: E402
+from .fromdata import from_cad  # noqa: E402
 
 __all__ = ["Scenario", "ScenarioError", "load_scenario", "run", "compare", "sweep", "Results", "Model",
            "plots", "load_violence_scenario", "run_violence", "sensitivity_grid", "plot_sensitivity",
-           "__version__"]
+           "from_cad", "__version__"]

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from . import __version__
 from .calibrate import register_cli as register_calibrate_cli
 from .experiment import register_cli as register_experiment_cli
+from .fromdata.cli import register_cli as register_fromdata_cli
 from .report import register_cli as register_report_cli
 from .scenario import ScenarioError, load_scenario
 from .violence.cli import register_cli as register_violence_cli
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_violence_cli(sub)
     register_experiment_cli(sub)
     register_calibrate_cli(sub)
+    register_fromdata_cli(sub)
     return p
 
 

@@ -1,0 +1,1 @@
+"""Shipped call-type crosswalks (CSV) and the script that regenerates them (build.py)."""
