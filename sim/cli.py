@@ -13,6 +13,8 @@ from tqdm import tqdm
 
 from . import __version__
 from .calibrate import register_cli as register_calibrate_cli
+from .predictions import register_cli as register_predictions_cli
+from .sensitivity import register_cli as register_sensitivity_cli
 from .experiment import register_cli as register_experiment_cli
 from .fromdata.cli import register_cli as register_fromdata_cli
 from .report import register_cli as register_report_cli
@@ -93,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     register_violence_cli(sub)
     register_experiment_cli(sub)
     register_calibrate_cli(sub)
+    register_predictions_cli(sub)
+    register_sensitivity_cli(sub)
     register_fromdata_cli(sub)
     return p
 
