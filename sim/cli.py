@@ -52,7 +52,7 @@ def _cmd_run(args) -> int:
                   progress=lambda n: bar.update(n - bar.n))
     info = manifest([s], seed, args.replications, res.wall_s, scenario_file=str(args.scenario),
                     overrides=args.set or [])
-    write_run(out, s, res.calls, res.pools, res.hourly, res.kpis, res.summary, info,
+    write_run(out, s, res.calls_all, res.pools, res.hourly, res.kpis, res.summary, info,
               facilities=res.facilities, occupancy=res.occupancy)
     _print_summary(res.summary)
     print(f"\nwrote {out}/ (calls.parquet, summary.csv, scenario.resolved.yaml, manifest.json)")

@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .columns import nullify
 from .metrics import kpis, summarise
 from .model import Model, RunResult
 from .results import manifest, write_csv, write_text
@@ -63,7 +64,7 @@ class Results:
 
     scenario: Scenario
     seed: int
-    calls: pd.DataFrame     # one row per call per replication
+    calls_all: pd.DataFrame  # one row per call per replication, warm-up calls included (warmup=True)
     pools: pd.DataFrame     # resource audit per pool per replication
     hourly: pd.DataFrame    # team-minutes per pool, hour of week, replication
     kpis: pd.DataFrame      # scenario, replication, metric, value
@@ -71,6 +72,13 @@ class Results:
     wall_s: float
     facilities: pd.DataFrame = field(default_factory=pd.DataFrame)  # audit per facility per replication
     occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)   # facility, t, occupied, beds
+    assignments: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per unit per task
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        """One row per call received after the warm-up (the calls every KPI counts);
+        ``calls_all`` has the warm-up calls too."""
+        return _measured(self.calls_all)
 
     def kpi(self, metric: str) -> float:
         """Mean of one KPI across replications."""
@@ -78,6 +86,13 @@ class Results:
         if row.empty:
             raise KeyError(f"no KPI '{metric}'; available: {', '.join(self.summary['metric'])}")
         return float(row.iloc[0])
+
+
+def _measured(calls: pd.DataFrame) -> pd.DataFrame:
+    """The calls received after the warm-up (``warmup`` is False)."""
+    if "warmup" not in calls.columns:
+        return calls
+    return calls[~calls["warmup"].to_numpy(bool)].reset_index(drop=True)
 
 
 def default_workers() -> int:
@@ -138,7 +153,9 @@ def _replication_frames(scenario, seed: int, replication: int, keep_calls: bool
     frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
               "pools": res.pools, "hourly": res.hourly}
     if keep_calls:
-        frames["calls"] = res.calls
+        frames["calls"] = nullify(res.calls)
+        if len(getattr(res, "assignments", ())):
+            frames["assignments"] = nullify(res.assignments)
     frames.update({name: df for name, df in (("facilities", res.facilities),
                                              ("occupancy", res.occupancy)) if len(df)})
     return frames, values, len(res.calls)
@@ -279,8 +296,8 @@ def _stored(table: str) -> cached_property:
 
 @dataclass
 class ExperimentResults:
-    """What an experiment produced; ``calls``, ``pools``, ``hourly``, ``facilities`` and
-    ``occupancy`` are read from the store on first use."""
+    """What an experiment produced; ``calls`` (after the warm-up; ``calls_all`` with it),
+    ``pools``, ``hourly``, ``facilities`` and ``occupancy`` are read from the store on first use."""
 
     kind: str                    # run | compare | sweep | warmup
     cells: pd.DataFrame          # scenario, point, name, file, seed, [varied fields]
@@ -296,13 +313,19 @@ class ExperimentResults:
     met: bool | None = None      # precision target reached (None without a target)
     limiting: dict | None = None  # the binding KPI at the end: scenario, point, metric, rel_half_width
 
-    calls = _stored("calls")
+    calls_all = _stored("calls")
+    assignments = _stored("assignments")
     pools = _stored("pools")
     hourly = _stored("hourly")
     facilities = _stored("facilities")
     occupancy = _stored("occupancy")
     shootings = _stored("shootings")     # violence scenarios
     responses = _stored("responses")
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        """Calls received after the warm-up, every cell; ``calls_all`` has the warm-up too."""
+        return _measured(self.calls_all)
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -565,9 +588,10 @@ def run(scenario: Scenario, replications: int = 10, seed: int | None = None,
         return df
 
     k = legacy(res.kpis)
-    out = Results(scenario=scenario, seed=seed, calls=legacy(res.calls), pools=legacy(res.pools),
+    out = Results(scenario=scenario, seed=seed, calls_all=legacy(res.calls_all), pools=legacy(res.pools),
                   hourly=legacy(res.hourly), kpis=k, summary=summarise(k), wall_s=res.wall_s,
-                  facilities=legacy(res.facilities), occupancy=legacy(res.occupancy))
+                  facilities=legacy(res.facilities), occupancy=legacy(res.occupancy),
+                  assignments=legacy(res.assignments))
     res.store.remove_temporary()
     return out
 
@@ -673,7 +697,7 @@ def warmup_profile(scenario: Scenario, replications: int = 5, seed: int | None =
                    backend=backend, scheduler=scheduler, workers=workers)
     period = period_days * 1440.0
     edges = np.arange(0.0, scenario.end_min + period / 2, period)
-    table = res.occupancy if kind == "occupancy" else res.calls
+    table = res.occupancy if kind == "occupancy" else res.calls_all
     if kind == "busy" and name not in scenario.pools:
         raise ValueError(f"no pool '{name}'; pools: {', '.join(scenario.pools)}")
     if kind == "occupancy" and (table.empty or name not in set(table["facility"].astype(str))):

@@ -149,6 +149,10 @@ def _missing_entry(node: dict, part: str, where: str) -> ValueError:
     return ValueError(f"no '{part}' in {where} (it has: {known}); add one with {where}+={{{part}: ...}}")
 
 
+def _at(where: str) -> str:
+    return where or "the top level"
+
+
 def _split(key: str) -> tuple[list[str], str]:
     """'a.b.c+' -> (['a', 'b', 'c'], '+'); operator '=' , '+' (append/add) or '-' (remove)."""
     op = "="
@@ -165,12 +169,12 @@ def _descend(node: Any, ann, part: str, where: str) -> tuple[Any, Any, Any]:
     """(container, key, child annotation) of ``part`` inside ``node``; the container gets an
     empty mapping for a schema field that the file leaves out."""
     if isinstance(node, list):
-        return node, _index(node, part, where), _list_item(ann)
+        return node, _index(node, part, _at(where)), _list_item(ann)
     if isinstance(node, dict):
         if part not in node and _is_collection(ann):
             raise _missing_entry(node, part, where)
         return node, part, _child(ann, part)
-    raise ValueError(f"{where} is {node!r}, not a mapping or a list; set it whole with {where}=VALUE")
+    raise ValueError(f"{_at(where)} is {node!r}, not a mapping or a list; set it whole with {where}=VALUE")
 
 
 def _apply_one(data: dict, key: str, value: Any, model: type[BaseModel]) -> None:
@@ -178,17 +182,15 @@ def _apply_one(data: dict, key: str, value: Any, model: type[BaseModel]) -> None
     node, ann = data, model
     where = ""
     for part in parts[:-1]:
-        container, k, ann = _descend(node, ann, part, where or "the top level")
+        container, k, ann = _descend(node, ann, part, where)
         if isinstance(container, dict) and k not in container:
             container[k] = [] if _list_item(ann) is not None and not _models(ann) else {}
         node = container[k]
         where = f"{where}.{part}" if where else part
     last = parts[-1]
-    container, k, ann = _descend(node, ann, last, where or "the top level")
+    container, k, ann = _descend(node, ann, last, where)
     path = f"{where}.{last}" if where else last
     if op == "=":
-        if isinstance(container, dict) and k not in container and _is_collection(ann):
-            raise _missing_entry(container, last, where)
         container[k] = value
         return
     present = container[k] if (isinstance(container, list) or k in container) else None
@@ -249,4 +251,20 @@ def apply(data: dict, overrides: dict[str, Any] | list[str] | None, file: str | 
             _apply_one(data, key, value, model)
         except ValueError as e:
             raise ScenarioError(file, key, str(e)) from None
+    if isinstance(data.get("name"), str) and "name" not in items:
+        data["name"] = label(data["name"], items)
     return data
+
+
+def label(name: str, overrides: dict[str, Any]) -> str:
+    """A scenario's label: its display name plus the overrides applied, as they were written
+    (``Eugene — CAHOOTS (2019) (horizon_days=30, pools.cahoots.shifts.0.teams=2)``). Every
+    table, report and manifest shows this label, because :func:`apply` puts it in ``name``
+    (unless the overrides set ``name`` themselves)."""
+    def short(key: str, v: Any) -> str:
+        text = v if isinstance(v, str) else yaml.safe_dump(v, default_flow_style=True, width=10**6,
+                                                           allow_unicode=True).strip()
+        text = text.removesuffix("\n...").strip()
+        key = key if key[-1:] not in "+-" else f"{key[:-1].removesuffix('.')}{key[-1]}"
+        return f"{key}={text if len(text) <= 40 else text[:39] + '…'}"
+    return f"{name} ({', '.join(short(k, v) for k, v in overrides.items())})" if overrides else name

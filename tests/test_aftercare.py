@@ -28,7 +28,7 @@ def test_littles_law_uncapped_facility(path):
     assert 3.5 < occ.mean() < 4.5            # 1/h x 4 h = 4 beds busy on average
     # the facility counts admissions made after the warm-up (admission = hand-over start)
     adm_fac = res.kpis.query("metric == 'admissions.crisis_center'")["value"].to_numpy()
-    c = res.calls
+    c = res.calls_all                     # warm-up calls too: one may be handed over after it
     admitted = c[(c["destination"] == "crisis_center") & (c["t_handover"] - 15 >= 5 * 1440)]
     np.testing.assert_array_equal(adm_fac, admitted.groupby("replication").size().to_numpy())
 
@@ -178,9 +178,10 @@ def test_police_contacts_followed_up_by_crisis_unit(scenario_path):
     s = sim.load_scenario(scenario_path("tests/data/aftercare.yaml"), {
         "roles": {"medic": {"hourly_cost": 40}, "officer": {"hourly_cost": 80, "sworn": True}},
         "triage.paths.alt.pools": ["police"],
-        "pools.police": {"roles": ["officer"], "teams": 20, "on_scene_min": {"default": 30},
-                         "outcomes": {"default": {"resolved": 0.5, "follow_up": 0.5}},
-                         "follow_ups": {"by": "van", "delay_min": 60, "expires_after_min": 1440, "on_scene_min": 45}},
+        "pools+": {"police": {"roles": ["officer"], "teams": 20, "on_scene_min": {"default": 30},
+                              "outcomes": {"default": {"resolved": 0.5, "follow_up": 0.5}},
+                              "follow_ups": {"by": "van", "delay_min": 60, "expires_after_min": 1440,
+                                             "on_scene_min": 45}}},
         "pools.van.teams": 2, "horizon_days": 10, "warmup_days": 0})
     res = Model(s, seed=8).run()
     c = res.calls

@@ -188,7 +188,7 @@ def test_store_reads_with_pandas_pyarrow_and_dask(co, tmp_path):
         norm(ds.dataset(tmp_path / "kpis", partitioning="hive").to_table().to_pandas()), want)
     pd.testing.assert_frame_equal(norm(dd.read_parquet(tmp_path / "kpis").compute()), want)
     calls = pd.read_parquet(tmp_path / "calls", filters=[("scenario", "=", "n3"), ("replication", "=", 1)])
-    assert len(calls) == len(res.calls[(res.calls["scenario"] == "n3") & (res.calls["replication"] == 1)])
+    assert len(calls) == len(res.calls_all[(res.calls_all["scenario"] == "n3") & (res.calls_all["replication"] == 1)])
     for name in ("summary.csv", "differences.csv", "cells.csv", "manifest.json", "experiment.json",
                  "resolved/n2-p0.yaml", "resolved/n3-p0.yaml"):
         assert (tmp_path / name).exists(), name

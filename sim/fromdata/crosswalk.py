@@ -13,6 +13,7 @@ the fit report. Built-in crosswalks live in ``sim/fromdata/crosswalks/`` (see it
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,9 @@ class Crosswalk:
         for r in self.rules[self.rules["match"] == "regex"].itertuples():
             if uniq.empty:
                 break
-            hit = uniq[uniq.str.contains(r.raw_value, regex=True, flags=re.IGNORECASE)]
+            with warnings.catch_warnings():     # groups in a rule are fine: only the match counts
+                warnings.simplefilter("ignore", UserWarning)
+                hit = uniq[uniq.str.contains(r.raw_value, regex=True, flags=re.IGNORECASE)]
             if len(hit):
                 sel = key.isin(set(hit)) & out["call_type"].isna()
                 out.loc[sel, ["call_type", "path", "rule"]] = [r.call_type, r.path, "regex"]

@@ -35,18 +35,18 @@ EMPIRICAL_POINTS = 100
 
 def how_bin(t: pd.Series) -> np.ndarray:
     """Hour-of-week bin (Monday 00:00 = 0) of naive local datetimes."""
-    return (t.dt.dayofweek * 24 + t.dt.hour).to_numpy(dtype=np.int64)
+    return (t.dt.day_of_week * 24 + t.dt.hour).to_numpy(dtype=np.int64)
 
 
 def exposure_hours(start: pd.Timestamp, end: pd.Timestamp, tz: str | None) -> np.ndarray:
     """Real hours the period [start, end) spends in each local hour-of-week bin."""
     if tz is None:
         hours = pd.date_range(start, end, freq="h", inclusive="left")
-        return np.bincount(hours.dayofweek * 24 + hours.hour, minlength=HOURS).astype(float)
+        return np.bincount(hours.day_of_week * 24 + hours.hour, minlength=HOURS).astype(float)
     a = start.tz_localize(tz, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC")
     b = end.tz_localize(tz, ambiguous=False, nonexistent="shift_forward").tz_convert("UTC")
     local = pd.date_range(a, b, freq="h", inclusive="left").tz_convert(tz)
-    return np.bincount(local.dayofweek * 24 + local.hour, minlength=HOURS).astype(float)
+    return np.bincount(local.day_of_week * 24 + local.hour, minlength=HOURS).astype(float)
 
 
 def _poisson_ll(counts: np.ndarray, mu: np.ndarray) -> float:
@@ -113,7 +113,7 @@ def daily_cv(days: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> tuple[f
     all_days = pd.date_range(start, end, freq="D", inclusive="left")
     n = days.dt.floor("D").value_counts().reindex(all_days, fill_value=0)
     num = den = 0.0
-    for _, g in n.groupby(n.index.dayofweek):
+    for _, g in n.groupby(n.index.day_of_week):
         k = len(g)
         if k < 2:
             continue
@@ -144,27 +144,23 @@ class DistFit:
             return {"empirical": [round(float(v), 3) for v in self.quantiles]}
         return {self.family: {"mean": round(self.mean, 4), "sd": round(self.sd, 4)}}
 
-    def ppf(self, q: np.ndarray) -> np.ndarray:
-        q = np.asarray(q, dtype=float)
+    def _frozen(self):
+        """The fitted lognormal or gamma as a scipy distribution (None for empirical)."""
         if self.family == "lognormal":
             s2 = math.log1p((self.sd / self.mean) ** 2)
-            return stats.lognorm.ppf(q, math.sqrt(s2), scale=math.exp(math.log(self.mean) - s2 / 2))
+            return stats.lognorm(math.sqrt(s2), scale=math.exp(math.log(self.mean) - s2 / 2))
         if self.family == "gamma":
-            k = (self.mean / self.sd) ** 2
-            return stats.gamma.ppf(q, k, scale=self.sd ** 2 / self.mean)
+            return stats.gamma((self.mean / self.sd) ** 2, scale=self.sd ** 2 / self.mean)
+        return None
+
+    def ppf(self, q: np.ndarray) -> np.ndarray:
+        """Quantiles (minutes) of the fitted distribution, as the simulation samples it."""
+        q = np.asarray(q, dtype=float)
+        d = self._frozen()
+        if d is not None:
+            return d.ppf(q)
         v = np.sort(self.quantiles)
         return v[np.minimum((q * len(v)).astype(int), len(v) - 1)]
-
-    def cdf(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        if self.family == "lognormal":
-            s2 = math.log1p((self.sd / self.mean) ** 2)
-            return stats.lognorm.cdf(x, math.sqrt(s2), scale=math.exp(math.log(self.mean) - s2 / 2))
-        if self.family == "gamma":
-            k = (self.mean / self.sd) ** 2
-            return stats.gamma.cdf(x, k, scale=self.sd ** 2 / self.mean)
-        v = np.sort(self.quantiles)
-        return np.searchsorted(v, x, side="right") / len(v)
 
 
 def _histogram_ll(x: np.ndarray) -> tuple[float, int]:
@@ -270,7 +266,7 @@ def poisson_tests(times: pd.Series, start: pd.Timestamp, rate_per_h: np.ndarray)
     x = (n_in - j) * (e - e_prev)
     out.append(dict(test="CU + Lewis spacings (Kim & Whitt 2014)", **dict(zip(("n", "D", "p_value"),
                                                                             _ks_uniform(-np.expm1(-x))))))
-    bins = ((start.dayofweek * 24 + start.hour) + np.arange(int(hour.max()) + 2 if len(hour) else 1)) % 168
+    bins = ((start.day_of_week * 24 + start.hour) + np.arange(int(hour.max()) + 2 if len(hour) else 1)) % 168
     r = rate_per_h[bins]
     cum = np.r_[0.0, np.cumsum(r)]
     lam = cum[hour] + r[hour] * u

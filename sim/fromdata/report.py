@@ -27,7 +27,11 @@ def _table(df: pd.DataFrame, max_rows: int = 40, floatfmt: str = "{:,.3f}") -> s
     for r in shown.itertuples(index=False):
         cells = []
         for v in r:
-            if isinstance(v, (float, np.floating)):
+            if isinstance(v, (bool, np.bool_)):
+                txt = str(v)
+            elif isinstance(v, (int, np.integer)):
+                txt = f"{v:,}"
+            elif isinstance(v, (float, np.floating)):
                 txt = "" if not np.isfinite(v) else (f"{v:,.0f}" if float(v).is_integer() and abs(v) > 100 else floatfmt.format(v))
             else:
                 txt = "" if v is None or v is pd.NA else str(v)
