@@ -18,10 +18,17 @@ from .sensitivity import register_cli as register_sensitivity_cli
 from .experiment import register_cli as register_experiment_cli
 from .fromdata.cli import register_cli as register_fromdata_cli
 from .report import register_cli as register_report_cli
+from .argtypes import positive_int, seed as seed_type
 from .scenario import ScenarioError, load_scenario
 from .violence.cli import register_cli as register_violence_cli
 
 EXIT_BAD_INPUT = 2
+
+
+EXIT_ENVIRONMENT = 1
+
+
+EXIT_STRICT = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,30 +40,46 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_validate(args) -> int:
+    """Every file checked; each problem of each file on its own line; 2 if any failed."""
+    from .scenario import load_any, printable
+    failed = 0
     for path in args.scenarios:
-        s = load_scenario(path, args.set)
-        print(f"ok  {path}: {s.name}")
-    return 0
+        try:
+            s = load_any(path, args.set)
+        except ScenarioError as e:
+            failed += 1
+            _print_error(e)
+            continue
+        print(f"ok  {printable(path)}: {printable(s.name)}")
+    return EXIT_BAD_INPUT if failed else 0
 
 
 def _cmd_run(args) -> int:
     from .experiment import run
     from .results import manifest, write_run
 
+    from .experiment import unfinished_warnings
+    from .results import ensure_writable
+    from .scenario import printable
+
     s = load_scenario(args.scenario, args.set)
     seed = s.seed if args.seed is None else args.seed
     out = Path(args.out or Path("results") / Path(args.scenario).stem)
-    with tqdm(total=args.replications, desc=s.name[:40], unit="rep", disable=args.quiet,
+    ensure_writable(out.parent)                  # before computing, not after
+    with tqdm(total=args.replications, desc=printable(s.name)[:40], unit="rep", disable=args.quiet,
               file=sys.stderr) as bar:
         res = run(s, replications=args.replications, seed=seed, workers=args.workers,
                   progress=lambda n: bar.update(n - bar.n))
     info = manifest([s], seed, args.replications, res.wall_s, scenario_file=str(args.scenario),
                     overrides=args.set or [])
-    write_run(out, s, res.calls_all, res.pools, res.hourly, res.kpis, res.summary, info,
+    write_run(out, s, res.calls, res.pools, res.hourly, res.kpis, res.summary, info,
               facilities=res.facilities, occupancy=res.occupancy)
     _print_summary(res.summary)
     print(f"\nwrote {out}/ (calls.parquet, summary.csv, scenario.resolved.yaml, manifest.json)")
-    return 0
+    warnings = unfinished_warnings(res.summary)
+    for w in warnings:
+        print(w, file=sys.stderr)
+    return EXIT_STRICT if warnings and args.strict else 0
 
 
 def _print_summary(summary) -> None:
@@ -70,6 +93,9 @@ def _print_summary(summary) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="crisis-sim", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"crisis-sim {__version__}")
+    p.add_argument("--allow-large", action="store_true",
+                   help="accept absurd sizes (horizon, calls, teams...) that validation refuses; "
+                        "may be given anywhere on the line")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add_set(sp):
@@ -84,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one scenario with replications and write results")
     r.add_argument("scenario")
-    r.add_argument("--replications", "-r", type=int, default=10)
-    r.add_argument("--seed", type=int, default=None, help="default: the scenario's seed")
+    r.add_argument("--replications", "-r", type=positive_int, default=10)
+    r.add_argument("--seed", type=seed_type, default=None, help="default: the scenario's seed")
     r.add_argument("--out", default=None, help="results folder (default results/<scenario file stem>)")
-    r.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    r.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--strict", action="store_true",
+                   help="exit 3 when calls were left unfinished (a starved pool), instead of a warning")
     add_set(r)
     r.set_defaults(func=_cmd_run)
     register_report_cli(sub)
@@ -101,10 +129,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _print_error(e: ScenarioError) -> None:
+    for line in e.lines():
+        print(f"error: {line}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; every failure is one line on stderr: exit 2 for bad input (a scenario,
+    an option, a results folder), 1 for the environment (disk full, permission, no memory,
+    an unreachable scheduler) or an internal error (``CRISIS_SIM_DEBUG=1`` re-raises it with
+    its traceback), 3 for ``--strict`` warnings."""
+    import os
+    from .limits import ALLOW_LARGE_ENV
+    from .scenario import printable
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--allow-large" in argv:                  # accepted anywhere on the line
+        argv = [a for a in argv if a != "--allow-large"]
+        os.environ[ALLOW_LARGE_ENV] = "1"
     args = build_parser().parse_args(argv)
+    debug = os.environ.get("CRISIS_SIM_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
     except ScenarioError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _print_error(e)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's last word: one line, never a traceback
+        if debug:
+            raise
+        from .report import ReportError
+        if isinstance(e, ReportError):
+            print(f"error: {printable(str(e))}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"error: {printable(_environment_message(e))}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+
+
+def _environment_message(e: BaseException) -> str:
+    """One line for a failure that is not the input's fault."""
+    if isinstance(e, OSError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}" + (f" (errno {e.errno})" if e.errno else "")
+    if isinstance(e, MemoryError):
+        return "out of memory; use a shorter horizon, fewer replications or fewer workers"
+    first = str(e).splitlines()[0] if str(e) else ""
+    return (f"internal error: {type(e).__name__}: {first} "
+            "(set CRISIS_SIM_DEBUG=1 for the traceback and please report it)")

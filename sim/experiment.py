@@ -48,7 +48,7 @@ from .metrics import kpis, summarise
 from .model import Model, RunResult
 from .results import manifest, write_csv, write_text
 from .scenario import (Scenario, ScenarioError, ScenarioHeader, apply_overrides, load_raw, parse_value,
-                       resolved_yaml, validate)
+                       resolved_yaml, validate_any)
 from .store import PARTITION, Store, fingerprint, utc_now
 
 
@@ -121,8 +121,10 @@ class Cell:
 def _replicate(store: Store, cell: Cell, replication: int, keep_calls: bool, session: str) -> dict:
     """Run one replication, write its tables into ``store``, return its record.
 
-    An exception inside the model (or while writing) becomes a ``failed`` record with the
-    message and traceback; the experiment goes on with the other replications.
+    An exception inside the model becomes a ``failed`` record with the message and
+    traceback; the experiment goes on with the other replications. An error while writing
+    (a full disk, a lost share) is the environment's, not the replication's: it propagates
+    and stops the experiment, and the rerun repeats the replication.
     """
     record = {"scenario": cell.key, "point": cell.point, "replication": replication, "seed": cell.seed,
               "session": session, "worker": f"{socket.gethostname()}:{os.getpid()}",
@@ -130,12 +132,13 @@ def _replicate(store: Store, cell: Cell, replication: int, keep_calls: bool, ses
     t0 = time.perf_counter()
     try:
         frames, values, rows = _replication_frames(cell.scenario, cell.seed, replication, keep_calls)
-        store.write_frames(cell.key, cell.point, replication, frames)
-        record.update(status="ok", error="", traceback="", calls=rows)
     except Exception as e:  # noqa: BLE001 - recorded, not swallowed
         values = None
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
-                      calls=0)
+                      calls=0, tables="")
+    else:
+        tables = store.write_frames(cell.key, cell.point, replication, frames)
+        record.update(status="ok", error="", traceback="", calls=rows, tables=tables)
     record.update(wall_s=time.perf_counter() - t0, finished_utc=utc_now(), kpis=values)
     return record
 
@@ -187,11 +190,34 @@ class _Inline:
         pass
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the worker exits within a second of its parent's death (even a
+    ``kill -9``, which gives the pool no chance to stop it)."""
+    import signal
+    import threading
+    try:                                   # Linux: the kernel sends SIGKILL at once
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="die-with-parent").start()
+
+
 class _Pool:
-    """A local process pool; keeps two tasks per worker in flight so none idles."""
+    """A local process pool; keeps two tasks per worker in flight so none idles. Its
+    workers die with this process (:func:`_die_with_parent`)."""
 
     def __init__(self, workers: int):
-        self.pool = ProcessPoolExecutor(max_workers=workers)
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_die_with_parent,
+                                        initargs=(os.getpid(),))
         self.slots = 2 * workers
 
     def submit(self, fn, *args):
@@ -206,6 +232,13 @@ class _Pool:
 
     def close(self):
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+SCHEDULER_TIMEOUT_S = 5.0
+
+
+class SchedulerUnreachable(OSError):
+    """The Dask scheduler did not answer within SCHEDULER_TIMEOUT_S (an environment error)."""
 
 
 class _Dask:
@@ -225,7 +258,17 @@ class _Dask:
                                    processes=True, dashboard_address=None)
             self._own.append(cluster)
             scheduler = cluster
-        self.client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        if isinstance(scheduler, Client):
+            self.client = scheduler
+        else:
+            try:
+                self.client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+            except (OSError, TimeoutError) as e:
+                for obj in self._own:
+                    obj.close()
+                raise SchedulerUnreachable(f"cannot reach the Dask scheduler {scheduler} within "
+                                           f"{SCHEDULER_TIMEOUT_S:g} s ({type(e).__name__}); is it running "
+                                           "and is the address tcp://HOST:PORT right?") from None
         if self.client is not scheduler:
             self._own.insert(0, self.client)
         self.slots = 2 * max(1, sum(self.client.nthreads().values()))
@@ -356,7 +399,30 @@ def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_
                 "cells": [{"scenario": c.key, "point": c.point, "name": c.scenario.name, "seed": c.seed,
                            "sha256": fingerprint(text), "values": c.values}
                           for c, text in zip(cells, resolved.values())]}
-    store = Store.open(out, settings, resolved)
+    store = Store.open(out, settings, resolved)     # holds the folder's lock until closed
+    try:
+        _write_manifest(store.root, [c.scenario for c in cells], cells[0].seed, replications, kind, len(cells),
+                        complete=False)
+        return _run_cells(store, kind, cells, replications, t0, keep_calls=keep_calls, precision=precision,
+                          precision_metrics=precision_metrics, max_replications=max_replications,
+                          backend=backend, scheduler=scheduler, workers=workers, progress=progress)
+    finally:
+        store.close()
+
+
+def _write_manifest(root: Path, scenarios: list, seed: int, replications: int, kind: str, cells: int,
+                    complete: bool, wall_s: float = 0.0, **extra) -> None:
+    """``manifest.json``: written before the first replication (``complete: false``) and again
+    with the results (``complete: true``)."""
+    info = manifest(list({s.name: s for s in scenarios}.values()), int(seed), replications, wall_s,
+                    kind=kind, cells=cells, complete=complete, **extra)
+    write_text(Path(root) / "manifest.json", json.dumps(info, indent=2, default=str) + "\n")
+
+
+def _run_cells(store: Store, kind: str, cells: list[Cell], replications: int, t0: float, *, keep_calls,
+               precision, precision_metrics, max_replications, backend, scheduler, workers, progress
+               ) -> ExperimentResults:
+    """The replications of :func:`_execute` in an open store, then the summary."""
     session = uuid.uuid4().hex[:12]
     cap = max_replications if precision is not None else replications
     done = store.done()
@@ -488,19 +554,26 @@ def _write_outputs(res: ExperimentResults, scenarios: list[Scenario]) -> None:
         write_csv(out / "differences.csv", res.differences)
     if res.precision is not None:
         write_csv(out / "precision.csv", res.precision)
-    info = manifest(list({s.name: s for s in scenarios}.values()), int(res.cells["seed"].iloc[0]),
-                    res.replications, res.wall_s, kind=res.kind, cells=len(res.cells),
-                    failed=int(len(res.failed)), precision_target=res.target, precision_met=res.met,
-                    limiting=res.limiting)
-    write_text(out / "manifest.json", json.dumps(info, indent=2, default=str) + "\n")
+    _write_manifest(out, scenarios, int(res.cells["seed"].iloc[0]), res.replications, res.kind,
+                    len(res.cells), True, res.wall_s, failed=int(len(res.failed)),
+                    precision_target=res.target, precision_met=res.met, limiting=res.limiting)
+
+
+SLUG_MAX = 80      # characters of a scenario key (a folder name: 255 bytes at most on most systems)
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def _slug(text: str) -> str:
+    """A folder-safe key: letters, digits and ``_.+-``, starting with a letter, at most
+    SLUG_MAX characters (a longer one keeps its start and a hash of the whole)."""
     s = re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(text)).strip("-.")
-    return s if s[:1].isalpha() else f"s{s}"
+    s = s if s[:1].isalpha() else f"s{s}"
+    if len(s) > SLUG_MAX:
+        import hashlib
+        s = s[:SLUG_MAX - 9].rstrip("-.") + "-" + hashlib.sha256(s.encode()).hexdigest()[:8]
+    return s
 
 
 def _unique(keys: list[str]) -> list[str]:
@@ -510,15 +583,6 @@ def _unique(keys: list[str]) -> list[str]:
         seen[k] = seen.get(k, 0) + 1
         out.append(k if seen[k] == 1 else f"{k}-{seen[k]}")
     return out
-
-
-def validate_any(data: dict, file: str | None, positions: dict | None):
-    """A crisis-response Scenario, or a violence scenario when the file says ``kind: violence``:
-    both kinds run through the same experiments and results store."""
-    if data.get("kind") == "violence":
-        from .violence.schema import ViolenceScenario, check_references
-        return validate(data, file, positions, model=ViolenceScenario, checks=check_references)
-    return validate(data, file, positions)
 
 
 def _raw(source: ScenarioHeader | str | Path, overrides) -> tuple[dict, str | None, dict]:
@@ -773,19 +837,22 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _add_options(sp) -> None:
-    sp.add_argument("--replications", "-r", type=int, default=10,
+    from .argtypes import positive_float, positive_int, seed
+    sp.add_argument("--replications", "-r", type=positive_int, default=10,
                     help="replications per scenario (with --precision: the first batch)")
-    sp.add_argument("--precision", type=float, default=None, metavar="REL",
+    sp.add_argument("--precision", type=positive_float, default=None, metavar="REL",
                     help="add replications until every KPI's 95%% half-width is within REL x its mean (0.05 = 5%%)")
     sp.add_argument("--precision-metric", action="append", default=None, metavar="KPI",
                     help="judge --precision on this KPI only (repeatable; default all KPIs)")
-    sp.add_argument("--max-replications", type=int, default=100, help="cap for --precision (default 100)")
-    sp.add_argument("--seed", type=int, default=None, help="default: the (first) scenario's seed")
+    sp.add_argument("--max-replications", type=positive_int, default=100, help="cap for --precision (default 100)")
+    sp.add_argument("--seed", type=seed, default=None, help="default: the (first) scenario's seed")
     sp.add_argument("--backend", choices=["local", "dask"], default="local")
     sp.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                     help="Dask scheduler address (--backend dask; default: a new local cluster)")
-    sp.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    sp.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     sp.add_argument("--out", default=None, help="results folder; rerun with the same settings to resume")
+    sp.add_argument("--strict", action="store_true",
+                    help="exit 3 when calls were left unfinished (a starved pool), instead of a warning")
     sp.add_argument("--no-calls", action="store_true", help="do not store the call logs (KPIs only)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
@@ -820,7 +887,42 @@ def _experiment_kwargs(args) -> dict:
                 workers=args.workers, keep_calls=not args.no_calls)
 
 
-def _report(res: ExperimentResults) -> int:
+UNFINISHED_WARN = 0.01   # a share of unfinished calls above this ends a run with a warning
+
+
+def unfinished_warnings(summary: pd.DataFrame, threshold: float = UNFINISHED_WARN) -> list[str]:
+    """One warning line per scenario (and point) whose mean ``unfinished_rate`` exceeds
+    ``threshold``, naming the pool that held most of the unfinished calls (the starved one)."""
+    from .scenario import printable
+    if summary is None or "metric" not in summary or not len(summary):
+        return []
+    by = [c for c in ("scenario", "point") if c in summary.columns]
+    groups = summary.groupby(by, sort=False, observed=True) if by else [((), summary)]
+    out = []
+    for key, g in groups:
+        means = dict(zip(g["metric"], g["mean"]))
+        rate = means.get("unfinished_rate", 0.0)
+        if not rate > threshold:
+            continue
+        pools = {m.split(".", 1)[1]: v for m, v in means.items()
+                 if m.startswith("unfinished_calls.") and v == v and v > 0}
+        key = key if isinstance(key, tuple) else (key,)
+        where = " ".join(f"{c} {k}" for c, k in zip(by, key) if not (c == "point" and len(groups) == 1))
+        where = f" ({where})" if where else ""
+        if pools:
+            worst = max(pools, key=pools.get)
+            starved = (f"pool '{worst}' held {pools[worst]:,.0f} of them per replication: it is starved "
+                       "(no unit on duty, or far too few, for the calls it must answer)")
+        else:
+            starved = "no pool is named in the KPIs (unfinished_calls.<pool>)"
+        out.append(printable(f"warning{where}: {rate:.1%} of calls were still open when the run stopped "
+                             f"(unfinished_rate); {starved}"))
+    return out
+
+
+def _report(res: ExperimentResults, strict: bool = False) -> int:
+    """Closing lines of compare/sweep; exit code 1 if a replication failed, 3 if ``strict``
+    and a warning was printed, else 0."""
     if res.target is not None:
         lim = res.limiting or {}
         where = lim.get("scenario", "") + (f" point {lim['point']}" if res.kind == "sweep" else "")
@@ -831,7 +933,10 @@ def _report(res: ExperimentResults) -> int:
         print(f"FAILED {r.scenario} point {r.point} replication {r.replication}: {r.error}")
     print(f"\nwrote {res.out}/ (kpis/, calls/, runs/ partitioned by scenario/point/replication; "
           f"summary.csv, manifest.json)")
-    return 1 if len(res.failed) else 0
+    warnings = unfinished_warnings(res.summary)
+    for w in warnings:
+        print(w, file=sys.stderr)
+    return 1 if len(res.failed) else (3 if warnings and strict else 0)
 
 
 def _cmd_compare(args) -> int:
@@ -857,7 +962,7 @@ def _cmd_compare(args) -> int:
     print(f"{res.replications} replications, {'common random numbers' if not args.independent else 'independent streams'}; "
           f"mean [95% interval]")
     print(_table(header, rows))
-    return _report(res)
+    return _report(res, args.strict)
 
 
 def _cmd_sweep(args) -> int:
@@ -873,7 +978,7 @@ def _cmd_sweep(args) -> int:
     wide = res.summary.pivot_table(index="metric", columns="point", values="mean", sort=False)
     print(f"\nmean of {res.replications} replications per point (95% intervals in summary.csv)")
     print(wide.rename(columns=lambda p: f"point {p}").to_string(float_format=lambda x: f"{x:,.3f}"))
-    return _report(res)
+    return _report(res, args.strict)
 
 
 def _cmd_warmup(args) -> int:
@@ -891,6 +996,7 @@ def _cmd_warmup(args) -> int:
 
 def register_cli(sub) -> None:
     """Add ``compare``, ``sweep`` and ``warmup`` to the ``crisis-sim`` subcommands."""
+    from .argtypes import positive_float, positive_int, seed
     c = sub.add_parser("compare", help="run scenarios with common random numbers; KPIs and paired differences")
     c.add_argument("scenarios", nargs="+", help="scenario files; differences are to the first")
     c.add_argument("--independent", action="store_true",
@@ -909,11 +1015,11 @@ def register_cli(sub) -> None:
     w.add_argument("scenario")
     w.add_argument("--metric", default="response_time",
                    help="call-log column (mean per period) or busy.<pool> (teams busy); default response_time")
-    w.add_argument("--replications", "-r", type=int, default=5)
-    w.add_argument("--period-days", type=float, default=1.0)
-    w.add_argument("--window", type=int, default=7, help="Welch moving-average half-window, in periods")
-    w.add_argument("--tolerance", type=float, default=0.05)
-    w.add_argument("--seed", type=int, default=None)
-    w.add_argument("--workers", type=int, default=None)
+    w.add_argument("--replications", "-r", type=positive_int, default=5)
+    w.add_argument("--period-days", type=positive_float, default=1.0)
+    w.add_argument("--window", type=positive_int, default=7, help="Welch moving-average half-window, in periods")
+    w.add_argument("--tolerance", type=positive_float, default=0.05)
+    w.add_argument("--seed", type=seed, default=None)
+    w.add_argument("--workers", type=positive_int, default=None)
     w.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[])
     w.set_defaults(func=_cmd_warmup)

@@ -1,7 +1,9 @@
 """Writing a run's results: atomically, with the resolved scenario and a manifest.
 
 Every file is written to a temporary name in the same folder and moved into place with
-``os.replace``, so a reader never sees half a file and a crash never leaves one.
+``os.replace``, so a reader never sees half a file and a crash never leaves one. A run's
+folder is written whole into a fresh temporary folder beside it and then swapped in
+(:func:`replace_dir`), so a run that fails leaves the old folder as it was, never a mix.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,19 +23,74 @@ from . import __version__
 from .scenario import Scenario, resolved_yaml
 
 
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the result to ``path`` in one step."""
+    """Call ``write(tmp_path)`` and move the result to ``path`` in one step. The file gets
+    the mode a plain ``open()`` would give it (0o666 minus the umask: with umask 022,
+    readable by group and others), not the private 0o600 of the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` (and parents) if needed and check a file can be written there,
+    before any computation; raises OSError (one line in the CLI) if not."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(20, "exists and is not a folder", str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+    return folder
+
+
+def replace_dir(tmp: Path, out: Path) -> None:
+    """Move the finished folder ``tmp`` to ``out``, replacing any old ``out`` whole.
+
+    Two renames in one filesystem (old out aside, tmp in), then the old one is deleted: a
+    reader sees the old folder or the new one, never a mix of files.
+    """
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def temp_dir_beside(out: str | Path) -> Path:
+    """A fresh empty folder next to ``out`` (same filesystem, so it can be renamed onto it)."""
+    out = Path(out)
+    ensure_writable(out.parent if str(out.parent) else Path("."))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)          # mkdtemp makes it private; the results folder is not
+    return tmp
 
 
 def write_text(path: Path, text: str) -> None:
@@ -89,8 +147,20 @@ def manifest(scenarios: list[Scenario], seed: int, replications: int, wall_s: fl
 def write_run(out: Path, scenario: Scenario, calls: pd.DataFrame, pools: pd.DataFrame,
               hourly: pd.DataFrame, kpis: pd.DataFrame, summary: pd.DataFrame, info: dict,
               facilities: pd.DataFrame | None = None, occupancy: pd.DataFrame | None = None) -> None:
-    """The standard results folder of one scenario run."""
-    out = Path(out)
+    """The standard results folder of one scenario run, written into a temporary folder
+    beside ``out`` and swapped in whole."""
+    final = Path(out)
+    out = temp_dir_beside(final)
+    try:
+        _write_run_files(out, scenario, calls, pools, hourly, kpis, summary, info, facilities, occupancy)
+        replace_dir(out, final)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write_run_files(out: Path, scenario, calls, pools, hourly, kpis, summary, info, facilities,
+                     occupancy) -> None:
     if facilities is not None and len(facilities):
         write_parquet(out / "facilities.parquet", facilities)
     if occupancy is not None and len(occupancy):

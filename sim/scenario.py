@@ -44,7 +44,7 @@ class ScenarioError(ValueError):
             where += f" (line {line})"
         self.problems = list(problems) if problems else [self]
         more = len(self.problems) - 1
-        self.first_line = _one_line(f"{where}: {message}")
+        self.first_line = printable(f"{where}: {message}")
         super().__init__(self.first_line + (f" (and {more} more problem{'s' if more > 1 else ''})"
                                             if more else ""))
 
@@ -59,8 +59,9 @@ class ScenarioError(ValueError):
         return [p.first_line for p in self.problems]
 
 
-def _one_line(text: str) -> str:
-    """Control characters (newlines, escapes) shown as spaces or ``\\xNN``: one printable line."""
+def printable(text: str) -> str:
+    """Text safe to show in a terminal on one line: newlines and tabs become spaces, other
+    control characters (escape sequences) ``\\xNN``."""
     return "".join(c if c.isprintable() else (" " if c in "\n\r\t" else f"\\x{ord(c):02x}") for c in text)
 
 
@@ -990,6 +991,21 @@ def validate(data: dict, file: str | None = None, positions: dict | None = None,
     if problems:
         raise ScenarioError.of([error(tuple(where.split(".")) if where else (), msg) for where, msg in problems])
     return scenario
+
+
+def validate_any(data: dict, file: str | None, positions: dict | None):
+    """A crisis-response Scenario, or a violence scenario when the data say ``kind: violence``:
+    both kinds run through the same experiments and results store."""
+    if isinstance(data, dict) and data.get("kind") == "violence":
+        from .violence.schema import ViolenceScenario, check_references
+        return validate(data, file, positions, model=ViolenceScenario, checks=check_references)
+    return validate(data, file, positions)
+
+
+def load_any(path: str | Path, overrides: dict[str, Any] | list[str] | None = None):
+    """Load, merge ``extends:``, apply overrides and validate a scenario file of either kind."""
+    data, positions = load_raw(path)
+    return validate_any(apply_overrides(data, overrides, str(path)), str(path), positions)
 
 
 def load_raw(path: str | Path) -> tuple[dict, dict]:
