@@ -14,7 +14,7 @@ TIME_LIMIT_S = 120
 
 def test_the_four_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_compare_programs", "03_staffing_sweep",
-                                           "04_beds_and_aftercare"]
+                                           "04_beds_and_aftercare", "05_from_your_own_data"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
