@@ -11,7 +11,8 @@ Conventions for every table:
 * **Missing is null.** A value that does not apply or never happened (no unit was sent, the
   call has no person, the unit never arrived) is null: NaN in number columns, ``<NA>`` in
   integer id columns, null in text columns. No sentinel numbers such as −1 in files or in
-  ``Results`` tables (:func:`nullify` turns the engine's −1 ids into nulls).
+  ``Results`` tables (the engine's own ``RunResult`` writes −1 for "no id"; :func:`nullify`
+  turns those into nulls on the way out).
 * ``scenario`` is the scenario's label: its display name plus the overrides applied.
 """
 from __future__ import annotations
@@ -198,6 +199,8 @@ _RUNS = {
     "error": (TEXT, "the exception, for a failed replication (empty when ok)"),
     "traceback": (TEXT, "the traceback of a failed replication (empty when ok)"),
     "calls": (COUNT, "rows the replication logged"),
+    "tables": (TEXT, "the tables the replication wrote, comma-separated (it counts as done only while "
+                     "all are there)"),
     "wall_s": ("s", "wall time of the replication"),
 }
 
@@ -264,7 +267,9 @@ def markdown() -> str:
              "summary.csv into one folder; `compare` and `sweep` write a results store (the same "
              "tables partitioned by scenario / point / replication, plus summary.csv, cells.csv, "
              "differences.csv, precision.csv and runs/).", ""]
-    lines += [line.strip() for line in __doc__.split("Conventions for every table:")[1].splitlines()]
+    conventions = __doc__.split("Conventions for every table:")[1].strip()
+    conventions = conventions.replace(":func:`nullify`", "`sim.columns.nullify`").replace("``", "`")
+    lines += ["Conventions:", ""] + [line.strip() for line in conventions.splitlines()]
     for table, (row, cols) in TABLES.items():
         lines += ["", f"## {table}", "", f"One row: {row}.", "", "| column | unit | meaning |",
                   "| --- | --- | --- |"]

@@ -3,10 +3,13 @@ errors, output file modes, warm-up rows, labels."""
 from __future__ import annotations
 
 import copy
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sim.cli import build_parser, main
@@ -177,6 +180,115 @@ def test_every_bad_option_of_every_command_is_one_line_exit_2(capsys):
 def test_option_error_from_the_shell_is_one_line_without_traceback():
     p = subprocess.run([sys.executable, "-m", "sim", "run", str(MMCC), "-r", "x"], capture_output=True,
                        text=True, cwd=ROOT, timeout=120)
-    assert p.returncode == 2 and "Traceback" not in p.stderr
-    assert p.stderr.strip() == ("error: crisis-sim run: argument --replications/-r: invalid int value: 'x' "
-                                "(see crisis-sim run --help)")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert p.stderr.startswith("error: crisis-sim run: argument --replications/-r: ") and "'x'" in p.stderr
+    assert p.stderr.strip().endswith("(see crisis-sim run --help)")
+
+
+# --------------------------------------------------------------------------- outputs (item 8)
+
+DEKALB = ROOT / "scenarios/dekalb/mobile_crisis.yaml"
+SHORT = ["horizon_days=3", "warmup_days=1"]
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A small `crisis-sim run` (facilities, persons, a warm-up) written under umask 022."""
+    out = tmp_path_factory.mktemp("run") / "dekalb"
+    old = os.umask(0o022)
+    try:
+        assert main(["run", str(DEKALB), "-r", "2", "--workers", "1", "--quiet", "--out", str(out),
+                     *[a for s in SHORT for a in ("--set", s)]]) == 0
+    finally:
+        os.umask(old)
+    return out
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_output_files_are_readable_by_group_and_others_under_umask_022(run_folder):
+    files = _files(run_folder)
+    assert {"calls.parquet", "summary.csv", "manifest.json", "facilities.parquet"} <= {p.name for p in files}
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, (p, oct(p.stat().st_mode))
+
+
+def test_output_files_honour_a_private_umask(tmp_path):
+    from sim.results import write_csv, write_text
+    old = os.umask(0o077)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        write_csv(tmp_path / "b.csv", pd.DataFrame({"x": [1]}))
+    finally:
+        os.umask(old)
+    assert [stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("a.txt", "b.csv")] == [0o600, 0o600]
+
+
+def test_every_column_written_is_in_the_data_dictionary(run_folder, tmp_path):
+    from sim import columns
+    from sim.experiment import compare
+    compare([DEKALB], replications=1, overrides=SHORT, workers=1, out=tmp_path / "cmp")
+    written = {}
+    for folder in (run_folder, tmp_path / "cmp"):
+        for p in folder.iterdir():
+            if p.suffix == ".parquet":
+                written[p.name] = list(pd.read_parquet(p).columns)
+            elif p.suffix == ".csv":
+                written[p.name] = list(pd.read_csv(p).columns)
+            elif p.is_dir() and p.name != "resolved":      # a store table: partitioned parquet
+                name = {"kpis": "kpis.csv", "runs": "runs/"}.get(p.name, f"{p.name}.parquet")
+                assert name in columns.TABLES, f"store table {p.name}/ is not in sim/columns.py"
+                written[name] = list(pd.read_parquet(p).columns)
+    assert {"calls.parquet", "pools.parquet", "hourly.parquet", "facilities.parquet", "occupancy.parquet",
+            "kpis.csv", "summary.csv", "differences.csv", "cells.csv", "runs/"} - {"differences.csv"} <= set(written)
+    missing = [f"{t}: {c}" for t, cols in written.items() for c in cols if c not in columns.TABLES[t][1]]
+    assert not missing, "not described in sim/columns.py: " + ", ".join(missing)
+
+
+def test_outputs_reference_is_generated_from_the_registry():
+    from sim import columns
+    text = (ROOT / "docs/outputs.md").read_text(encoding="utf-8")
+    assert text == columns.markdown(), "docs/outputs.md is stale: crisis-sim schema --outputs docs/outputs.md"
+
+
+def test_missing_values_are_nulls_not_minus_one(run_folder):
+    from sim.columns import nullify
+    calls = pd.read_parquet(run_folder / "calls.parquet")
+    assert calls["person"].isna().all()                  # DeKalb's calls carry no person ids
+    assert calls["backup_team"].isna().any() and calls["team"].notna().any()
+    for c in ("person", "team", "backup_team", "second_team", "unit"):
+        if c in calls:
+            assert not (calls[c] == -1).any(), c
+    engine = pd.DataFrame({"person": [-1, 7, 0], "team": [2, -1, 0], "x_km": [-1.0, 2.0, 3.0]})
+    out = nullify(engine)
+    assert out["person"].tolist() == [pd.NA, 7, 0] and out["team"].tolist() == [2, pd.NA, 0]
+    assert out["x_km"].tolist() == [-1.0, 2.0, 3.0] and engine["person"].tolist() == [-1, 7, 0]
+
+
+def test_res_calls_leaves_the_warm_up_out():
+    import sim
+    s = load_scenario(DEKALB, SHORT)
+    res = sim.run(s, replications=1, workers=1)
+    warm = s.warmup_days * 1440
+    assert len(res.calls_all) > len(res.calls) > 0
+    assert (res.calls["t_received"] >= warm).all() and not res.calls["warmup"].any()
+    assert (res.calls_all["t_received"] < warm).any()
+    c = res.calls
+    assert res.kpi("calls") == len(c[(c["outcome"] != "prevented") & ~c["proactive"]])  # what the KPIs count
+
+
+def test_the_scenario_label_is_the_name_plus_the_overrides_everywhere(run_folder, tmp_path):
+    import json
+    from sim.experiment import compare
+    label = "DeKalb — mobile crisis unit (RN + officer) (horizon_days=3, warmup_days=1)"
+    assert load_scenario(DEKALB, SHORT).name == label
+    assert set(pd.read_csv(run_folder / "summary.csv")["scenario"]) == {label}
+    assert set(pd.read_parquet(run_folder / "calls.parquet")["scenario"].astype(str)) == {label}
+    assert json.loads((run_folder / "manifest.json").read_text())["scenarios"] == [label]
+    res = compare([DEKALB], replications=1, overrides=SHORT, workers=1, out=tmp_path / "cmp")
+    assert list(res.cells["name"]) == [label]
+    assert json.loads((tmp_path / "cmp" / "manifest.json").read_text())["scenarios"] == [label]
+    # a name set by the overrides is the label as written
+    assert load_scenario(DEKALB, ["name=Two vans", "horizon_days=3"]).name == "Two vans"
