@@ -292,3 +292,24 @@ def test_the_scenario_label_is_the_name_plus_the_overrides_everywhere(run_folder
     assert json.loads((tmp_path / "cmp" / "manifest.json").read_text())["scenarios"] == [label]
     # a name set by the overrides is the label as written
     assert load_scenario(DEKALB, ["name=Two vans", "horizon_days=3"]).name == "Two vans"
+
+
+def test_every_description_that_states_a_wait_matches_its_file():
+    """A description saying 'within N minutes' (the wait before police take the call) must say
+    the first tier's wait of the program's path (Eugene said 45 while the file waits 60)."""
+    import re
+    checked = 0
+    for path in sorted((ROOT / "scenarios").rglob("*.yaml")):
+        if not re.search(r"within\s+\d+\s+minutes", path.read_text(encoding="utf-8")):
+            continue
+        try:
+            s = load_scenario(path)
+        except ScenarioError:
+            continue                      # violence files and partial parents
+        stated = {int(m) for m in re.findall(r"within\s+(\d+)\s+minutes", s.description)}
+        if not stated:
+            continue
+        waits = {int(w) for p in s.triage.paths.values() for w in p.waits()[:-1] if w is not None}
+        assert stated <= waits, (path, stated, waits)
+        checked += 1
+    assert checked >= 1
