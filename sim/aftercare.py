@@ -7,7 +7,8 @@ to ``divert_to`` (usually the ED), ``wait`` keeps the team at the door, first co
 served, until a bed is handed to it.
 
 Transports and follow-ups are generators run inside a call's process (or beside it), so
-the team stays busy for exactly the drive, the door wait and the hand-over.
+the team stays busy for exactly the drive, the door wait and the hand-over. Every unit's
+work is booked as spans in the model's assignments log (``Model.open`` / ``close``).
 """
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
+
+from .streams import (ESCALATE_ADVOCACY, ESCALATE_ADVOCACY_TIME, ESCALATE_ON_SCENE, ESCALATE_TRAVEL,
+                      ESCALATE_TURNOUT, FOLLOW_UP_DELAY, FOLLOW_UP_ON_SCENE, FOLLOW_UP_SHARE, FOLLOW_UP_TRAVEL,
+                      FOLLOW_UP_TURNOUT, LENGTH_OF_STAY, RETURN_FOLLOW_UP, STEP_DOWN, TRANSPORT_TRAVEL)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
@@ -37,7 +42,7 @@ class Facility:
         self.divert_to: Facility | None = None      # linked after all facilities exist
         self.step_down: tuple[Facility, float] | None = None
         self.occupied = 0
-        self.door: deque[simpy.Event] = deque()
+        self.door: deque[tuple[simpy.Event, int]] = deque()   # (event, call) of teams waiting for a bed
         self.level_t: list[float] = [0.0]
         self.level_occ: list[int] = [0]
         # counted after the warm-up only, like the KPIs (refusals: turned away when full)
@@ -55,104 +60,147 @@ class Facility:
         self.level_t.append(self.env.now)
         self.level_occ.append(self.occupied)
 
-    def admit(self) -> None:
-        """Take someone into a free bed (caller checked ``full()``)."""
+    def admit(self, call: int) -> None:
+        """Take the person of ``call`` into a free bed (caller checked ``full()``)."""
         self.occupied += 1
         self._record()
-        self._stay()
+        self._stay(call)
 
-    def wait_for_bed(self) -> simpy.Event:
+    def wait_for_bed(self, call: int) -> simpy.Event:
         """An event that fires when a bed is handed to this waiter (it is then occupied)."""
         ev = self.env.event()
-        self.door.append(ev)
+        self.door.append((ev, call))
         return ev
 
-    def _stay(self) -> None:
+    def _stay(self, call: int) -> None:
+        # the stay is keyed to the call (and the facility), not to the order people arrive in
         self.admissions += self.measuring()
-        self.env.process(self._discharge_after(self.los(self.m.draw(f"facility/{self.name}/los"))))
+        u = self.m.ku(call, LENGTH_OF_STAY + self.index % 16)
+        self.env.process(self._discharge_after(self.los(u), call))
 
-    def _discharge_after(self, stay: float):
+    def _discharge_after(self, stay: float, call: int):
         yield self.env.timeout(stay)
         if self.step_down is not None:
             target, p = self.step_down
-            if self.m.draw(f"facility/{self.name}/step_down") < p:
+            if self.m.ku(call, STEP_DOWN + self.index % 16) < p:
                 if target.full():
                     target.step_down_refused += self.measuring()
                 else:
                     self.step_downs += self.measuring()
-                    target.admit()
+                    target.admit(call)
         if self.door:
-            self.door.popleft().succeed()   # the bed goes straight to the next team at the door
-            self._stay()
+            ev, waiter = self.door.popleft()
+            ev.succeed()                    # the bed goes straight to the next team at the door
+            self._stay(waiter)
         else:
             self.occupied -= 1
             self._record()
 
 
-def transport(m: "Model", i: int, team, x: float, y: float, zone: int, cp):
+def transport(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, span):
     """Drive the person to a facility, wait or divert if it is full, hand over.
 
-    Returns the team's position afterwards, or None if the person declined (the team is
-    still at the scene).
+    ``span`` is the unit's open span on the call; the transport is a span of its own (from
+    leaving the scene to the hand-over). Returns (position afterwards, the open span), with
+    position None if the person declined (the unit is still at the scene, on its first span).
+    A chain of diversions never visits a facility twice: at a facility already tried the
+    team waits at the door, so a transport always ends and time always passes.
     """
     env, rec = m.env, m.rec
     spec = cp.transport
     if m.u_consent[i] >= spec.consent:
         rec["consent_refused"][i] = True
-        return None
+        return None, span
+    m.close(span)
+    span = m.open(unit, "transport", i, env.now, m.priority[i])
     fac = cp.pick_destination(m.u_destination[i])
     loc = (x, y, zone)
     door_wait = 0.0
+    tried: set[int] = set()
+    leg = 0
     while True:
         fx, fy, fz = fac.location
-        d = m.geo.drive(loc[0], loc[1], loc[2], fx, fy, fz, m.draw("transport/travel"))
+        d = m.geo.drive(loc[0], loc[1], loc[2], fx, fy, fz, m.ku(i, TRANSPORT_TRAVEL + min(leg, 15)))
+        leg += 1
         if d > 0:
             yield env.timeout(d)
         loc = fac.location
+        unit.x, unit.y, unit.zone = loc
         fac.arrivals += fac.measuring()
         if not fac.full():
-            fac.admit()
+            fac.admit(i)
             break
-        if fac.when_full == "wait" or fac.divert_to is None:
+        tried.add(fac.index)
+        if fac.when_full == "wait" or fac.divert_to is None or fac.divert_to.index in tried:
             t = env.now
-            yield fac.wait_for_bed()
+            yield fac.wait_for_bed(i)
             door_wait += env.now - t
             break
         fac.refusals += fac.measuring()
         rec["transport_diverted"][i] = True
         fac = fac.divert_to
+    m.arrived(span)
     rec["door_wait"][i] = door_wait
     rec["destination"][i] = fac.index
     h = fac.handover(m.u_handover[i])
     if h > 0:
         yield env.timeout(h)
     rec["t_handover"][i] = env.now
-    return loc
+    return loc, span
 
 
-def follow_up(m: "Model", i: int, pool, x: float, y: float, zone: int, dz: int, fu):
-    """A follow-up visit: due after a delay, done by the pool when no live call needs it."""
+def follow_up(m: "Model", i: int, tier, x: float, y: float, zone: int, dz: int, fu):
+    """A follow-up visit: due after a delay, done by the pool when no live call needs it.
+
+    If an urgent call pre-empts the unit, the visit goes back to the queue with the time on
+    scene it still needs, and is done by the next free unit within its expiry, or missed.
+    """
     env, rec = m.env, m.rec
     try:
-        if m.draw("followup/share") >= fu.share:
+        if m.ku(i, FOLLOW_UP_SHARE) >= fu.share:
             return
-        d = fu.delay(m.draw("followup/delay"))
+        d = fu.delay(m.ku(i, FOLLOW_UP_DELAY))
         if d > 0:
             yield env.timeout(d)
-        team = pool.take(x, y, dz)
-        if team is None:
-            team = yield pool.request(i, fu.priority, x, y, dz, fu.expires)
-        if team is None:
-            rec["followup"][i] = FOLLOWUP_MISSED
+        due = env.now
+        need = fu.on_scene(m.ku(i, FOLLOW_UP_ON_SCENE))
+        attempt = 0
+        while True:
+            left = fu.expires - (env.now - due)
+            t_req = env.now
+            unit = m.disp.take(tier, x, y, dz, fu.priority) if left > 0 else None
+            if unit is None and left > 0:
+                unit = yield m.disp.request(tier, i, fu.priority, x, y, dz, left)
+            if unit is None:
+                rec["followup"][i] = FOLLOWUP_MISSED
+                return
+            span = m.open(unit, "follow_up", i, t_req, fu.priority)
+            m.disp.set_preemptible(unit, True)
+            started = None
+            try:
+                d = 0.0 if fu.remote else m.geo.turnout(m.ku(i, FOLLOW_UP_TURNOUT + min(attempt, 15))) + m.geo.drive(
+                    unit.x, unit.y, unit.zone, x, y, zone, m.ku(i, FOLLOW_UP_TRAVEL + min(attempt, 15)))
+                if d > 0:
+                    yield env.timeout(d)
+                if not fu.remote:
+                    unit.x, unit.y, unit.zone = x, y, dz
+                m.arrived(span)
+                started = env.now
+                yield env.timeout(need)
+            except simpy.Interrupt:
+                # the unit went to an urgent call; the visit resumes with the time still needed
+                if started is not None:
+                    need = max(need - (env.now - started), 0.0)
+                m.close(span, preempted=True)
+                rec["followup_preempted"][i] += 1
+                attempt += 1
+                continue
+            m.disp.set_preemptible(unit, False)
+            rec["followup"][i] = FOLLOWUP_DONE
+            rec["t_followup_done"][i] = env.now
+            where = (unit.x, unit.y, unit.zone)
+            yield from m.finish(unit, *where, span, i, RETURN_FOLLOW_UP)
             return
-        d = 0.0 if fu.remote else m.geo.turnout(m.draw("followup/turnout")) + m.geo.drive(
-            team.x, team.y, team.zone, x, y, zone, m.draw("followup/travel"))
-        if d > 0:
-            yield env.timeout(d)
-        yield env.timeout(fu.on_scene(m.draw("followup/on_scene")))
-        rec["followup"][i] = FOLLOWUP_DONE
-        rec["t_followup_done"][i] = env.now
-        yield from m.finish(team, x, y, zone, None)
     finally:
         m.call_closed()
 
@@ -199,26 +247,34 @@ class CaseManagement:
         self.enrolments += 1
 
 
-def escalate(m: "Model", i: int, team, x: float, y: float, zone: int, esc):
+def escalate(m: "Model", i: int, unit, x: float, y: float, zone: int, esc, span):
     """After a callback, an urgent case: the volunteer goes to the scene, sometimes on to
-    the hospital as an advocate. Returns the team's position afterwards."""
+    the hospital as an advocate (a span of its own). Returns (position afterwards, open span)."""
     env, rec = m.env, m.rec
     rec["escalated"][i] = True
-    d = m.geo.turnout(m.draw("escalate/turnout")) + m.geo.drive(
-        team.x, team.y, team.zone, x, y, zone, m.draw("escalate/travel"))
+    m.close(span)
+    span = m.open(unit, "scene_visit", i, env.now, m.priority[i])
+    d = m.geo.turnout(m.ku(i, ESCALATE_TURNOUT)) + m.geo.drive(
+        unit.x, unit.y, unit.zone, x, y, zone, m.ku(i, ESCALATE_TRAVEL))
     if d > 0:
         yield env.timeout(d)
+    unit.x, unit.y, unit.zone = x, y, zone
+    m.arrived(span)
     rec["t_scene_visit"][i] = env.now
-    yield env.timeout(esc.on_scene(m.draw("escalate/on_scene")))
-    if m.draw("escalate/advocacy") < esc.advocacy_share:
+    yield env.timeout(esc.on_scene(m.ku(i, ESCALATE_ON_SCENE)))
+    if m.ku(i, ESCALATE_ADVOCACY) < esc.advocacy_share:
         rec["advocacy"][i] = True
-        yield env.timeout(esc.advocacy(m.draw("escalate/advocacy_time")))
-    return (x, y, zone)
+        yield env.timeout(esc.advocacy(m.ku(i, ESCALATE_ADVOCACY_TIME)))
+    return (x, y, zone), span
 
 
-def outreach(m: "Model", pool, spec, cpool):
+OUTREACH_PRIORITY = 10 ** 6      # below every live call and follow-up
+
+
+def outreach(m: "Model", pool, tier, spec, cpool):
     """Proactive contacts while idle on shift: Poisson at ``per_idle_team_hour`` per idle
-    team, by thinning a process at the rate of the pool's largest shift."""
+    team, by thinning a process at the rate of the pool's largest shift. Live calls first:
+    no contact starts while a request waits in any of the pool's tiers."""
     env = m.env
     top = pool.schedule.max_teams
     if top == 0:
@@ -233,7 +289,7 @@ def outreach(m: "Model", pool, spec, cpool):
         if env.now >= end:
             return
         u = m.draw(f"outreach/{pool.name}/accept")
-        if pool.queue_length():
+        if any(t.waiting() for t in pool.tiers):
             continue                                       # live calls first
         if u >= min(pool.n_idle, top) / top:
             continue
@@ -241,22 +297,36 @@ def outreach(m: "Model", pool, spec, cpool):
                     len(zones) - 1))
         (x,), (y,) = m.geo.locations(np.array([z]), np.array([m.draw(f"outreach/{pool.name}/x")]),
                                      np.array([m.draw(f"outreach/{pool.name}/y")]))
-        team = pool.take(x, y, z if m.geo.model != "none" else 0)
-        if team is None:                                   # idle but no vehicle
+        dz = z if m.geo.model != "none" else 0
+        unit = m.disp.take(tier, float(x), float(y), dz, OUTREACH_PRIORITY)
+        if unit is None:                                   # idle but no vehicle
             continue
-        env.process(_outreach_contact(m, pool, team, spec, cpool, float(x), float(y), z))
+        env.process(_outreach_contact(m, pool, unit, spec, cpool, float(x), float(y), z, dz))
 
 
-def _outreach_contact(m: "Model", pool, team, spec, cpool, x, y, zone):
+def _outreach_contact(m: "Model", pool, unit, spec, cpool, x, y, zone, dz):
+    """One contact where the team is (outreach teams walk their area: no drive). An urgent
+    call may pre-empt it: the contact ends there and is logged as pre-empted."""
     env = m.env
     m.open_calls += 1
     try:
         t0 = env.now
+        span = m.open(unit, "outreach", -1, t0, OUTREACH_PRIORITY)
+        m.arrived(span)
         person = m.draw_person(f"outreach/{pool.name}/person")
-        yield env.timeout(cpool.outreach_on_scene(m.draw(f"outreach/{pool.name}/on_scene")))
+        preempted = False
+        m.disp.set_preemptible(unit, True)
+        try:
+            yield env.timeout(cpool.outreach_on_scene(m.draw(f"outreach/{pool.name}/on_scene")))
+        except simpy.Interrupt:
+            preempted = True
         t1 = env.now
-        yield from m.finish(team, x, y, zone, None)
-        m.outreach_rows.append((t0, t1, env.now, pool.index, team.index, zone, x, y, person,
+        if preempted:
+            m.close(span, preempted=True)
+        else:
+            m.disp.set_preemptible(unit, False)
+            yield from m.finish(unit, x, y, dz, span, None, None)
+        m.outreach_rows.append((t0, t1, env.now, pool.index, unit.id, zone, x, y, person,
                                 m.type_index[spec.call_type]))
         if m.casemgmt is not None:
             m.casemgmt.contact(person, pool.index, t0)

@@ -4,12 +4,18 @@ One process per call (not one per step). The process reads the call's attributes
 pre-drawn uniforms from the model's columns and writes its timestamps back into them, so
 nothing is allocated per call beyond the generator itself. Durations of zero are skipped
 rather than yielded, which keeps a no-travel validation model as lean as a bare M/M/c.
+
+Every unit that works on the call (the answering unit, a desk seat, a backup, a desk-sent
+second unit, the transport leg, a scene visit) books its span in the assignments log
+through ``Model.open`` / ``Model.close``: the resource audit is derived from those rows.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from .aftercare import escalate, follow_up, transport
+from .streams import (BACKUP_ON_SCENE, BACKUP_TRAVEL, BACKUP_TURNOUT, CONSULT_SERVICE, DESK_SERVICE,
+                      RETURN_BACKUP, RETURN_FIRST, RETURN_SECOND, SECOND_TRAVEL, SECOND_TURNOUT)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
@@ -17,6 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 # outcome codes in the call log
 RESOLVED, BACKUP, TRANSPORT, FOLLOW_UP, NO_RESPONSE, UNFINISHED, PREVENTED = range(7)
 OUTCOME_NAMES = ("resolved", "backup", "transport", "follow_up", "no_response", "unfinished", "prevented")
+# why a call was not answered by the first tier of its path
+REASON_NONE, REASON_BUSY, REASON_UNSTAFFED = range(3)
+REASON_NAMES = ("none", "busy", "unstaffed")
 
 
 def call_process(m: "Model", i: int):
@@ -38,49 +47,43 @@ def call_process(m: "Model", i: int):
         if d > 0:
             yield env.timeout(d)
     if path.desk is not None:
-        t_q = env.now
-        seat = path.desk.take(0.0, 0.0, 0)
-        if seat is None:
-            seat = yield path.desk.request(i, priority, 0.0, 0.0, 0, None)
-        rec["desk_wait"][i] = env.now - t_q
-        yield env.timeout(path.desk_service(m.desk_u()))
-        path.desk.release(seat)
+        rec["desk_wait"][i] = yield from _use_desk(m, i, path.desk, path.desk_service, DESK_SERVICE, priority)
     rec["t_triaged"][i] = env.now
 
-    # --- dispatch: pools in preference order, each with a maximum wait ---------------
-    team = None
-    rank = 0
-    for rank, (pool, wait) in enumerate(path.pools):
-        team = pool.take(x, y, dz)
-        if team is None and wait != 0 and (wait is None or pool.staffed_within(env.now, wait)):
-            team = yield pool.request(i, priority, x, y, dz, wait)
-        if team is not None:
-            break
-    if team is None:
+    # --- dispatch: tiers in preference order, each with a maximum wait ---------------
+    unit, k, reason = yield from dispatch(m, i, path.tiers, priority, x, y, dz)
+    rec["fallback_reason"][i] = reason
+    if unit is None:
         rec["outcome"][i] = NO_RESPONSE
         rec["t_cleared"][i] = env.now
         m.call_closed()
         return
-    pool = team.pool
+    pool = unit.pool
     rec["t_dispatched"][i] = env.now
+    rec["tier"][i] = k
     rec["pool"][i] = pool.index
-    rec["team"][i] = team.index
-    rec["fallback"][i] = rank > 0
-    police = m.pool_police[pool.index]
+    rec["unit"][i] = unit.id
+    police = pool.police
+    span = m.open(unit, "callback" if pool.remote else "respond", i, rec["t_triaged"][i], priority)
 
     # --- travel -------------------------------------------------------------------
     cp = m.cpools[pool.index]
-    if m.has_travel and not cp.remote:
-        d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(team.x, team.y, team.zone, x, y, zone, m.u_travel[i])
-        if d > 0:
-            yield env.timeout(d)
-    rec["t_on_scene"][i] = env.now
+    if pool.remote:
+        rec["t_callback"][i] = env.now          # a call returned by phone: nobody goes on scene
+    else:
+        if m.has_travel:
+            d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(unit.x, unit.y, unit.zone, x, y, zone, m.u_travel[i])
+            if d > 0:
+                yield env.timeout(d)
+        unit.x, unit.y, unit.zone = x, y, dz
+        rec["t_on_scene"][i] = env.now
+    m.arrived(span)
     if cm is not None:
         cm.contact(m.person[i], pool.index, env.now)
 
     # --- on scene -----------------------------------------------------------------
     if path.consult is not None and police:
-        yield from _consult(m, i, path.consult, team, x, y, zone, dz, ctype, priority)
+        yield from _consult(m, i, path.consult, unit, span, x, y, zone, dz, ctype, priority)
         m.call_closed()
         return
     outcome = cp.outcome(ctype, m.u_outcome[i])
@@ -95,104 +98,134 @@ def call_process(m: "Model", i: int):
         police = True
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = police
-    where = (x, y, zone)
+    where = (x, y, dz)
     if cp.escalation is not None and m.u_escalate[i] < cp.escalation.share:
-        where = yield from escalate(m, i, team, x, y, zone, cp.escalation)
+        where, span = yield from escalate(m, i, unit, x, y, dz, cp.escalation, span)
     if outcome == TRANSPORT:
-        outcome, where = yield from _transport_if_due(m, i, team, x, y, zone, cp, outcome)
+        outcome, where, span = yield from _transport_if_due(m, i, unit, x, y, dz, cp, outcome, span)
     elif outcome == FOLLOW_UP and cp.follow_ups is not None:
         m.open_calls += 1
-        env.process(follow_up(m, i, cp.follow_ups.pool or pool, x, y, zone, dz, cp.follow_ups))
+        env.process(follow_up(m, i, m.followup_tier[pool.index], x, y, zone, dz, cp.follow_ups))
     rec["outcome"][i] = outcome
-    if pool.return_to_base:
-        yield from m.finish(team, *where, i)
-    else:
-        m.free(team, *where, i)
+    yield from m.finish(unit, *where, span, i, RETURN_FIRST, answering=True)
     m.call_closed()
+
+
+def dispatch(m: "Model", i: int, tiers, priority: int, x: float, y: float, dz: int):
+    """The call's unit: tier by tier, the closest available unit now, else wait in the
+    tier's queue up to its maximum wait (never for a tier nobody staffs within that wait).
+
+    Returns (unit or None, index of the tier that answered or -1, reason code): the reason
+    says why the first tier did not answer — ``busy`` when one of its units was on duty or
+    came on duty within the wait but none was free in time, ``unstaffed`` when none was."""
+    env = m.env
+    reason = REASON_NONE
+    for k, (tier, wait) in enumerate(tiers):
+        unit = m.disp.take(tier, x, y, dz, priority)
+        if unit is None:
+            now = env.now
+            can_wait = wait != 0 and (wait is None or tier.staffed_within(now, wait))
+            if k == 0:
+                reason = REASON_BUSY if (tier.on_duty() or can_wait) else REASON_UNSTAFFED
+            if can_wait:
+                unit = yield m.disp.request(tier, i, priority, x, y, dz, wait)
+        if unit is not None:
+            return unit, k, (reason if k else REASON_NONE)
+    return None, -1, reason
+
+
+def _use_desk(m: "Model", i: int, desk, service, role: int, priority: int):
+    """A desk seat handles the call (triage or a consult from the scene); returns the wait."""
+    env = m.env
+    t_q = env.now
+    seat = m.disp.take(desk, 0.0, 0.0, 0, priority)
+    if seat is None:
+        seat = yield m.disp.request(desk, i, priority, 0.0, 0.0, 0, None)
+    wait = env.now - t_q
+    span = m.open(seat, "desk", i, t_q, priority)
+    m.arrived(span)
+    yield env.timeout(service(m.ku(i, role)))
+    m.close(span)
+    m.disp.release(seat, 0.0, 0.0, 0)
+    return wait
 
 
 def _backup(m: "Model", i: int, x: float, y: float, zone: int, dz: int, ctype: int):
     """A police unit dispatched to back up a team already on scene."""
-    env, rec, pool = m.env, m.rec, m.backup_pool
+    env, rec = m.env, m.rec
+    tier, prio = m.backup_tier, m.backup_priority
     rec["backup"][i] = True
     t_req = env.now
-    unit = pool.take(x, y, dz)
+    unit = m.disp.take(tier, x, y, dz, prio)
     if unit is None:
-        unit = yield pool.request(i, m.backup_priority, x, y, dz, None)
-    d = m.geo.turnout(m.draw("backup/turnout")) + m.geo.drive(
-        unit.x, unit.y, unit.zone, x, y, zone, m.draw("backup/travel"))
+        unit = yield m.disp.request(tier, i, prio, x, y, dz, None)
+    span = m.open(unit, "backup", i, t_req, prio)
+    d = m.geo.turnout(m.ku(i, BACKUP_TURNOUT)) + m.geo.drive(
+        unit.x, unit.y, unit.zone, x, y, zone, m.ku(i, BACKUP_TRAVEL))
     if d > 0:
         yield env.timeout(d)
+    unit.x, unit.y, unit.zone = x, y, dz
+    m.arrived(span)
     rec["backup_delay"][i] = env.now - t_req
-    rec["backup_team"][i] = unit.index
-    on_scene = m.cpools[pool.index].backup_on_scene[ctype](m.draw("backup/on_scene"))
+    rec["backup_unit"][i] = unit.id
+    on_scene = m.cpools[unit.pool.index].backup_on_scene[ctype](m.ku(i, BACKUP_ON_SCENE))
     rec["backup_on_scene"][i] = on_scene
     yield env.timeout(on_scene)
-    yield from m.finish(unit, x, y, zone, None)
+    yield from m.finish(unit, x, y, dz, span, i, RETURN_BACKUP)
 
 
-def _consult(m: "Model", i, consult, first, x, y, zone, dz, ctype, priority):
+def _consult(m: "Model", i, consult, first, span, x, y, zone, dz, ctype, priority):
     """LAPD flow: the first (sworn) unit consults a desk from the scene; the desk sends a
     second pool or has the first unit transport. Records the call as cleared."""
     env, rec = m.env, m.rec
-    desk = consult.desk
-    t_q = env.now
-    seat = desk.take(0.0, 0.0, 0)
-    if seat is None:
-        seat = yield desk.request(i, priority, 0.0, 0.0, 0, None)
-    rec["desk_wait"][i] = env.now - t_q
-    yield env.timeout(consult.desk_service(m.desk_u()))
-    desk.release(seat)
+    rec["desk_wait"][i] = yield from _use_desk(m, i, consult.desk, consult.desk_service, CONSULT_SERVICE, priority)
     cp_first = m.cpools[first.pool.index]
     if m.u_consult[i] < consult.p_second:
-        pool2 = consult.second_pool
-        team2 = pool2.take(x, y, dz)
+        tier2 = consult.tier
+        team2 = m.disp.take(tier2, x, y, dz, priority)
         if team2 is None and consult.max_wait != 0 and (
-                consult.max_wait is None or pool2.staffed_within(env.now, consult.max_wait)):
-            team2 = yield pool2.request(i, priority, x, y, dz, consult.max_wait)
+                consult.max_wait is None or tier2.staffed_within(env.now, consult.max_wait)):
+            team2 = yield m.disp.request(tier2, i, priority, x, y, dz, consult.max_wait)
         if team2 is not None:
-            rec["second_pool"][i] = pool2.index
-            rec["second_team"][i] = team2.index
+            rec["second_pool"][i] = team2.pool.index
+            rec["second_unit"][i] = team2.id
             rec["t_second_dispatched"][i] = env.now
-            d = m.geo.turnout(m.draw("second/turnout")) + m.geo.drive(
-                team2.x, team2.y, team2.zone, x, y, zone, m.draw("second/travel"))
+            span2 = m.open(team2, "second_unit", i, env.now, priority)
+            d = m.geo.turnout(m.ku(i, SECOND_TURNOUT)) + m.geo.drive(
+                team2.x, team2.y, team2.zone, x, y, zone, m.ku(i, SECOND_TRAVEL))
             if d > 0:
                 yield env.timeout(d)
+            team2.x, team2.y, team2.zone = x, y, dz
+            m.arrived(span2)
             rec["t_second_on_scene"][i] = env.now
             if consult.hands_over:
-                env.process(m.finish(first, x, y, zone, i))
-            cp2 = m.cpools[pool2.index]
+                env.process(m.finish(first, x, y, dz, span, i, RETURN_FIRST, answering=True))
+            cp2 = m.cpools[team2.pool.index]
             outcome = cp2.outcome(ctype, m.u_outcome[i])
             yield env.timeout(cp2.on_scene[ctype](m.u_on_scene[i]))
             rec["t_cleared"][i] = env.now
             rec["police_on_scene"][i] = True
             if not consult.hands_over:
-                env.process(m.finish(first, x, y, zone, i))
-            yield from _second_unit_leaves(m, i, team2, x, y, zone, cp2, outcome)
+                env.process(m.finish(first, x, y, dz, span, i, RETURN_FIRST, answering=True))
+            outcome, where, span2 = yield from _transport_if_due(m, i, team2, x, y, dz, cp2, outcome, span2)
+            rec["outcome"][i] = outcome
+            yield from m.finish(team2, *where, span2, i, RETURN_SECOND)
+            rec["t_second_free"][i] = env.now
             return
         rec["second_unavailable"][i] = True
     # the desk kept the call with the first unit (or no second team came in time)
     yield env.timeout(cp_first.on_scene[ctype](m.u_on_scene[i]))
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = True
-    outcome, where = yield from _transport_if_due(m, i, first, x, y, zone, cp_first, consult.otherwise)
+    outcome, where, span = yield from _transport_if_due(m, i, first, x, y, dz, cp_first, consult.otherwise, span)
     rec["outcome"][i] = outcome
-    yield from m.finish(first, *where, i)
+    yield from m.finish(first, *where, span, i, RETURN_FIRST, answering=True)
 
 
-def _second_unit_leaves(m: "Model", i: int, team, x: float, y: float, zone: int, cp, outcome: int):
-    """The desk-sent team ends the call: it drives the person to a facility if that is the
-    outcome (SMART transports), then returns to service."""
-    outcome, where = yield from _transport_if_due(m, i, team, x, y, zone, cp, outcome)
-    m.rec["outcome"][i] = outcome
-    yield from m.finish(team, *where, None)
-    m.rec["t_second_free"][i] = m.env.now
-
-
-def _transport_if_due(m: "Model", i: int, team, x: float, y: float, zone: int, cp, outcome: int):
+def _transport_if_due(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, outcome: int, span):
     """Drive the person to a facility when the outcome is a transport the pool makes.
-    Returns (outcome, team position); a declined transport ends as resolved on scene."""
+    Returns (outcome, unit position, open span); a declined transport ends as resolved."""
     if outcome != TRANSPORT or cp.transport is None:
-        return outcome, (x, y, zone)
-    where = yield from transport(m, i, team, x, y, zone, cp)
-    return (RESOLVED, (x, y, zone)) if where is None else (TRANSPORT, where)
+        return outcome, (x, y, zone), span
+    where, span = yield from transport(m, i, unit, x, y, zone, cp, span)
+    return (RESOLVED, (x, y, zone), span) if where is None else (TRANSPORT, where, span)

@@ -55,7 +55,7 @@ from .store import PARTITION, Store, fingerprint, utc_now
 def single_run(scenario: Scenario, seed: int, replication: int) -> tuple[RunResult, dict[str, float]]:
     """One replication and its KPIs."""
     res = Model(scenario, seed, replication).run()
-    return res, kpis(res.calls, res.pools, scenario.horizon_days, res.facilities)
+    return res, kpis(res.calls, res.pools, scenario.horizon_days, res.facilities, scenario)
 
 
 @dataclass
@@ -559,10 +559,10 @@ def _write_outputs(res: ExperimentResults, scenarios: list[Scenario]) -> None:
                     precision_target=res.target, precision_met=res.met, limiting=res.limiting)
 
 
-SLUG_MAX = 80      # characters of a scenario key (a folder name: 255 bytes at most on most systems)
-
-
 # --------------------------------------------------------------------------- loading
+
+
+SLUG_MAX = 80      # characters of a scenario key (a folder name: 255 bytes at most on most systems)
 
 
 def _slug(text: str) -> str:

@@ -30,19 +30,11 @@ class Geography:
         rects = [s.zones[z].rect_km for z in self.zone_names]
         self.rects = [r if r is not None else (0.0, 0.0, 0.0, 0.0) for r in rects]
         self.centres = [((r[0] + r[2]) / 2, (r[1] + r[3]) / 2) for r in self.rects]
-        n = len(self.zone_names)
         if self.model == "matrix":
             m = s.travel.matrix_min
             self.matrix = [[m[a][b] for b in self.zone_names] for a in self.zone_names]
         else:
             self.matrix = None
-        # zones ordered by distance from each zone: the dispatcher looks for an idle team
-        # in the nearest zones first instead of scanning every team.
-        if self.model == "none":
-            self.search_order = [[0] for _ in range(n)]
-        else:
-            self.search_order = [
-                sorted(range(n), key=lambda b, a=a: (self.zone_distance(a, b), b)) for a in range(n)]
 
     # --- locations -----------------------------------------------------------------
 
@@ -53,6 +45,38 @@ class Geography:
             return (0.0, 0.0, 0)
         z = self.zone_names.index(zone) if zone else 0
         return (*self.centres[z], z)
+
+    def post(self, post) -> tuple[float, float, int]:
+        """(x, y, zone index) of a unit's post: a zone name (its centre), a point [x_km, y_km]
+        (in the zone whose rectangle holds it, else the nearest zone centre), or None (the
+        first zone)."""
+        if self.model == "none":
+            return (0.0, 0.0, 0)
+        if post is None or isinstance(post, str):
+            return self.place(post)
+        x, y = float(post[0]), float(post[1])
+        for z, r in enumerate(self.rects):
+            if r[0] <= x <= r[2] and r[1] <= y <= r[3]:
+                return (x, y, z)
+        z = min(range(len(self.centres)), key=lambda k: (math.hypot(self.centres[k][0] - x,
+                                                                     self.centres[k][1] - y), k))
+        return (x, y, z)
+
+    def bbox(self, points: list[tuple[float, float]] = ()) -> tuple[float, float, float, float]:
+        """Smallest rectangle holding every zone and the given points (km)."""
+        xs = [v for r in self.rects for v in (r[0], r[2])] + [p[0] for p in points]
+        ys = [v for r in self.rects for v in (r[1], r[3])] + [p[1] for p in points]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def drive_expected(self, x0: float, y0: float, z0: int, x1: float, y1: float, z1: int) -> float:
+        """Expected drive time in minutes (no turnout): the travel model without its noise,
+        which has mean 1. This is what the dispatcher ranks units by."""
+        model = self.model
+        if model == "none":
+            return 0.0
+        if model == "matrix":
+            return self.matrix[z0][z1]
+        return self.distance(x0, y0, x1, y1) / self.speed_km_per_min
 
     def locations(self, zones: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Uniform points inside each call's zone rectangle (km)."""
@@ -74,13 +98,7 @@ class Geography:
 
     def drive(self, x0: float, y0: float, z0: int, x1: float, y1: float, z1: int, u_noise: float) -> float:
         """Drive time in minutes (no turnout)."""
-        model = self.model
-        if model == "none":
-            return 0.0
-        if model == "matrix":
-            base = self.matrix[z0][z1]
-        else:
-            base = self.distance(x0, y0, x1, y1) / self.speed_km_per_min
+        base = self.drive_expected(x0, y0, z0, x1, y1, z1)
         if self._sigma and base > 0:
             s = self._sigma
             base *= math.exp(-s * s / 2 + s * float(special.ndtri(u_noise)))

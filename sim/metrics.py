@@ -1,38 +1,20 @@
-"""Call log -> KPIs.
+"""Call log and record of work -> KPIs: one definition per KPI, in this module.
 
-``kpis(calls, pools)`` turns one replication's log and resource audit into a flat
-``{metric: value}`` mapping; ``summarise`` turns many replications into mean and 95%
-t-intervals. Only calls that arrived after the warm-up count. Everything is computed from
-what the log recorded; nothing here reaches back into the model.
+Three layers, each computed from what the run recorded and nothing else:
 
-Metric names (minutes where timed):
+* :func:`add_call_columns` adds the derived columns of the call log (``response_time``,
+  ``diverted``, ``police_minutes``...): the model records facts (times, units, tiers).
+* :func:`resource_audit` and :func:`hourly_audit` derive every number about units (busy,
+  overtime, utilisation, cost, calls served) from the assignments log, one row per unit
+  per task. Nothing else computes them.
+* :func:`kpis` turns one replication into a flat ``{metric: value}`` mapping;
+  :func:`summarise` turns many replications into means and 95% t-intervals. Only calls
+  that arrived after the warm-up count; a per-replication statistic (a p90, a share) is
+  computed in each replication and then averaged across replications, and the charts and
+  the report read these same numbers.
 
-* ``calls``, ``calls_per_day``
-* ``response_time_mean`` / ``_p50`` / ``_p90``: received -> first unit on scene
-* ``queue_wait_mean``: ready for dispatch -> team assigned; ``travel_time_mean``
-* ``diversion_rate``: share of all calls closed with no police unit on scene
-* ``eligible_diversion_rate``: the same among calls eligible for an alternative response
-* ``fallback_rate``: share of eligible calls answered by a later pool in their path's preference
-  order (usually police) because no team of an earlier pool was free in time
-* ``police_backup_rate``: backup requests per call answered by a non-police team
-* ``police_hours``: police unit-hours on calls (the log's ``police_minutes``: answering units to
-  back in service, backups on the way and on scene, desk-sent sworn second units)
-* ``police_response_time_p{k}_mean``: police-answered calls of priority k
-* ``no_response_rate``: calls nobody answered within the path's waits
-* ``utilisation.{pool}``: busy team-minutes while on duty / on-duty team-minutes (overtime past
-  a shift's end is in ``pools.overtime_min``, not here); ``cost_per_call.{pool}``
-
-After the scene:
-
-* ``transports.{facility}``: transports handed over there; ``transport_consent_refused``
-* ``door_wait_hours``: team-hours lost waiting at facility doors
-* ``occupancy_mean.{f}`` / ``occupancy_peak.{f}`` (beds, time-weighted over the measured window),
-  ``refusal_rate.{f}`` (arrivals turned away because full), ``admissions.{f}``
-* ``backups``, ``backup_delay_mean`` (request -> police unit on scene)
-* ``followups_done``, ``followups_missed``
-* ``unique_people``: distinct person ids served (calls and outreach); ``repeat_calls``: calls
-  from people who called before; ``calls_prevented`` (case management); ``outreach_contacts``
-* ``callback_time_mean``: received -> call returned, for pools that work by phone
+Every KPI family is defined by one entry of :data:`GLOSSARY` (name pattern -> one sentence);
+:func:`glossary` gives the text the report prints, and ``docs/outputs.md`` lists them.
 """
 from __future__ import annotations
 
@@ -40,7 +22,100 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+# what a span in the assignments log is
+TASKS = ("respond", "callback", "second_unit", "backup", "transport", "scene_visit", "follow_up",
+         "outreach", "desk")
+# tasks by which a pool serves a call (calls_served, cost per call)
+SERVING_TASKS = ("respond", "callback", "second_unit", "backup", "desk")
+FINISHED = ("resolved", "backup", "transport", "follow_up")
+
+# --------------------------------------------------------------------------- glossary
+# One sentence per KPI family: the definition, and the report's glossary entry. <T> is a
+# response target in minutes, <pool> a pool, <f> a facility, <kind> a responder kind
+# (police, co_responder, civilian, remote), <type> a call type, <category> a share below.
+
+GLOSSARY: dict[str, str] = {
+    "calls": "Calls that came in during the measured period (outreach contacts and calls prevented by case "
+             "management are not calls).",
+    "calls_per_day": "Calls per day in the measured period.",
+    "response_time_mean": "Mean minutes from a call being received to the first unit on scene, over calls a unit "
+                          "reached on scene (calls answered by phone are not on-scene responses).",
+    "response_time_p50": "Median minutes from a call being received to the first unit on scene (the middle "
+                         "caller's wait), over calls a unit reached on scene.",
+    "response_time_p90": "90th percentile of minutes from a call being received to the first unit on scene: "
+                         "nine in ten callers reached on scene were reached within this.",
+    "response_time_<stat>.eligible": "The same response time, over calls eligible for the program only.",
+    "response_time_<stat>.not_eligible": "The same response time, over calls not eligible for the program.",
+    "response_time_<stat>.eligible.<kind>": "The same response time, over eligible calls answered by that kind "
+                                            "of responder.",
+    "response_time_<stat>.type.<type>": "The same response time, over calls of that type.",
+    "share_within_<T>": "Share of calls a unit reached on scene within T minutes of the call; calls nobody "
+                        "reached (no response, still open at the end) count as not reached; calls answered by a "
+                        "phone callback are left out.",
+    "share_within_<T>.eligible": "The same share, over eligible calls only.",
+    "callback_time_mean": "Mean minutes from a call being received to a remote (phone) team calling back; never "
+                          "counted as an on-scene response.",
+    "callback_time_p90": "90th percentile of minutes from a call being received to a remote team calling back.",
+    "queue_wait_mean": "Mean minutes from a call being ready for dispatch to a unit being assigned.",
+    "travel_time_mean": "Mean minutes from a unit being assigned to it arriving on scene (turnout and drive).",
+    "diversion_rate": "Share of calls closed with no police unit on scene.",
+    "eligible_diversion_rate": "Share of eligible calls closed with no police unit on scene (handled without "
+                               "police).",
+    "fallback_busy_rate": "Share of eligible calls answered by a later tier of their path because a unit of the "
+                          "first tier was on shift but none was free within the wait.",
+    "fallback_unstaffed_rate": "Share of eligible calls answered by a later tier of their path because no unit of "
+                               "the first tier was on shift.",
+    "fallback_rate": "Share of eligible calls the first tier of their path did not answer and a later tier did "
+                     "(fallback_busy_rate + fallback_unstaffed_rate).",
+    "answered_by_police_rate": "Share of eligible calls whose answering unit was police (a pool with a sworn "
+                               "role, co-responders included).",
+    "eligible_share.<category>": "How eligible calls ended, as shares that add up to 1: program_no_police "
+                                 "(answered by the first tier, closed without police), program_police_on_scene "
+                                 "(answered by the first tier, police on scene: a co-responder or a backup), "
+                                 "fallback_busy, fallback_unstaffed (answered by a later tier, see those), "
+                                 "police_first (the path sends the call to police first), unanswered (nobody "
+                                 "answered within the waits), unfinished (still open at the end of the run).",
+    "police_backup_rate": "Police backup requests per call answered by a non-police unit.",
+    "no_response_rate": "Share of calls nobody answered within their path's waits.",
+    "unfinished_rate": "Share of calls still open when the run stopped (waiting for, or being served by, a unit "
+                       "at the drain cap): a sign that a pool is starved.",
+    "unfinished_calls.<pool>": "Calls still open at the end of the run, by the pool that held them (waiting for "
+                               "it or being served by it).",
+    "police_hours": "Police unit-hours spent on calls: every sworn unit's time from being assigned to being back "
+                    "in service (drive back included), answering units, backups and second units alike; a unit "
+                    "still busy at the end counts to the end.",
+    "police_response_time_p<k>_mean": "Mean on-scene response time of calls of priority k answered by police.",
+    "utilisation.<pool>": "Share of a pool's on-duty unit-time spent busy on tasks (overtime past a shift's end "
+                          "is not on-duty time and is left out of both).",
+    "overtime_hours.<pool>": "Unit-hours worked past the end of a crew's shift, finishing a task.",
+    "cost_per_call.<pool>": "Staffed cost of the pool (on-duty and overtime hours at its roles' hourly cost) per "
+                            "call it served.",
+    "cost_total": "Cost of the measured period: every pool's and desk's staffed hours at their roles' hourly "
+                  "cost, plus vehicles and beds at the scenario's costs.",
+    "cost_per_year": "cost_total scaled to a year of 365 days.",
+    "transports.<f>": "Transports handed over at the facility.",
+    "transport_consent_refused": "Transports the person declined.",
+    "door_wait_hours": "Team-hours lost waiting at facility doors for a bed.",
+    "occupancy_mean.<f>": "Mean beds occupied, time-weighted over the measured period.",
+    "occupancy_peak.<f>": "Most beds occupied at once in the measured period.",
+    "refusal_rate.<f>": "Share of arrivals at the facility turned away because it was full.",
+    "admissions.<f>": "People admitted to the facility.",
+    "backups": "Police backup requests.",
+    "backup_delay_mean": "Mean minutes from a backup request to the police unit on scene.",
+    "followups_done": "Follow-up visits made.",
+    "followups_missed": "Follow-up visits not started before they expired.",
+    "followups_preempted": "Follow-up visits interrupted by an urgent call (they resume later or are missed).",
+    "repeat_calls": "Calls from people who had called before in the measured period.",
+    "unique_people": "Distinct people served, on calls and on outreach.",
+    "calls_prevented": "Calls that did not happen because the person was case-managed.",
+    "outreach_contacts": "Contacts teams made on their own initiative.",
+}
+
+
+def glossary() -> dict[str, str]:
+    """KPI name pattern -> its one-sentence definition (the report's glossary)."""
+    return dict(GLOSSARY)
 
 
 def _mean(x) -> float:
@@ -59,9 +134,157 @@ def _rate(num, den) -> float:
     return float(num) / float(den) if den else math.nan
 
 
+def step_integral(times: list[float], levels: list[float], t0: float, t1: float) -> float:
+    """Integral over [t0, t1) of a level monitor: ``levels[k]`` holds from ``times[k]`` to
+    the next time (the last level to the end). Level x minutes."""
+    ts = np.asarray(list(times) + [max(t1, times[-1])], dtype=float)
+    seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
+    return float(np.dot(np.asarray(levels, dtype=float), seg))
+
+
+# --------------------------------------------------------------------------- derived call columns
+
+
+def add_call_columns(calls: pd.DataFrame, work: pd.DataFrame, n_reactive: int | None = None) -> pd.DataFrame:
+    """Add the call log's derived columns in place (and return it):
+
+    * ``response_time``: received -> first unit on scene (NaN when nobody went on scene);
+    * ``callback_time``: received -> a remote team called back;
+    * ``queue_wait``: ready for dispatch -> unit assigned; ``travel_time``: assigned -> on scene;
+    * ``diverted``: the call was finished with no police unit on scene;
+    * ``unfinished``: the call was still open at the end of the run;
+    * ``police_minutes``: sworn units' minutes on the call, assigned -> back in service,
+      from the assignments log (answering unit, backups, second units, their transports).
+    """
+    c = calls
+    c["response_time"] = c["t_on_scene"] - c["t_received"]
+    c["callback_time"] = c["t_callback"] - c["t_received"]
+    c["queue_wait"] = c["t_dispatched"] - c["t_triaged"]
+    c["travel_time"] = c["t_on_scene"] - c["t_dispatched"]
+    outcome = c["outcome"]
+    c["diverted"] = outcome.isin(FINISHED).to_numpy() & ~c["police_on_scene"].to_numpy(bool)
+    c["unfinished"] = (outcome == "unfinished").to_numpy()
+    minutes = np.zeros(len(c))
+    if len(work):
+        w = work[work["sworn"].to_numpy(bool) & (work["call_id"].to_numpy() >= 0)]
+        per_call = (w["t_released"] - w["t_assigned"]).groupby(w["call_id"].to_numpy()).sum()
+        idx = per_call.index.to_numpy()
+        minutes[idx[idx < len(c)]] = per_call.to_numpy()[idx < len(c)]
+    c["police_minutes"] = minutes
+    return c
+
+
+# --------------------------------------------------------------------------- resource audit
+
+
+def _clipped(a: np.ndarray, b: np.ndarray, t0: float, t1: float) -> float:
+    return float((np.clip(b, t0, t1) - np.clip(a, t0, t1)).sum())
+
+
+def resource_audit(work: pd.DataFrame, calls: pd.DataFrame, pools: list[dict], t0: float, t1: float) -> pd.DataFrame:
+    """Per pool (and desk), over the measured window [t0, t1): on-duty unit-minutes (from
+    its crews' hours), busy unit-minutes (spans in the assignments log), overtime (the part
+    of spans worked after a crew's shift end), busy while on duty (busy - overtime), staffed
+    cost (on duty + overtime, at the roles' hourly cost), calls served (distinct measured
+    calls the pool answered, backed up, was sent to second, or handled at a desk).
+    ``pools``: dicts with pool, police, remote, schedule, cost_per_hour."""
+    measured = set(calls.loc[~calls["warmup"].to_numpy(bool), "call_id"].tolist()) if len(calls) else set()
+    groups = {str(k): g for k, g in work.groupby("pool", observed=True)} if len(work) else {}
+    rows = []
+    for p in pools:
+        w = groups.get(p["pool"])
+        on_duty = p["schedule"].team_minutes(t0, t1)
+        busy = ot = 0.0
+        served = 0
+        if w is not None and len(w):
+            a, r = w["t_assigned"].to_numpy(float), w["t_released"].to_numpy(float)
+            busy = _clipped(a, r, t0, t1)
+            ot = _clipped(r - w["overtime"].to_numpy(float), r, t0, t1)
+            serving = w["task"].isin(SERVING_TASKS).to_numpy()
+            served = len(set(w.loc[serving, "call_id"].tolist()) & measured)
+        rows.append({"pool": p["pool"], "police": p["police"], "remote": p["remote"],
+                     "on_duty_min": on_duty, "busy_min": busy, "overtime_min": ot,
+                     "busy_on_duty_min": busy - ot,
+                     "staffed_cost": (on_duty + ot) / 60.0 * p["cost_per_hour"], "calls_served": served})
+    return pd.DataFrame(rows, columns=["pool", "police", "remote", "on_duty_min", "busy_min", "overtime_min",
+                                       "busy_on_duty_min", "staffed_cost", "calls_served"])
+
+
+def _hour_integral(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Unit-minutes of the intervals [a, b) inside each [edges[k], edges[k+1])."""
+    if not len(a):
+        return np.zeros(len(edges) - 1)
+    t = np.concatenate([a, b])
+    step = np.concatenate([np.ones(len(a)), -np.ones(len(b))])
+    order = np.argsort(t, kind="stable")
+    t, level = t[order], np.cumsum(step[order])
+    cum = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])
+    return np.diff(np.interp(edges, t, cum, left=0.0, right=cum[-1]))
+
+
+def hourly_audit(work: pd.DataFrame, pools: list[dict], t0: float, t1: float) -> pd.DataFrame:
+    """Per pool and hour of the week: on-duty, busy and overtime unit-minutes over the
+    measured window, from the same spans as :func:`resource_audit` (so utilisation by hour,
+    (busy - overtime) / on duty, averages to the KPI)."""
+    from .shifts import WEEK
+    h0, h1 = int(math.ceil(t0 / 60)), int(t1 // 60)
+    edges = 60.0 * np.arange(h0, h1 + 1)
+    how = np.arange(h0, h1) % 168
+    groups = {str(k): g for k, g in work.groupby("pool", observed=True)} if len(work) else {}
+    frames = []
+    for p in pools:
+        w = groups.get(p["pool"])
+        a = w["t_assigned"].to_numpy(float) if w is not None else np.zeros(0)
+        r = w["t_released"].to_numpy(float) if w is not None else np.zeros(0)
+        o = w["overtime"].to_numpy(float) if w is not None else np.zeros(0)
+        per_min = p["schedule"].per_minute
+        cum_duty = np.concatenate([[0], np.cumsum(np.tile(per_min, 2))])
+        duty = np.diff(cum_duty[(edges % WEEK).astype(int)] + (edges // WEEK) * per_min.sum())
+        frames.append(pd.DataFrame({"pool": p["pool"], "hour_of_week": how, "on_duty_min": duty,
+                                    "busy_min": _hour_integral(a, r, edges),
+                                    "overtime_min": _hour_integral(r - o, r, edges)})
+                      .groupby(["pool", "hour_of_week"], as_index=False).sum())
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["pool", "hour_of_week", "on_duty_min", "busy_min", "overtime_min"])
+
+
+# --------------------------------------------------------------------------- KPIs
+
+
+ELIGIBLE_CATEGORIES = ("program_no_police", "program_police_on_scene", "fallback_busy", "fallback_unstaffed",
+                       "police_first", "unanswered", "unfinished")
+
+
+def eligible_category(c: pd.DataFrame, first_tier_police: np.ndarray) -> np.ndarray:
+    """Each call's ``eligible_share`` category (see GLOSSARY); ``first_tier_police``: whether
+    the call's path sends it to police first."""
+    outcome = c["outcome"].astype(object).to_numpy()
+    tier = c["tier"].to_numpy()
+    reason = c["fallback_reason"].astype(object).to_numpy()
+    police = c["police_on_scene"].to_numpy(bool)
+    out = np.full(len(c), "unanswered", dtype=object)
+    answered = tier >= 0
+    first = answered & (tier == 0)
+    out[first & ~police] = "program_no_police"
+    out[first & police] = "program_police_on_scene"
+    out[answered & (tier > 0) & (reason == "busy")] = "fallback_busy"
+    out[answered & (tier > 0) & (reason == "unstaffed")] = "fallback_unstaffed"
+    out[first & first_tier_police] = "police_first"
+    out[outcome == "unfinished"] = "unfinished"
+    return out
+
+
+def _response_block(out: dict, prefix: str, rt: np.ndarray, suffix: str = "") -> None:
+    out[f"{prefix}_mean{suffix}"] = _mean(rt)
+    out[f"{prefix}_p50{suffix}"] = _q(rt, 0.5)
+    out[f"{prefix}_p90{suffix}"] = _q(rt, 0.9)
+
+
 def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
-         facilities: pd.DataFrame | None = None) -> dict[str, float]:
-    """KPIs of one replication (see module docstring for names and units)."""
+         facilities: pd.DataFrame | None = None, scenario=None) -> dict[str, float]:
+    """KPIs of one replication (names and definitions: :data:`GLOSSARY`). ``scenario`` adds
+    the costs of vehicles and beds, its response targets and which paths send calls to
+    police first; without it, targets are [30] minutes and only staff costs count."""
     measured = calls[~calls["warmup"]]
     c = _incoming(calls)                        # calls that happened and came in
     out: dict[str, float] = {}
@@ -69,39 +292,111 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     out["calls"] = float(n)
     out["calls_per_day"] = n / horizon_days
     rt = c["response_time"].to_numpy(dtype=float)
-    out["response_time_mean"] = _mean(rt)
-    out["response_time_p50"] = _q(rt, 0.5)
-    out["response_time_p90"] = _q(rt, 0.9)
+    eligible = c["eligible"].to_numpy(bool)
+    kind = c["responder"].astype(object).to_numpy() if "responder" in c else np.full(n, "none", dtype=object)
+    _response_block(out, "response_time", rt)
+    _response_block(out, "response_time", rt[eligible], ".eligible")
+    _response_block(out, "response_time", rt[~eligible], ".not_eligible")
+    for k in ("police", "co_responder", "civilian"):
+        sel = eligible & (kind == k)
+        if sel.any():
+            _response_block(out, "response_time", rt[sel], f".eligible.{k}")
+    ctype = c["call_type"].astype(object).to_numpy()
+    for t in _categories(c["call_type"]):
+        sel = ctype == t
+        if sel.any():
+            _response_block(out, "response_time", rt[sel], f".type.{t}")
+    remote = kind == "remote"
+    targets = list(scenario.response_targets_min) if scenario is not None else [30.0]
+    for T in targets:
+        label = f"{T:g}"
+        hit = np.nan_to_num(rt, nan=math.inf) <= T
+        out[f"share_within_{label}"] = _rate((hit & ~remote).sum(), (~remote).sum())
+        out[f"share_within_{label}.eligible"] = _rate((hit & ~remote & eligible).sum(), (~remote & eligible).sum())
+    if remote.any() or (pools is not None and len(pools) and pools.get("remote", pd.Series(dtype=bool)).any()):
+        cb = c["callback_time"].to_numpy(float)
+        out["callback_time_mean"] = _mean(cb)
+        out["callback_time_p90"] = _q(cb, 0.9)
     out["queue_wait_mean"] = _mean(c["queue_wait"])
     out["travel_time_mean"] = _mean(c["travel_time"])
     diverted = c["diverted"].to_numpy()
     out["diversion_rate"] = _rate(diverted.sum(), n)
-    eligible = c["eligible"].to_numpy()
-    out["eligible_diversion_rate"] = _rate((diverted & eligible).sum(), eligible.sum())
-    police_pool = c["police_pool"].to_numpy()
-    fallback = c["fallback"].to_numpy()
-    out["fallback_rate"] = _rate((eligible & fallback).sum(), eligible.sum())
+    n_elig = eligible.sum()
+    out["eligible_diversion_rate"] = _rate((diverted & eligible).sum(), n_elig)
+    tier = c["tier"].to_numpy()
+    reason = c["fallback_reason"].astype(object).to_numpy()
+    later = tier > 0
+    out["fallback_busy_rate"] = _rate((eligible & later & (reason == "busy")).sum(), n_elig)
+    out["fallback_unstaffed_rate"] = _rate((eligible & later & (reason == "unstaffed")).sum(), n_elig)
+    out["fallback_rate"] = _rate((eligible & later).sum(), n_elig)
+    police_pool = c["police_pool"].to_numpy(bool)
+    out["answered_by_police_rate"] = _rate((eligible & police_pool).sum(), n_elig)
+    first_police = _first_tier_police(c, scenario)
+    cat = eligible_category(c[eligible], first_police[eligible])
+    for k in ELIGIBLE_CATEGORIES:
+        out[f"eligible_share.{k}"] = _rate((cat == k).sum(), n_elig)
     served = c["pool"].notna().to_numpy()
     alt = served & ~police_pool
     out["police_backup_rate"] = _rate((c["backup"].to_numpy() & alt).sum(), alt.sum())
     out["no_response_rate"] = _rate((c["outcome"] == "no_response").sum(), n)
+    unfinished = c["unfinished"].to_numpy(bool)
+    out["unfinished_rate"] = _rate(unfinished.sum(), n)
+    out.update(_unfinished_by_pool(c[unfinished], scenario))
     out["police_hours"] = float(c["police_minutes"].sum()) / 60.0
     for prio in sorted(c["priority"].unique()):
         sel = police_pool & (c["priority"].to_numpy() == prio)
         out[f"police_response_time_p{prio}_mean"] = _mean(rt[sel])
     out.update(_aftercare(c, facilities))
-    remote = pools.loc[pools.get("remote", pd.Series(False, index=pools.index)).astype(bool), "pool"]
-    remote = [p for p in remote if not str(p).startswith("desk:")]
-    if remote:
-        out["callback_time_mean"] = _mean(c.loc[c["pool"].isin(remote), "response_time"])
     out["calls_prevented"] = float((measured["outcome"] == "prevented").sum())
     out["outreach_contacts"] = float(measured["proactive"].sum()) if "proactive" in measured else 0.0
     people = measured.loc[measured["pool"].notna() & (measured["person"] >= 0), "person"]
     out["unique_people"] = float(people.nunique())        # calls and outreach alike
+    total = 0.0
     for _, row in pools.iterrows():
-        out[f"utilisation.{row['pool']}"] = _rate(row["busy_on_duty_min"], row["on_duty_min"])
-        if not str(row["pool"]).startswith("desk:"):
-            out[f"cost_per_call.{row['pool']}"] = _rate(row["staffed_cost"], row["calls_served"])
+        name = str(row["pool"])
+        out[f"utilisation.{name}"] = _rate(row["busy_on_duty_min"], row["on_duty_min"])
+        out[f"overtime_hours.{name}"] = float(row["overtime_min"]) / 60.0
+        total += float(row["staffed_cost"])
+        if not name.startswith("desk:"):
+            out[f"cost_per_call.{name}"] = _rate(row["staffed_cost"], row["calls_served"])
+    if scenario is not None:
+        years = horizon_days / 365.0
+        for v, per_year in scenario.costs.vehicle_per_year.items():
+            total += scenario.vehicles[v] * per_year * years
+        for f, per_day in scenario.costs.bed_per_day.items():
+            beds = scenario.facilities[f].beds
+            total += (beds or 0) * per_day * horizon_days
+    out["cost_total"] = total
+    out["cost_per_year"] = total * 365.0 / horizon_days
+    return out
+
+
+def _first_tier_police(c: pd.DataFrame, scenario) -> np.ndarray:
+    """Whether each call's (screened) path sends it to police first."""
+    if scenario is None or "path" not in c:
+        return np.zeros(len(c), dtype=bool)
+    first = {name: all(scenario.pool_is_police(p) for p in path.tier_pools()[0])
+             for name, path in scenario.triage.paths.items()}
+    return c["path"].astype(object).map(first).fillna(False).to_numpy(bool)
+
+
+def _unfinished_by_pool(u: pd.DataFrame, scenario) -> dict[str, float]:
+    """Open calls at the end by the pool holding them: the answering pool if one was
+    assigned, else the first pool of the tier the call was waiting for (its path's tier
+    after the last one tried is not known, so the first tier's first pool)."""
+    out: dict[str, float] = {}
+    if scenario is not None:
+        for p in scenario.pools:
+            out[f"unfinished_calls.{p}"] = 0.0
+    if not len(u):
+        return out
+    holder = u["pool"].astype(object).to_numpy()
+    if scenario is not None:
+        waiting = {name: path.tier_pools()[0][0] for name, path in scenario.triage.paths.items()}
+        path = u["path"].astype(object).to_numpy()
+        holder = np.where(pd.isna(holder), [waiting.get(p, "unknown") for p in path], holder)
+    for p, k in pd.Series(holder).value_counts().items():
+        out[f"unfinished_calls.{p}"] = float(k)
     return out
 
 
@@ -117,6 +412,8 @@ def _aftercare(c: pd.DataFrame, facilities: pd.DataFrame | None) -> dict[str, fl
     if "followup" in c:
         out["followups_done"] = float((c["followup"] == "done").sum())
         out["followups_missed"] = float((c["followup"] == "missed").sum())
+    if "followup_preempted" in c:
+        out["followups_preempted"] = float((c["followup_preempted"] > 0).sum())
     callers = c.loc[c["person"] >= 0, "person"]
     out["repeat_calls"] = float(len(callers) - callers.nunique())   # calls from people who called before
     if facilities is not None:
@@ -130,6 +427,7 @@ def _aftercare(c: pd.DataFrame, facilities: pd.DataFrame | None) -> dict[str, fl
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high) of a 95% t-interval across replications; NaN bounds for n < 2."""
+    from scipy import stats
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     n = len(x)
@@ -238,7 +536,7 @@ def zone_comparison(calls: pd.DataFrame, groups: dict[str, list[str]] | list[str
         "group": key.to_numpy(),
         "diverted": c["diverted"].to_numpy(), "eligible": c["eligible"].to_numpy(),
         "eligible_diverted": (c["diverted"] & c["eligible"]).to_numpy(),
-        "fallback": (c["eligible"] & c["fallback"]).to_numpy(),      # as fallback_rate in kpis()
+        "fallback": (c["eligible"] & (c["tier"] > 0)).to_numpy(),     # as fallback_rate in kpis()
         "response_time": c["response_time"].to_numpy(float),
         "police_min": c["police_minutes"].to_numpy(float)})
     g = frame.groupby(["scenario", "replication", "group"], sort=True)

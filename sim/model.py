@@ -3,10 +3,15 @@
 ``Model(scenario, seed, replication).run()`` returns a :class:`RunResult` with
 
 * ``calls``  - one row per call (every call is a row, including those nobody answered);
-* ``pools``  - the resource audit: per pool, on-duty and busy team-minutes over the
-  measured window, overtime, staffed cost, calls served;
+* ``assignments`` - one row per unit per task (answering unit, desk seat, backup,
+  desk-sent second unit, transport leg, scene visit, follow-up, outreach contact), the one
+  record of work everything else about units is derived from;
+* ``units``  - one row per unit: pool, crew, post;
+* ``pools``  - the resource audit derived from ``assignments`` (``metrics.resource_audit``):
+  per pool, on-duty and busy team-minutes over the measured window, overtime, staffed
+  cost, calls served;
 * ``hourly`` - per pool and hour of the week, on-duty and busy team-minutes (for the
-  utilisation-by-hour chart).
+  utilisation-by-hour chart), from the same rows.
 
 Times are minutes from Monday 00:00 of week 0. Calls arriving during the warm-up are in
 the log with ``warmup=True`` and left out of KPIs.
@@ -23,26 +28,27 @@ import simpy
 
 from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
 from .arrivals import Calls, generate_calls
-from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
+from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
 from .geography import Geography
-from .resources import TeamPool, VehiclePool, step_integral
+from .metrics import TASKS, add_call_columns, hourly_audit, resource_audit, step_integral
+from .resources import Dispatcher, Pool, Tier, VehiclePool, _AnyIndex, _GridIndex, _ZoneIndex, crew_process
 from .scenario import Scenario
-from .shifts import WEEK
-from .streams import Streams
+from .streams import KeyedUniforms, Streams
 
 NAN = math.nan
 
 
 # what every log column holds before anything is recorded
 _DEFAULTS = {
-    "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_cleared": NAN, "t_team_free": NAN,
-    "desk_wait": NAN, "pool": -1, "team": -1, "fallback": False, "police_on_scene": False,
-    "outcome": UNFINISHED, "backup": False, "backup_team": -1, "backup_delay": NAN, "backup_on_scene": NAN,
-    "second_pool": -1, "second_team": -1, "t_second_dispatched": NAN, "t_second_on_scene": NAN,
+    "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_callback": NAN, "t_cleared": NAN,
+    "t_team_free": NAN, "desk_wait": NAN, "pool": -1, "unit": -1, "tier": -1, "fallback_reason": 0,
+    "police_on_scene": False,
+    "outcome": UNFINISHED, "backup": False, "backup_unit": -1, "backup_delay": NAN, "backup_on_scene": NAN,
+    "second_pool": -1, "second_unit": -1, "t_second_dispatched": NAN, "t_second_on_scene": NAN,
     "t_second_free": NAN, "second_unavailable": False,
-    "overtime": 0.0, "destination": -1, "consent_refused": False, "transport_diverted": False,
-    "door_wait": NAN, "t_handover": NAN, "followup": 0, "t_followup_done": NAN,
+    "destination": -1, "consent_refused": False, "transport_diverted": False,
+    "door_wait": NAN, "t_handover": NAN, "followup": 0, "t_followup_done": NAN, "followup_preempted": 0,
     "escalated": False, "t_scene_visit": NAN, "advocacy": False,
 }
 
@@ -103,7 +109,7 @@ class _CFollowUps:
     def __init__(self, spec, remote: bool):
         self.share, self.priority, self.remote = spec.share, spec.priority, remote
         self.by = spec.by
-        self.pool: TeamPool | None = None     # set when pools exist; None = the contact's pool
+        self.pool: Pool | None = None     # set when pools exist; None = the contact's pool
         self.delay = spec.delay_min.sampler()
         self.expires = spec.expires_after_min
         self.on_scene = spec.on_scene_min.sampler()
@@ -111,9 +117,9 @@ class _CFollowUps:
 
 @dataclass
 class _CConsult:
-    desk: TeamPool
+    desk: Tier
     desk_service: object
-    second_pool: TeamPool
+    tier: Tier             # the desk-sent second pool
     p_second: float
     max_wait: float | None
     hands_over: bool
@@ -123,8 +129,8 @@ class _CConsult:
 @dataclass
 class _CPath:
     name: str
-    pools: list            # [(TeamPool, max wait or None)]
-    desk: TeamPool | None = None
+    tiers: list            # [(Tier, max wait or None)]
+    desk: Tier | None = None
     desk_service: object = None
     consult: _CConsult | None = None
 
@@ -136,6 +142,8 @@ class RunResult:
     calls: pd.DataFrame
     pools: pd.DataFrame
     hourly: pd.DataFrame
+    assignments: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per unit per task
+    units: pd.DataFrame = field(default_factory=pd.DataFrame)        # unit, pool, crew, post
     facilities: pd.DataFrame = field(default_factory=pd.DataFrame)   # audit per facility
     occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)    # facility, t, occupied, beds
     info: dict = field(default_factory=dict)
@@ -162,26 +170,56 @@ class Model:
         """One U(0,1) from a named buffered stream (for draws not pre-made per call)."""
         return self.streams.uniform(stream)()
 
-    def finish(self, team, x: float, y: float, zone: int, call: int | None):
-        """The team leaves the scene: back to base if its pool does that, then in service.
-        (A generator: use ``yield from``; see ``free`` for the no-drive case.)"""
-        pool = team.pool
-        if pool.return_to_base:
-            bx, by, bz = pool.base
-            d = self.geo.drive(x, y, zone, bx, by, bz, self.draw("return/travel"))
+    def ku(self, call: int, role: int) -> float:
+        """A U(0,1) keyed to (call, role): the same for that call in every configuration."""
+        return self._keyed(call, role)
+
+    # --- the record of work: spans of units on tasks --------------------------------
+
+    def open(self, unit, task: str, call: int, t_requested: float, priority: int) -> list:
+        """Start a span of ``unit`` on ``task`` now (a list the task fills in and closes)."""
+        now = self.env.now
+        unit.span_start = now
+        texp, unit.travel_expected = unit.travel_expected, NAN   # only a dispatch has one
+        span = [task, call, unit, t_requested, now, NAN, unit.x, unit.y, texp, priority]
+        self._open[id(span)] = span
+        return span
+
+    def arrived(self, span: list) -> None:
+        span[5] = self.env.now
+
+    def close(self, span: list, preempted: bool = False, open_at_end: bool = False) -> None:
+        """End the span now and book it, with the overtime worked in it past the crew's
+        shift end (booked to that crew)."""
+        del self._open[id(span)]
+        now = self.env.now
+        u = span[2]
+        ot = u.ot_carry
+        if u.leaving:
+            ot += now - max(u.off_at, span[4])
+        u.ot_carry = 0.0
+        u.span_start = now
+        self.work.append((span[1], span[0], u.id, span[3], span[4], span[5], now, ot, preempted,
+                          span[6], span[7], u.x, u.y, span[8], span[9], open_at_end))
+
+    def finish(self, unit, x: float, y: float, zone: int, span: list, call: int | None,
+               role: int | None, answering: bool = False):
+        """The unit leaves: back to its post if its pool does that, books its span, then is
+        back in service. (A generator: use ``yield from``.)"""
+        if unit.pool.return_to_base:
+            bx, by, bz = unit.post
+            u = self.ku(call, role) if call is not None and role is not None else self.draw("return/travel")
+            d = self.geo.drive(x, y, zone, bx, by, bz, u)
             if d > 0:
                 yield self.env.timeout(d)
             x, y, zone = bx, by, bz
-        self.free(team, x, y, zone, call)
-
-    def free(self, team, x: float, y: float, zone: int, call: int | None) -> None:
-        """The team is back in service at (x, y, zone)."""
-        team.x, team.y, team.zone = x, y, (zone if self.geo.model != "none" else 0)
-        if call is not None:
+        if self.geo.model == "none":
+            zone = 0
+        unit.x, unit.y, unit.zone = x, y, zone
+        self.close(span)
+        if answering:
             self.rec["t_team_free"][call] = self.env.now
-            if team.leaving:
-                self.rec["overtime"][call] = self.env.now - team.off_at
-        team.pool.release(team)
+        self.disp.release(unit, x, y, zone)
 
     def call_closed(self) -> None:
         self.open_calls -= 1
@@ -201,17 +239,28 @@ class Model:
 
         self.vehicles = {name: VehiclePool(name, n) for name, n in s.vehicles.items()}
         self.pool_names = list(s.pools)
-        self.pools: dict[str, TeamPool] = {}
+        self.disp = disp = Dispatcher(env, lambda u, x, y, z: geo.drive_expected(u.x, u.y, u.zone, x, y, z))
+        crews = {name: p.crews() for name, p in s.pools.items()}
+        posts = {name: [geo.post(c.post) for c in cs] for name, cs in crews.items()}
+        make_index = self._index_factory(geo, [pt[:2] for ps in posts.values() for pt in ps])
+        self.pools: dict[str, Pool] = {}
         for k, (name, p) in enumerate(s.pools.items()):
-            self.pools[name] = TeamPool(env, name, k, p.schedule(),
-                                        self.vehicles.get(p.vehicles) if p.vehicles else None,
-                                        geo.search_order, geo.distance, geo.place(p.base_zone),
-                                        return_to_base=p.after_call == "return_to_base")
+            cut = p.shift_end_cutoff
+            pool = Pool(name, k, p.schedule(), self.vehicles.get(p.vehicles) if p.vehicles else None,
+                        lambda n=len(crews[name]): make_index(n), police=s.pool_is_police(name),
+                        remote=p.remote, return_to_base=p.after_call == "return_to_base",
+                        preempt_priority=p.preemption.priority if p.preemption else None,
+                        cutoff=(cut.minutes, cut.except_priority) if cut else None)
+            self.pools[name] = disp.add_pool(pool, crews[name], posts[name])
         self.cpools = [_CPool(s, name, type_names) for name in self.pool_names]
         self.pool_police = [s.pool_is_police(name) for name in self.pool_names]
-        self.desks = {name: TeamPool(env, f"desk:{name}", len(self.pool_names) + j, d.schedule(), None,
-                                     [[0]], geo.distance, (0.0, 0.0, 0))
-                      for j, (name, d) in enumerate(s.triage.desks.items())}
+        self.desks: dict[str, Pool] = {}
+        for j, (name, d) in enumerate(s.triage.desks.items()):
+            desk_crews = d.crews()
+            self.desks[name] = disp.add_pool(
+                Pool(f"desk:{name}", len(self.pool_names) + j, d.schedule(), None, _AnyIndex),
+                desk_crews, [(0.0, 0.0, 0)] * len(desk_crews))
+        self.desk_tiers = {name: disp.tier([pool]) for name, pool in self.desks.items()}
         self.facilities: dict[str, Facility] = {}
         for j, (name, f) in enumerate(s.facilities.items()):
             self.facilities[name] = Facility(self, name, j, f, geo.place(f.zone))
@@ -219,10 +268,13 @@ class Model:
             fac = self.facilities[name]
             fac.divert_to = self.facilities[f.divert_to] if f.divert_to else None
             fac.step_down = (self.facilities[f.step_down.to], f.step_down.probability) if f.step_down else None
-        for cp in self.cpools:
+        self.followup_tier: dict[int, Tier] = {}
+        for k, cp in enumerate(self.cpools):
             cp.link_facilities(self.facilities)
-            if cp.follow_ups is not None and cp.follow_ups.by:
-                cp.follow_ups.pool = self.pools[cp.follow_ups.by]
+            if cp.follow_ups is not None:
+                by = cp.follow_ups.by
+                cp.follow_ups.pool = self.pools[by] if by else self.pools[self.pool_names[k]]
+                self.followup_tier[k] = disp.tier([cp.follow_ups.pool])
         cm = s.case_management
         self.casemgmt = CaseManagement(cm, None if cm.pools == "all" else {
             self.pool_names.index(p) for p in cm.pools}) if cm else None
@@ -231,7 +283,7 @@ class Model:
         self._person_cum = np.cumsum(w) if w is not None else None
         self.type_index = {t: k for k, t in enumerate(type_names)}
         self.outreach_rows: list[tuple] = []
-        self.backup_pool = self.pools[s.backup.pool] if s.backup else None
+        self.backup_tier = disp.tier([self.pools[s.backup.pool]]) if s.backup else None
         self.backup_priority = s.backup.priority if s.backup else 1
 
         self.paths: dict[str, _CPath] = {}
@@ -239,20 +291,21 @@ class Model:
             consult = None
             if p.consult:
                 c = p.consult
-                consult = _CConsult(self.desks[c.desk], s.triage.desks[c.desk].service_min.sampler(),
-                                    self.pools[c.second_pool], c.p_second, c.max_wait_min,
+                consult = _CConsult(self.desk_tiers[c.desk], s.triage.desks[c.desk].service_min.sampler(),
+                                    disp.tier([self.pools[c.second_pool]]), c.p_second, c.max_wait_min,
                                     c.first_unit == "hands_over", OUTCOME_NAMES.index(c.otherwise))
             self.paths[name] = _CPath(
-                name, [(self.pools[pool], w) for pool, w in zip(p.pools, p.waits())],
-                self.desks[p.desk] if p.desk else None,
+                name, [(disp.tier([self.pools[q] for q in tier]), w) for tier, w in zip(p.tier_pools(), p.waits())],
+                self.desk_tiers[p.desk] if p.desk else None,
                 s.triage.desks[p.desk].service_min.sampler() if p.desk else None, consult)
         self.processing = s.triage.processing_min.sampler()
         # skip whole steps that cannot take time (validation models have neither)
         self.has_processing = s.triage.processing_min.kind != "fixed" or s.triage.processing_min.fixed > 0
         turnout = s.travel.turnout_min
         self.has_travel = geo.model != "none" or turnout.kind != "fixed" or turnout.fixed > 0
-        desk_stream = self.streams.uniform("desk/service")
-        self.desk_u = desk_stream
+        self._keyed = KeyedUniforms(self.seed, self.replication)
+        self.work: list[tuple] = []          # the assignments log, one tuple per span
+        self._open: dict[int, list] = {}     # spans not closed yet
 
         # screening: each call's path, with misclassification, decided up front
         c = self.calls
@@ -311,12 +364,18 @@ class Model:
         self.open_calls = 0
         self.arrivals_done = False
         self.done = env.event()
-        for pool in list(self.pools.values()) + list(self.desks.values()):
-            env.process(pool.run_schedule())
+        for u in self.disp.units:
+            if u.crew.always:
+                self.disp.come_on(u)
+            elif u.crew.intervals:
+                cut = u.pool.cutoff
+                env.process(crew_process(env, self.disp, u, cut[0] if cut else None))
         env.process(self._source())
         for name, p in self.s.pools.items():
             if p.outreach:
-                env.process(outreach(self, self.pools[name], p.outreach, self.cpools[self.pool_names.index(name)]))
+                pool = self.pools[name]
+                env.process(outreach(self, pool, self.disp.tier([pool]), p.outreach,
+                                     self.cpools[self.pool_names.index(name)]))
         cap = self.s.end_min + self.s.drain_days * 1440.0
 
         def stop_at_cap(_):
@@ -324,24 +383,36 @@ class Model:
                 self.done.succeed()
         env.timeout(cap).callbacks.append(stop_at_cap)
         env.run(until=self.done)
+        for span in list(self._open.values()):   # units still busy at the cap: booked to the end
+            self.close(span, open_at_end=True)
         wall = time.perf_counter() - wall0
         self.n_reactive = len(self.calls)
         self._append_outreach()
         fac, occ = self._facility_frames()
-        return RunResult(self._calls_frame(), self._pools_frame(), self._hourly_frame(), fac, occ,
+        calls, work, units = self._calls_frame(), self._assignments_frame(), self._units_frame()
+        add_call_columns(calls, work, self.n_reactive)
+        t0, t1 = self.s.warmup_min, self.s.end_min
+        pools = resource_audit(work, calls, self._pool_info(), t0, t1)
+        pools.insert(0, "replication", self.replication)
+        pools.insert(0, "scenario", self.s.name)
+        hourly = hourly_audit(work, self._pool_info(), t0, t1)
+        hourly.insert(0, "replication", self.replication)
+        hourly.insert(0, "scenario", self.s.name)
+        return RunResult(calls, pools, hourly, work, units, fac, occ,
                          {"scenario": self.s.name, "replication": self.replication, "seed": self.seed,
                           "calls": len(self.calls), "wall_s": wall, "end_min": env.now})
 
     # --- outputs --------------------------------------------------------------------
 
     def _calls_frame(self) -> pd.DataFrame:
+        """The call log: facts the run recorded, one row per call (derived columns such as
+        ``response_time`` or ``diverted`` are added by ``metrics.add_call_columns``)."""
         s, c, r = self.s, self.calls, self.rec
         n = len(c)
         cat = pd.Categorical.from_codes
         pools = self.pool_names
         pool_code = np.asarray(r["pool"], dtype=np.int64)
-        second = np.asarray(r["second_pool"], dtype=np.int64)
-        outcome = np.asarray(r["outcome"], dtype=np.int64)
+        kind = np.array([_responder_kind(s, p) for p in pools] + ["none"])
         t = c.t
         df = pd.DataFrame({
             "scenario": pd.Categorical([s.name] * n),
@@ -349,7 +420,7 @@ class Model:
             "call_id": np.arange(n, dtype=np.int64),
             "channel": cat(c.channel, c.channel_names),
             "call_type": cat(c.call_type, c.type_names),
-            "priority": np.asarray(self.priority, dtype=np.int16),
+            "priority": np.asarray(self.priority, dtype=np.int64),
             "zone": cat(c.zone, list(s.zones)),
             "x_km": c.x, "y_km": c.y,
             "person": c.person,
@@ -362,25 +433,27 @@ class Model:
             "t_triaged": np.asarray(r["t_triaged"]),
             "t_dispatched": np.asarray(r["t_dispatched"]),
             "t_on_scene": np.asarray(r["t_on_scene"]),
+            "t_callback": np.asarray(r["t_callback"]),
             "t_cleared": np.asarray(r["t_cleared"]),
             "t_team_free": np.asarray(r["t_team_free"]),
             "pool": cat(pool_code, pools),
-            "team": np.asarray(r["team"], dtype=np.int32),
-            "fallback": np.asarray(r["fallback"], dtype=bool),
+            "responder": pd.Categorical(kind[pool_code], categories=list(RESPONDER_KINDS)),
+            "unit": np.asarray(r["unit"], dtype=np.int64),
+            "tier": np.asarray(r["tier"], dtype=np.int64),
+            "fallback_reason": cat(np.asarray(r["fallback_reason"], dtype=np.int64), list(REASON_NAMES)),
             "backup": np.asarray(r["backup"], dtype=bool),
-            "backup_team": np.asarray(r["backup_team"], dtype=np.int32),
+            "backup_unit": np.asarray(r["backup_unit"], dtype=np.int64),
             "backup_delay": np.asarray(r["backup_delay"]),
             "backup_on_scene": np.asarray(r["backup_on_scene"]),
             "desk_wait": np.asarray(r["desk_wait"]),
-            "second_pool": cat(second, pools),
-            "second_team": np.asarray(r["second_team"], dtype=np.int32),
+            "second_pool": cat(np.asarray(r["second_pool"], dtype=np.int64), pools),
+            "second_unit": np.asarray(r["second_unit"], dtype=np.int64),
             "t_second_dispatched": np.asarray(r["t_second_dispatched"]),
             "t_second_on_scene": np.asarray(r["t_second_on_scene"]),
             "t_second_free": np.asarray(r["t_second_free"]),
             "second_unavailable": np.asarray(r["second_unavailable"], dtype=bool),
             "police_on_scene": np.asarray(r["police_on_scene"], dtype=bool),
-            "outcome": cat(outcome, list(OUTCOME_NAMES)),
-            "overtime": np.asarray(r["overtime"]),
+            "outcome": cat(np.asarray(r["outcome"], dtype=np.int64), list(OUTCOME_NAMES)),
             "destination": cat(np.asarray(r["destination"], dtype=np.int64), list(s.facilities)),
             "consent_refused": np.asarray(r["consent_refused"], dtype=bool),
             "transport_diverted": np.asarray(r["transport_diverted"], dtype=bool),
@@ -388,29 +461,95 @@ class Model:
             "t_handover": np.asarray(r["t_handover"]),
             "followup": cat(np.asarray(r["followup"], dtype=np.int64), list(FOLLOWUP_NAMES)),
             "t_followup_done": np.asarray(r["t_followup_done"]),
+            "followup_preempted": np.asarray(r["followup_preempted"], dtype=np.int64),
             "escalated": np.asarray(r["escalated"], dtype=bool),
             "t_scene_visit": np.asarray(r["t_scene_visit"]),
             "advocacy": np.asarray(r["advocacy"], dtype=bool),
             "proactive": np.arange(n) >= self.n_reactive,
             "warmup": t < s.warmup_min,
         })
-        served = pool_code >= 0
-        police_pool = np.array(self.pool_police + [False])[pool_code]  # -1 picks the False
-        df["police_pool"] = served & police_pool
-        # police unit-minutes the call took: the answering unit (dispatch to back in service),
-        # a backup unit (on the way and on scene), a desk-sent sworn second unit
-        is_police = np.array(self.pool_police + [False])
-        second_police = is_police[np.asarray(r["second_pool"], dtype=np.int64)]
-        df["police_minutes"] = (
-            np.where(df["police_pool"], np.nan_to_num(df["t_team_free"] - df["t_dispatched"]), 0.0)
-            + np.nan_to_num(df["backup_delay"]) + np.nan_to_num(df["backup_on_scene"])
-            + np.where(second_police, np.nan_to_num(df["t_second_free"] - df["t_second_dispatched"]), 0.0))
-        finished = df["outcome"].isin(["resolved", "backup", "transport", "follow_up"]).to_numpy()
-        df["diverted"] = finished & ~df["police_on_scene"].to_numpy()
-        df["response_time"] = df["t_on_scene"] - df["t_received"]
-        df["queue_wait"] = df["t_dispatched"] - df["t_triaged"]
-        df["travel_time"] = df["t_on_scene"] - df["t_dispatched"]
+        df["police_pool"] = np.array(self.pool_police + [False])[pool_code]  # -1 picks the False
         return df
+
+    def _assignments_frame(self) -> pd.DataFrame:
+        """The record of work: one row per unit per task span (see ``sim/columns.py``)."""
+        cols = list(zip(*self.work)) if self.work else [[] for _ in range(16)]
+        (call, task, unit, t_req, t_asg, t_arr, t_rel, ot, pre, x0, y0, x1, y1, texp, prio, at_end) = (
+            np.asarray(col) for col in cols)
+        unit = unit.astype(np.int64)
+        units = self.disp.units
+        pool_of = np.array([u.pool.index for u in units], dtype=np.int64)
+        names = self.pool_names + list(f"desk:{d}" for d in self.desks)
+        sworn = np.array(self.pool_police + [False] * len(self.desks))
+        call = call.astype(np.int64)
+        # outreach contacts became call-log rows after the run: give their spans those ids
+        if self.outreach_rows and len(call):
+            ids = {(int(u), float(t0)): self.n_reactive + k for k, (t0, _, _, _, u, *_rest)
+                   in enumerate(sorted(self.outreach_rows))}
+            is_out = task == "outreach"
+            call = call.copy()
+            call[is_out] = [ids.get((int(u), float(t)), -1) for u, t in zip(unit[is_out], t_asg[is_out])]
+        n = len(call)
+        return pd.DataFrame({
+            "scenario": pd.Categorical([self.s.name] * n),
+            "replication": np.full(n, self.replication, dtype=np.int32),
+            "call_id": call,
+            "task": pd.Categorical(task, categories=list(TASKS)),
+            "pool": pd.Categorical.from_codes(pool_of[unit] if n else np.zeros(0, np.int64), names),
+            "unit": unit,
+            "crew": pd.Categorical([units[k].crew.name for k in unit.tolist()]),
+            "sworn": sworn[pool_of[unit]] if n else np.zeros(0, bool),
+            "priority": prio.astype(np.int64),
+            "t_requested": t_req.astype(float), "t_assigned": t_asg.astype(float),
+            "t_arrived": t_arr.astype(float), "t_released": t_rel.astype(float),
+            "overtime": ot.astype(float), "preempted": pre.astype(bool),
+            "x_from": x0.astype(float), "y_from": y0.astype(float),
+            "x_to": x1.astype(float), "y_to": y1.astype(float),
+            "travel_expected": texp.astype(float),
+            "open_at_end": at_end.astype(bool),
+        })
+
+    def _units_frame(self) -> pd.DataFrame:
+        units = self.disp.units
+        return pd.DataFrame({
+            "scenario": pd.Categorical([self.s.name] * len(units)),
+            "replication": np.full(len(units), self.replication, dtype=np.int32),
+            "unit": np.arange(len(units), dtype=np.int64),
+            "pool": [u.pool.name for u in units],
+            "crew": [u.crew.name for u in units],
+            "post_x": [u.post[0] for u in units], "post_y": [u.post[1] for u in units],
+            "post_zone": [self.geo.zone_names[u.post[2]] for u in units],
+        })
+
+    def _pool_info(self) -> list[dict]:
+        """What the audit needs about each pool and desk: name, police, remote, schedule,
+        hourly cost."""
+        s = self.s
+        out = []
+        for k, name in enumerate(self.pool_names):
+            cp = self.cpools[k]
+            out.append({"pool": name, "police": self.pool_police[k], "remote": cp.remote,
+                        "schedule": self.pools[name].schedule, "cost_per_hour": cp.cost_per_hour})
+        for name, desk in self.desks.items():
+            out.append({"pool": desk.name, "police": False, "remote": True, "schedule": desk.schedule,
+                        "cost_per_hour": sum(s.roles[r].hourly_cost for r in s.triage.desks[name].roles)})
+        return out
+
+    @staticmethod
+    def _index_factory(geo: Geography, posts: list[tuple[float, float]]):
+        """How a pool indexes its idle units: by nothing, by zone (matrix) or in a grid (km)."""
+        if geo.model == "none":
+            return lambda n: _AnyIndex()
+        if geo.model == "matrix":
+            return lambda n: _ZoneIndex(geo.matrix)
+        x0, y0, x1, y1 = geo.bbox(posts)
+        w, h = x1 - x0, y1 - y0
+
+        def grid(n: int):
+            # about one unit per cell: a query then looks at a handful of cells
+            cell = max(math.sqrt(w * h / max(n, 1)), max(w, h) / max(n, 1), 1e-3)
+            return _GridIndex((x0, y0, x1, y1), cell, geo.distance, geo.speed_km_per_min)
+        return grid
 
     def _append_outreach(self) -> None:
         """Proactive contacts become log rows like calls (channel 'outreach', ``proactive``)."""
@@ -424,7 +563,7 @@ class Model:
             col.extend([_DEFAULTS[name]] * k)
         n = len(c)
         for name, values in (("t_triaged", t0), ("t_dispatched", t0), ("t_on_scene", t0), ("t_cleared", t1),
-                             ("t_team_free", tf), ("pool", pool), ("team", team)):
+                             ("t_team_free", tf), ("pool", pool), ("unit", team), ("tier", np.zeros(k, np.int64))):
             r[name][n:] = values.tolist()
         r["outcome"][n:] = [RESOLVED] * k
         if "outreach" not in c.channel_names:
@@ -438,35 +577,6 @@ class Model:
         self.priority = self.priority + [0] * k
         self.screened_path = np.concatenate([self.screened_path, np.full(k, -1)])
         self.true_path = np.concatenate([self.true_path, np.full(k, -1)])
-
-    def _pools_frame(self) -> pd.DataFrame:
-        s = self.s
-        t0, t1 = s.warmup_min, s.end_min
-        rows = []
-        served = np.asarray(self.rec["pool"])
-        measured = self.calls.t >= t0
-        overtime = np.asarray(self.rec["overtime"])
-        for k, name in enumerate(self.pool_names):
-            pool, cp = self.pools[name], self.cpools[k]
-            on_duty = pool.schedule.team_minutes(t0, t1)
-            ot = float(overtime[(served == k) & measured].sum())
-            rows.append({
-                "scenario": s.name, "replication": self.replication, "pool": name,
-                "police": self.pool_police[k], "remote": cp.remote,
-                "on_duty_min": on_duty, "busy_min": pool.busy_minutes(t0, t1),
-                "busy_on_duty_min": pool.busy_on_duty_minutes(t0, t1), "overtime_min": ot,
-                "staffed_cost": (on_duty + ot) / 60.0 * cp.cost_per_hour,
-                "calls_served": int(((served == k) & measured).sum()),
-            })
-        for name, desk in self.desks.items():
-            rows.append({"scenario": s.name, "replication": self.replication, "pool": f"desk:{name}",
-                         "police": False, "remote": True, "on_duty_min": desk.schedule.team_minutes(t0, t1),
-                         "busy_min": desk.busy_minutes(t0, t1),
-                         "busy_on_duty_min": desk.busy_on_duty_minutes(t0, t1), "overtime_min": 0.0,
-                         "staffed_cost": desk.schedule.team_minutes(t0, t1) / 60.0 * sum(
-                             s.roles[r].hourly_cost for r in s.triage.desks[name].roles),
-                         "calls_served": 0})
-        return pd.DataFrame(rows)
 
     def _facility_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Per facility: audit over the measured window, and occupancy as a step function."""
@@ -491,27 +601,17 @@ class Model:
         occupancy.insert(0, "scenario", s.name)
         return pd.DataFrame(audit), occupancy
 
-    def _hourly_frame(self) -> pd.DataFrame:
-        """On-duty and busy team-minutes per pool and hour of week, measured window only."""
-        s = self.s
-        t0, t1 = s.warmup_min, s.end_min
-        h0, h1 = int(math.ceil(t0 / 60)), int(t1 // 60)
-        edges = 60.0 * np.arange(h0, h1 + 1)
-        how = np.arange(h0, h1) % 168
-        frames = []
-        for pool in list(self.pools.values()) + list(self.desks.values()):
-            ts = np.asarray(pool.level_t + [max(t1, pool.level_t[-1])])
-            b = np.asarray(pool.level_busy, dtype=float)
-            cum = np.concatenate([[0.0], np.cumsum(b * np.diff(ts))])
-            busy = np.diff(np.interp(edges, ts, cum))
-            per_min = pool.schedule.per_minute
-            cum_duty = np.concatenate([[0], np.cumsum(np.tile(per_min, 2))])
-            duty_edges = cum_duty[(edges % WEEK).astype(int)] + (edges // WEEK) * per_min.sum()
-            duty = np.diff(duty_edges)
-            frames.append(pd.DataFrame({"pool": pool.name, "hour_of_week": how,
-                                        "on_duty_min": duty, "busy_min": busy})
-                          .groupby(["pool", "hour_of_week"], as_index=False).sum())
-        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        out.insert(0, "replication", self.replication)
-        out.insert(0, "scenario", s.name)
-        return out
+
+RESPONDER_KINDS = ("police", "co_responder", "civilian", "remote", "none")
+
+
+def _responder_kind(s: Scenario, pool: str) -> str:
+    """police (sworn roles only), co_responder (sworn and civilian roles), civilian (no sworn
+    role), remote (works by phone)."""
+    p = s.pools[pool]
+    if p.remote:
+        return "remote"
+    sworn = [s.roles[r].sworn if r in s.roles else False for r in p.roles]
+    if all(sworn):
+        return "police"
+    return "co_responder" if any(sworn) else "civilian"

@@ -1,246 +1,511 @@
-"""Team pools, vehicles and desks, with the monitoring the charts need.
+"""Units, pools, tiers and the one dispatcher every task goes through.
 
-A :class:`TeamPool` is a set of teams that come on and off duty by a weekly schedule.
-Dispatch takes the closest idle team on duty (with a vehicle, if the pool needs one) from
-an index of idle teams by zone, never by scanning every team. A call that finds no team
-waits in the pool's queue, served by priority then first come first served, until a team
-frees up or its maximum wait runs out (then the event fires with ``None`` and the caller
-falls back to the next pool).
+* A :class:`Unit` is one crew (a team, a desk seat): it has a post, comes on and off duty
+  by its crew's hours (``sim/shifts.py``), and is idle, busy or leaving (its shift ended
+  while it was busy: it finishes the task, books the overtime to itself, then goes home).
+* A :class:`Pool` is the units of one kind (police patrol, a CAHOOTS van crew, a desk).
+* A :class:`Tier` is one step of a response path: one or more pools whose units compete
+  on travel time, with **one queue** for the whole tier (priority, then first come first
+  served).
+* The :class:`Dispatcher` answers every request for a unit — calls, backups, desk-sent
+  second units, follow-ups, outreach, desks, violence responders — by the same rules:
 
-Busy levels are recorded as a step function (time, busy teams) each time they change, so
-utilisation can be sliced by hour of week afterwards (as salabim's level monitors do).
+  1. **Closest by travel time, exactly.** Of the available units of the tier's pools (on
+     duty, idle, with a vehicle if the pool needs one, not inside a shift-end cut-off for
+     a call of that priority) the one with the smallest expected drive from where it is now
+     is sent. Turnout is the same for every unit, so it does not change the order. Ties go
+     to the unit idle longest, then the lowest unit id. The search is exact and does not
+     scan every unit: a grid of cells searched in rings around the call until no nearer
+     unit can exist (km geography), zones in order of matrix minutes (matrix geography).
+  2. **Else wait in the tier's queue** until a unit of any of its pools becomes free; the
+     freed unit takes the most urgent waiting request, then the longest waiting. A request
+     whose maximum wait runs out leaves the queue (the event fires with ``None``).
+  3. **Vehicles** are shared by all the pools that use one vehicle pool: a returned vehicle
+     goes to the most urgent, then longest-waiting request among those pools' tiers.
+  4. **Pre-emption** (per pool): a live call at or above the pool's pre-emption priority
+     that finds no free unit takes the closest unit of the pool that is on a follow-up or an
+     outreach contact; that task's process is interrupted and decides what happens to it.
 """
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from typing import Callable
 
-import numpy as np
 import simpy
 
-from .shifts import WEEK, WeeklySchedule
+from .shifts import WEEK, Crew, WeeklySchedule
+
+INF = math.inf
 
 
-def step_integral(times: list[float], levels: list[float], t0: float, t1: float) -> float:
-    """Integral over [t0, t1) of a level monitor: ``levels[k]`` holds from ``times[k]`` to
-    the next time (the last level to the end). Level x minutes."""
-    ts = np.asarray(times + [max(t1, times[-1])], dtype=float)
-    seg = np.clip(ts[1:], t0, t1) - np.clip(ts[:-1], t0, t1)
-    return float(np.dot(np.asarray(levels, dtype=float), seg))
+class Unit:
+    """One crew. ``x, y, zone``: where it is now (km, zone index)."""
 
+    __slots__ = ("id", "pool", "crew", "post", "x", "y", "zone", "on_duty", "busy", "leaving", "off_at",
+                 "span_start", "ot_carry", "idle_since", "winding", "cell", "process", "preemptible",
+                 "travel_expected")
 
-class Team:
-    """One team (or desk seat). Position is where it is now (km, zone index)."""
-
-    __slots__ = ("pool", "index", "on_duty", "busy", "leaving", "off_at", "x", "y", "zone",
-                 "overtime")
-
-    def __init__(self, pool: "TeamPool", index: int, x: float, y: float, zone: int):
-        self.pool, self.index = pool, index
-        self.on_duty = False
-        self.busy = False
-        self.leaving = False   # shift ended while busy: goes off duty when released
-        self.off_at = 0.0      # when the shift ended (for overtime)
-        self.x, self.y, self.zone = x, y, zone
-        self.overtime = 0.0    # minutes worked past shift end
+    def __init__(self, uid: int, pool: "Pool", crew: Crew, post: tuple[float, float, int]):
+        self.id, self.pool, self.crew, self.post = uid, pool, crew, post
+        self.x, self.y, self.zone = post
+        self.on_duty = self.busy = self.leaving = self.winding = False
+        self.off_at = 0.0          # when its shift ended (while busy: overtime runs from here)
+        self.span_start = 0.0      # start of the task span being worked now
+        self.ot_carry = 0.0        # overtime of the current span already ended by a new shift
+        self.idle_since = 0.0
+        self.cell = None
+        self.process = None        # the task process to interrupt on pre-emption
+        self.preemptible = False
+        self.travel_expected = 0.0  # the dispatcher's expected drive (minutes) for its last task
 
 
 class VehiclePool:
-    """Shared vehicles: a team without one can't leave."""
+    """Shared vehicles: a unit of a pool that needs one cannot leave without one."""
 
     def __init__(self, name: str, count: int):
         self.name, self.count, self.free = name, count, count
-        self.pools: list[TeamPool] = []
+        self.pools: list[Pool] = []
 
-    def release(self) -> None:
-        self.free += 1
-        for p in self.pools:
-            if not self.free:
+
+# --------------------------------------------------------------------------- idle indexes
+
+
+class _AnyIndex:
+    """No geography: every idle unit is equally close; the one idle longest goes."""
+
+    def __init__(self):
+        self.units: dict[Unit, None] = {}
+
+    def add(self, u: Unit) -> None:
+        self.units[u] = None
+
+    def remove(self, u: Unit) -> None:
+        del self.units[u]
+
+    def __iter__(self):
+        return iter(self.units)
+
+    def best(self, x, y, zone, key, ok):
+        for u in self.units:
+            if ok(u):
+                k = (0.0, u.idle_since, u.id)
+                return (k, u) if k < key else None
+        return None
+
+
+class _ZoneIndex:
+    """Matrix geography: idle units by zone; zones searched in order of matrix minutes to
+    the call's zone, stopping once a zone is farther than the best unit found."""
+
+    def __init__(self, matrix: list[list[float]]):
+        n = len(matrix)
+        self.matrix = matrix
+        self.by_zone: list[dict[Unit, None]] = [{} for _ in range(n)]
+        self.order = [sorted(range(n), key=lambda z, c=c: (matrix[z][c], z)) for c in range(n)]
+
+    def add(self, u: Unit) -> None:
+        self.by_zone[u.zone][u] = None
+
+    def remove(self, u: Unit) -> None:
+        del self.by_zone[u.zone][u]
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(self.by_zone)
+
+    def best(self, x, y, zone, key, ok):
+        found = None
+        m = self.matrix
+        for z in self.order[zone]:
+            t = m[z][zone]
+            if t > key[0]:
                 break
-            p.serve_waiting()
+            for u in self.by_zone[z]:
+                if ok(u):
+                    k = (t, u.idle_since, u.id)
+                    if k < key:
+                        key, found = k, u
+                    break          # units of one zone are equally close: the first is idle longest
+        return (key, found) if found is not None else None
 
 
-class _Waiting:
-    __slots__ = ("call", "x", "y", "zone", "event", "done")
+class _GridIndex:
+    """Km geography: idle units in square cells; a query searches rings of cells around the
+    call and stops when the nearest point of the next ring is farther than the best unit
+    found (exact for Manhattan and Euclidean distance, both >= the straight-line bound)."""
 
-    def __init__(self, call: int, x: float, y: float, zone: int, event: simpy.Event):
-        self.call, self.x, self.y, self.zone, self.event, self.done = call, x, y, zone, event, False
+    SCAN_BELOW = 12        # with this few idle units a plain scan is cheaper than rings
+
+    def __init__(self, bbox: tuple[float, float, float, float], cell_km: float,
+                 distance: Callable[[float, float, float, float], float], km_per_min: float):
+        self.x0, self.y0, x1, y1 = bbox
+        self.h = cell_km
+        self.nx = max(1, int((x1 - self.x0) // cell_km) + 1)
+        self.ny = max(1, int((y1 - self.y0) // cell_km) + 1)
+        self.cells: dict[tuple[int, int], dict[Unit, None]] = {}
+        self.distance, self.v = distance, km_per_min
+        self.n = 0
+
+    def _cell(self, x: float, y: float) -> tuple[int, int]:
+        return (min(max(int((x - self.x0) // self.h), 0), self.nx - 1),
+                min(max(int((y - self.y0) // self.h), 0), self.ny - 1))
+
+    def add(self, u: Unit) -> None:
+        u.cell = c = self._cell(u.x, u.y)
+        d = self.cells.get(c)
+        if d is None:
+            d = self.cells[c] = {}
+        d[u] = None
+        self.n += 1
+
+    def remove(self, u: Unit) -> None:
+        d = self.cells[u.cell]
+        del d[u]
+        if not d:
+            del self.cells[u.cell]
+        self.n -= 1
+
+    def __iter__(self):
+        return itertools.chain.from_iterable(list(self.cells.values()))
+
+    def _consider(self, units, x, y, key, found, ok):
+        dist, v = self.distance, self.v
+        for u in units:
+            k = (dist(u.x, u.y, x, y) / v, u.idle_since, u.id)
+            if k < key and ok(u):
+                key, found = k, u
+        return key, found
+
+    def best(self, x, y, zone, key, ok):
+        found = None
+        if self.n <= self.SCAN_BELOW:
+            for units in self.cells.values():
+                key, found = self._consider(units, x, y, key, found, ok)
+            return (key, found) if found is not None else None
+        h, cells = self.h, self.cells
+        ci, cj = self._cell(x, y)
+        # cells are clamped to the grid, so a point outside it is searched from its edge
+        cx, cy = min(max(x, self.x0), self.x0 + self.nx * h), min(max(y, self.y0), self.y0 + self.ny * h)
+        r_max = max(ci, self.nx - 1 - ci, cj, self.ny - 1 - cj)
+        for r in range(r_max + 1):
+            if r:
+                # nearest point outside the (2r-1)^2 block of cells already searched
+                gap = min(cx - (self.x0 + (ci - r + 1) * h), self.x0 + (ci + r) * h - cx,
+                          cy - (self.y0 + (cj - r + 1) * h), self.y0 + (cj + r) * h - cy)
+                if gap / self.v > key[0]:
+                    break
+                ring = [(i, j) for i in range(ci - r, ci + r + 1) for j in (cj - r, cj + r)]
+                ring += [(i, j) for i in (ci - r, ci + r) for j in range(cj - r + 1, cj + r)]
+            else:
+                ring = [(ci, cj)]
+            for c in ring:
+                units = cells.get(c)
+                if units:
+                    key, found = self._consider(units, x, y, key, found, ok)
+        return (key, found) if found is not None else None
 
 
-class TeamPool:
-    """Teams of one kind with a weekly schedule, an idle index and a priority queue."""
+# --------------------------------------------------------------------------- pools and tiers
 
-    def __init__(self, env: simpy.Environment, name: str, index: int, schedule: WeeklySchedule,
-                 vehicles: VehiclePool | None, search_order: list[list[int]],
-                 distance: Callable[[float, float, float, float], float],
-                 base: tuple[float, float, int], return_to_base: bool = False):
-        self.env, self.name, self.index = env, name, index
-        self.schedule = schedule
+
+class Pool:
+    """The units of one kind, with the index of those idle now."""
+
+    def __init__(self, name: str, index: int, schedule: WeeklySchedule, vehicles: VehiclePool | None,
+                 make_index: Callable[[], object], police: bool = False, remote: bool = False,
+                 return_to_base: bool = False, preempt_priority: int | None = None,
+                 cutoff: tuple[float, int] | None = None):
+        self.name, self.index = name, index
+        self.schedule = schedule          # units on duty per minute of the week (sum of crews)
         self.vehicles = vehicles
         if vehicles is not None:
             vehicles.pools.append(self)
-        self.search_order = search_order
-        self._distance = distance
-        self.base = base
-        self.return_to_base = return_to_base
-        self._located = len(search_order) > 1 or len(search_order[0]) > 1  # else: no geography
-        self.teams = [Team(self, k, *base) for k in range(schedule.max_teams)]
-        self.idle: list[list[Team]] = [[] for _ in search_order]  # by zone
+        self.idle = make_index()
+        self.police, self.remote, self.return_to_base = police, remote, return_to_base
+        self.preempt_priority = preempt_priority
+        self.cutoff = cutoff              # (minutes before shift end, most urgent priority still taken)
+        self.units: list[Unit] = []
+        self.tiers: list[Tier] = []
         self.n_idle = 0
-        self._queue: list = []
-        self._seq = itertools.count()
-        self.on_duty = 0
-        self.busy = 0
-        # level monitor: busy teams after each change
-        self.level_t: list[float] = [0.0]
-        self.level_busy: list[int] = [0]
-        self.served = 0
+        self.n_on_duty = 0
+        self.on_preemptible: dict[Unit, None] = {}
 
-    # --- shifts --------------------------------------------------------------------
-
-    def run_schedule(self):
-        """SimPy process: bring teams on and off duty at every step of the schedule."""
-        env = self.env
-        self.set_on_duty(self.schedule.count_at(0))
-        changes = self.schedule.changes()
-        if not changes:
-            return
-        week = 0
-        while True:
-            for minute, count in changes:
-                t = week * WEEK + minute
-                if t <= env.now:
-                    continue
-                yield env.timeout(t - env.now)
-                self.set_on_duty(count)
-            week += 1
-
-    def set_on_duty(self, count: int) -> None:
-        now = self.env.now
-        for team in self.teams[count:self.on_duty]:      # going off duty
-            team.on_duty = False
-            if team.busy:
-                team.leaving, team.off_at = True, now
-            else:
-                self.idle[team.zone].remove(team)
-                self.n_idle -= 1
-        for team in self.teams[self.on_duty:count]:      # coming on duty
-            team.on_duty = True
-            if team.busy:
-                team.leaving = False                     # carried over: stays on
-            else:
-                team.x, team.y, team.zone = self.base
-                self.idle[team.zone].append(team)
-                self.n_idle += 1
-        self.on_duty = count
-        if self.n_idle and self._queue:
-            self.serve_waiting()
-
-    # --- dispatch ------------------------------------------------------------------
-
-    def _nearest(self, x: float, y: float, zone: int) -> Team:
-        for z in self.search_order[zone]:
-            bucket = self.idle[z]
-            if bucket:
-                if len(bucket) == 1 or not self._located:
-                    return bucket.pop()
-                dist = self._distance
-                best = min(bucket, key=lambda t: dist(t.x, t.y, x, y))
-                bucket.remove(best)
-                return best
-        raise RuntimeError("no idle team")  # callers check n_idle first
-
-    def _assign(self, team: Team) -> Team:
-        self.n_idle -= 1
-        team.busy = True
-        self.busy += 1
-        self.served += 1
-        if self.vehicles is not None:
-            self.vehicles.free -= 1
-        self.level_t.append(self.env.now)
-        self.level_busy.append(self.busy)
-        return team
+    def can_send(self) -> bool:
+        return self.n_idle > 0 and (self.vehicles is None or self.vehicles.free > 0)
 
     def staffed_within(self, t: float, wait: float) -> bool:
-        """Whether any team is (or comes) on duty between now and ``t + wait``: a call does
-        not wait for a pool that nobody will staff before its wait runs out."""
-        if self.on_duty:
+        """Whether a unit is on duty now or comes on duty by ``t + wait``: a call does not
+        wait for a pool that nobody will staff before its wait runs out."""
+        if self.n_on_duty:
             return True
         per_minute = self.schedule.per_minute
         start = int(t)
-        span = min(int(wait) + 2, WEEK)
-        idx = (start + np.arange(span)) % WEEK
-        return bool(per_minute[idx].any())
+        for m in range(start, start + min(int(wait) + 2, WEEK)):
+            if per_minute[m % WEEK]:
+                return True
+        return False
 
-    def available(self) -> bool:
-        return self.n_idle > 0 and (self.vehicles is None or self.vehicles.free > 0)
 
-    def take(self, x: float, y: float, zone: int) -> Team | None:
-        """The closest idle team now, or None."""
-        if self.n_idle and (self.vehicles is None or self.vehicles.free):
-            return self._assign(self._nearest(x, y, zone))
-        return None
+class Tier:
+    """Pools whose units compete on travel time, and one queue of waiting requests."""
 
-    def request(self, call: int, priority: int, x: float, y: float, zone: int,
+    def __init__(self, index: int, pools: list[Pool]):
+        self.index, self.pools = index, pools
+        self.queue: list = []          # heap of (priority, seq, _Request)
+        self.name = "+".join(p.name for p in pools)
+        for p in pools:
+            p.tiers.append(self)
+
+    def on_duty(self) -> bool:
+        return any(p.n_on_duty for p in self.pools)
+
+    def staffed_within(self, t: float, wait: float | None) -> bool:
+        if wait is None:
+            wait = WEEK
+        return any(p.staffed_within(t, wait) for p in self.pools)
+
+    def waiting(self) -> int:
+        return sum(1 for _, _, r in self.queue if not r.done)
+
+
+class _Request:
+    __slots__ = ("call", "priority", "x", "y", "zone", "event", "done")
+
+    def __init__(self, call, priority, x, y, zone, event):
+        self.call, self.priority, self.x, self.y, self.zone, self.event = call, priority, x, y, zone, event
+        self.done = False
+
+
+# --------------------------------------------------------------------------- the dispatcher
+
+
+class Dispatcher:
+    """One object for every request of a unit (see the module docstring for the rules)."""
+
+    def __init__(self, env: simpy.Environment, drive_expected: Callable[[Unit, float, float, int], float]):
+        self.env = env
+        self.pools: list[Pool] = []
+        self.units: list[Unit] = []
+        self._tiers: dict[tuple[str, ...], Tier] = {}
+        self._seq = itertools.count()
+        self._drive = drive_expected      # (unit, x, y, zone) -> expected drive minutes
+
+    # --- building ---------------------------------------------------------------------
+
+    def add_pool(self, pool: Pool, crews: list[Crew], posts: list[tuple[float, float, int]]) -> Pool:
+        self.pools.append(pool)
+        for crew, post in zip(crews, posts):
+            u = Unit(len(self.units), pool, crew, post)
+            self.units.append(u)
+            pool.units.append(u)
+        return pool
+
+    def tier(self, pools: list[Pool]) -> Tier:
+        """The tier of these pools (one queue per distinct set of pools, shared by paths)."""
+        key = tuple(p.name for p in pools)
+        t = self._tiers.get(key)
+        if t is None:
+            t = self._tiers[key] = Tier(len(self._tiers), pools)
+        return t
+
+    @property
+    def tiers(self) -> list[Tier]:
+        return list(self._tiers.values())
+
+    # --- shifts -----------------------------------------------------------------------
+
+    def come_on(self, u: Unit) -> None:
+        """The crew's shift starts: fresh at its post, or carrying on with its task."""
+        now = self.env.now
+        if u.on_duty:
+            return
+        u.on_duty, u.winding = True, False
+        u.pool.n_on_duty += 1
+        if u.busy:
+            if u.leaving:                      # overtime stops: the new shift has begun
+                u.ot_carry += now - max(u.off_at, u.span_start)
+                u.leaving = False
+            return
+        u.x, u.y, u.zone = u.post
+        self._make_idle(u)
+        self._serve(u.pool.tiers)
+
+    def wind_down(self, u: Unit) -> None:
+        """Shift-end cut-off: from now on the unit takes only urgent calls."""
+        if u.on_duty:
+            u.winding = True
+
+    def go_off(self, u: Unit) -> None:
+        """The crew's shift ends: home if idle, else it finishes its task first."""
+        if not u.on_duty:
+            return
+        u.on_duty = u.winding = False
+        u.pool.n_on_duty -= 1
+        if u.busy:
+            u.leaving, u.off_at = True, self.env.now
+        else:
+            u.pool.idle.remove(u)
+            u.pool.n_idle -= 1
+
+    # --- finding a unit -----------------------------------------------------------------
+
+    def _best(self, tier: Tier, x: float, y: float, zone: int, priority: int) -> Unit | None:
+        key, best = (INF, INF, INF), None
+        for pool in tier.pools:
+            if not pool.can_send():
+                continue
+            cut = pool.cutoff
+            if cut is None or priority <= cut[1]:
+                ok = _always
+            else:
+                def ok(u):
+                    return not u.winding
+            found = pool.idle.best(x, y, zone, key, ok)
+            if found is not None:
+                key, best = found
+        if best is not None:
+            best.travel_expected = key[0]
+        return best
+
+    def _assign(self, u: Unit) -> Unit:
+        pool = u.pool
+        pool.idle.remove(u)
+        pool.n_idle -= 1
+        u.busy = True
+        u.span_start = self.env.now
+        u.ot_carry = 0.0
+        if pool.vehicles is not None:
+            pool.vehicles.free -= 1
+        return u
+
+    def take(self, tier: Tier, x: float, y: float, zone: int, priority: int) -> Unit | None:
+        """The closest available unit now (or a pre-empted one for an urgent call), or None."""
+        u = self._best(tier, x, y, zone, priority)
+        if u is not None:
+            return self._assign(u)
+        return self._preempt(tier, x, y, zone, priority)
+
+    def request(self, tier: Tier, call: int, priority: int, x: float, y: float, zone: int,
                 max_wait: float | None) -> simpy.Event:
-        """Queue a call; the event's value is a Team, or None when ``max_wait`` runs out."""
+        """Wait in the tier's queue; the event's value is a Unit, or None when ``max_wait``
+        runs out."""
         ev = self.env.event()
-        w = _Waiting(call, x, y, zone, ev)
-        heapq.heappush(self._queue, (priority, next(self._seq), w))
+        r = _Request(call, priority, x, y, zone, ev)
+        heapq.heappush(tier.queue, (priority, next(self._seq), r))
         if max_wait is not None:
-            self.env.timeout(max_wait).callbacks.append(lambda _e, w=w: self._expire(w))
+            self.env.timeout(max_wait).callbacks.append(lambda _e, r=r: self._expire(r))
         return ev
 
-    def _expire(self, w: _Waiting) -> None:
-        if not w.done:
-            w.done = True
-            w.event.succeed(None)   # lazily left in the heap; skipped when popped
+    @staticmethod
+    def _expire(r: _Request) -> None:
+        if not r.done:
+            r.done = True
+            r.event.succeed(None)          # lazily left in the heap; skipped when reached
 
-    def serve_waiting(self) -> None:
-        q = self._queue
-        while q and self.n_idle and (self.vehicles is None or self.vehicles.free):
-            _, _, w = heapq.heappop(q)
-            if w.done:
+    def _serve(self, tiers: list[Tier]) -> None:
+        """Hand available units to waiting requests: most urgent, then longest waiting,
+        across the given tiers (a freed unit or vehicle may serve any of them)."""
+        tiers = list(tiers)
+        while tiers:
+            best = None
+            for t in tiers:
+                q = t.queue
+                while q and q[0][2].done:
+                    heapq.heappop(q)
+                if q and any(p.can_send() for p in t.pools) and (best is None or q[0][:2] < best.queue[0][:2]):
+                    best = t
+            if best is None:
+                return
+            _, _, r = best.queue[0]
+            u = self._best(best, r.x, r.y, r.zone, r.priority)
+            if u is None:                     # only cut-off units free: this tier waits
+                tiers.remove(best)
                 continue
-            w.done = True
-            w.event.succeed(self._assign(self._nearest(w.x, w.y, w.zone)))
+            heapq.heappop(best.queue)
+            r.done = True
+            r.event.succeed(self._assign(u))
 
-    def queue_length(self) -> int:
-        return sum(1 for _, _, w in self._queue if not w.done)
+    def _preempt(self, tier: Tier, x, y, zone, priority) -> Unit | None:
+        best, key = None, (INF, INF)
+        for pool in tier.pools:
+            if pool.preempt_priority is None or priority > pool.preempt_priority:
+                continue
+            for u in pool.on_preemptible:
+                if not u.on_duty:            # finishing its last task after its shift: not sent on
+                    continue
+                k = (self._drive(u, x, y, zone), u.id)
+                if k < key:
+                    best, key = u, k
+        if best is None:
+            return None
+        best.pool.on_preemptible.pop(best, None)
+        best.preemptible = False
+        best.travel_expected = key[0]
+        proc, best.process = best.process, None
+        proc.interrupt("preempted")          # the task books its span and lets go of the unit
+        best.span_start = self.env.now
+        best.ot_carry = 0.0
+        return best
 
-    def release(self, team: Team) -> None:
-        """The team is back in service (or goes home if its shift has ended)."""
-        now = self.env.now
-        team.busy = False
-        self.busy -= 1
-        self.level_t.append(now)
-        self.level_busy.append(self.busy)
-        if team.leaving:
-            team.leaving = False
-            team.overtime += now - team.off_at
-        elif team.on_duty:
-            self.idle[team.zone].append(team)
-            self.n_idle += 1
-        if self.vehicles is not None:
-            self.vehicles.release()     # serves this and sharing pools' queues
-        elif self._queue and self.n_idle:
-            self.serve_waiting()
+    def set_preemptible(self, u: Unit, on: bool) -> None:
+        """Mark a unit as working a follow-up or outreach contact (``process`` interrupts)."""
+        if u.pool.preempt_priority is None:
+            return
+        if on:
+            u.preemptible, u.process = True, self.env.active_process
+            u.pool.on_preemptible[u] = None
+        else:
+            u.preemptible, u.process = False, None
+            u.pool.on_preemptible.pop(u, None)
 
-    def busy_on_duty_minutes(self, t0: float, t1: float) -> float:
-        """Team-minutes busy while on duty in [t0, t1): the integral of min(busy, on duty).
-        Teams working past the end of their shift count as overtime, not here."""
-        ts = np.asarray(self.level_t, dtype=float)
-        changes = np.asarray([m for m, _ in self.schedule.changes()], dtype=float)
-        weeks = np.arange(int(t0 // WEEK), int(t1 // WEEK) + 1) * WEEK
-        cuts = (weeks[:, None] + changes[None, :]).ravel() if len(changes) else np.zeros(0)
-        points = np.unique(np.concatenate([ts, cuts, [t0, t1]]))
-        points = points[(points >= t0) & (points <= t1)]
-        starts, lengths = points[:-1], np.diff(points)
-        busy = np.asarray(self.level_busy)[np.searchsorted(ts, starts, side="right") - 1]
-        duty = self.schedule.per_minute[(starts.astype(np.int64)) % WEEK]
-        return float(np.dot(np.minimum(busy, duty), lengths))
+    # --- back in service ----------------------------------------------------------------
 
-    def busy_minutes(self, t0: float, t1: float) -> float:
-        """Team-minutes busy in [t0, t1) from the level monitor."""
-        return step_integral(self.level_t, self.level_busy, t0, t1)
+    def _make_idle(self, u: Unit) -> None:
+        u.idle_since = self.env.now
+        u.pool.idle.add(u)
+        u.pool.n_idle += 1
+
+    def release(self, u: Unit, x: float, y: float, zone: int) -> None:
+        """The unit is back in service at (x, y, zone), or goes home if its shift ended."""
+        pool = u.pool
+        u.x, u.y, u.zone = x, y, zone
+        u.busy = False
+        if u.leaving:
+            u.leaving = False
+        elif u.on_duty:
+            self._make_idle(u)
+        if pool.vehicles is not None:
+            pool.vehicles.free += 1
+            tiers = {id(t): t for p in pool.vehicles.pools for t in p.tiers}
+            self._serve(list(tiers.values()))
+        elif pool.tiers:
+            self._serve(pool.tiers)
+
+
+def _always(_u) -> bool:
+    return True
+
+
+def crew_process(env: simpy.Environment, disp: Dispatcher, u: Unit, cutoff_min: float | None):
+    """SimPy process: the unit's crew comes on and goes off duty by its weekly hours."""
+    events = []                          # (minute of week, order, action)
+    for a, b in u.crew.intervals:
+        events.append((a % WEEK, 1, disp.come_on))
+        events.append((b % WEEK, 0, disp.go_off))
+        if cutoff_min:
+            events.append(((b - min(cutoff_min, b - a)) % WEEK, 2, disp.wind_down))
+    events.sort(key=lambda e: (e[0], e[1]))
+    # on duty at time 0 if an interval covers Monday 00:00 (or runs into it from Sunday)
+    if any(a <= 0 < b or b > WEEK for a, b in u.crew.intervals):
+        disp.come_on(u)
+    week = 0
+    while True:
+        for minute, _, action in events:
+            t = week * WEEK + minute
+            if t <= env.now and not (t == 0 and action is disp.come_on):
+                continue
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            action(u)
+        week += 1

@@ -22,7 +22,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFl
                       PositiveInt, ValidationError, field_validator, model_validator)
 
 from .distributions import Dist
-from .shifts import ShiftEntry, WeeklySchedule
+from .shifts import Crew, Post, ShiftEntry, WeeklySchedule, crews_constant, crews_from_entries
 
 # --------------------------------------------------------------------------- errors
 
@@ -217,6 +217,10 @@ class Desk(Strict):
     def schedule(self) -> WeeklySchedule:
         return WeeklySchedule.constant(self.staff) if self.staff else WeeklySchedule.from_entries(self.shifts)
 
+    def crews(self) -> list[Crew]:
+        """The desk's seats as crews (``staff: N`` are on duty around the clock)."""
+        return crews_constant(self.staff) if self.staff else crews_from_entries(self.shifts)
+
 
 class Misroute(Strict):
     """Screening error: a share of this path's calls is sent down another path."""
@@ -251,11 +255,25 @@ class Consult(Strict):
     otherwise: Literal["transport", "resolved"] = "transport"
 
 
+class Tier(Strict):
+    """One step of a response path: the units of all its pools compete on travel time, and a
+    call that finds none free waits in one queue for the whole tier."""
+
+    pools: list[str] = Field(min_length=1)
+    max_wait_min: NonNegativeFloat | None = Field(
+        None, description="wait for a unit of this tier, then move to the next tier; 0 = go on at once; "
+                          "omitted = wait without limit")
+
+
 class ResponsePath(Strict):
-    """A response path: which calls take it and which pools answer, in preference order."""
+    """A response path: which calls take it and which pools answer, in preference order.
+
+    Write either ``pools: [a, b]`` (one pool per tier, waits in ``max_wait_min``) or
+    ``tiers: [{pools: [a, b], max_wait_min: 20}, {pools: [police]}]``."""
 
     call_types: list[str]
-    pools: list[str] = Field(min_length=1)
+    pools: list[str] | None = Field(None, min_length=1)
+    tiers: list[Tier] | None = Field(None, min_length=1)
     max_wait_min: NonNegativeFloat | None | list[NonNegativeFloat | None] = Field(
         None, description="wait per pool before falling back to the next (one value or one per pool); "
                           "0 = loss system, omitted = wait without limit")
@@ -267,16 +285,32 @@ class ResponsePath(Strict):
 
     @model_validator(mode="after")
     def _waits(self):
+        if (self.pools is None) == (self.tiers is None):
+            raise ValueError("give either pools: [...] (one pool per tier) or tiers: [{pools: [...]}, ...]")
+        if self.tiers is not None and self.max_wait_min is not None:
+            raise ValueError("with tiers:, give max_wait_min inside each tier")
         if isinstance(self.max_wait_min, list) and len(self.max_wait_min) != len(self.pools):
             raise ValueError(f"max_wait_min has {len(self.max_wait_min)} values for {len(self.pools)} pools")
         return self
 
     def waits(self) -> list[float | None]:
-        """Max wait (minutes) per pool; None = unlimited. The last pool defaults to unlimited."""
+        """Max wait (minutes) per tier; None = unlimited. The last pool defaults to unlimited."""
+        if self.tiers is not None:
+            return [t.max_wait_min for t in self.tiers]
         if isinstance(self.max_wait_min, list):
             return list(self.max_wait_min)
         return [self.max_wait_min] * (len(self.pools) - 1) + [
             self.max_wait_min if len(self.pools) == 1 else None]
+
+    def tier_pools(self) -> list[list[str]]:
+        """Pools of each tier, in preference order."""
+        if self.tiers is not None:
+            return [list(t.pools) for t in self.tiers]
+        return [[p] for p in self.pools]
+
+    def all_pools(self) -> list[str]:
+        """Every pool of the path, in preference order."""
+        return [p for tier in self.tier_pools() for p in tier]
 
 
 class Triage(Strict):
@@ -383,15 +417,34 @@ class CaseManagement(Strict):
     pools: list[str] | Literal["all"] = Field("all", description="whose contacts count")
 
 
+class Preemption(Strict):
+    """A live call at or above a priority interrupts a unit of this pool on a follow-up or
+    on outreach. The interrupted follow-up goes back to the queue (it resumes when a unit is
+    free, within its expiry); an interrupted outreach contact ends there. Both are logged
+    (``preempted`` in the assignments log)."""
+
+    priority: PositiveInt = Field(1, description="calls of this priority or more urgent (smaller number) pre-empt")
+
+
+class ShiftEndCutoff(Strict):
+    """No new call less urgent than ``except_priority`` within ``minutes`` of a crew's shift end."""
+
+    minutes: PositiveFloat
+    except_priority: PositiveInt = Field(1, description="calls this urgent or more are still taken")
+
+
 class Pool(Strict):
-    """A pool of responder teams."""
+    """A pool of responder teams (crews: see sim/shifts.py for how shift entries become crews)."""
 
     roles: list[str] = Field(min_length=1)
     takes: list[str] | Literal["all"] = "all"
     teams: PositiveInt | None = Field(None, description="teams on duty 24/7 (instead of shifts)")
     shifts: list[ShiftEntry] | None = None
     vehicles: str | None = Field(None, description="shared vehicle pool; a team without a vehicle can't leave")
-    base_zone: str | None = None
+    base_zone: str | None = Field(None, description="default post of the pool's units (a zone's centre)")
+    posts: list[Post] | None = Field(None, description="with teams: N, one post per unit: a zone or [x_km, y_km]")
+    preemption: Preemption | None = None
+    shift_end_cutoff: ShiftEndCutoff | None = None
     after_call: Literal["stay", "return_to_base"] = Field(
         "stay", description="stay: free at the scene; return_to_base: busy until back at base")
     on_scene_min: dict[str, Dist] = Field(description="call type -> time on scene; 'default' for the rest")
@@ -411,10 +464,18 @@ class Pool(Strict):
             raise ValueError("on_scene_min needs a 'default' entry")
         if "default" not in self.outcomes:
             raise ValueError("outcomes needs a 'default' entry")
+        if self.posts is not None and (self.teams is None or len(self.posts) != self.teams):
+            raise ValueError("posts: needs teams: N and one post per team (for shifts, put post/posts on each entry)")
         return self
 
     def schedule(self) -> WeeklySchedule:
         return WeeklySchedule.constant(self.teams) if self.teams else WeeklySchedule.from_entries(self.shifts)
+
+    def crews(self) -> list[Crew]:
+        """The pool's crews, each with its weekly hours and post (default: ``base_zone``)."""
+        if self.teams:
+            return crews_constant(self.teams, self.posts, self.base_zone)
+        return crews_from_entries(self.shifts, self.base_zone)
 
     def on_scene(self, call_type: str) -> Dist:
         return self.on_scene_min.get(call_type, self.on_scene_min["default"])
@@ -424,6 +485,16 @@ class Pool(Strict):
 
     def takes_type(self, call_type: str) -> bool:
         return self.takes == "all" or call_type in self.takes
+
+
+class Costs(Strict):
+    """What the system costs beyond staff hours (staff: ``roles.*.hourly_cost``)."""
+
+    currency: str = Field("USD", description="the currency every cost in the scenario is in")
+    vehicle_per_year: dict[str, NonNegativeFloat] = Field(
+        {}, description="vehicle pool -> cost of one vehicle for a year (lease, fuel, upkeep)")
+    bed_per_day: dict[str, NonNegativeFloat] = Field(
+        {}, description="facility -> cost of one staffed bed for a day (facilities with beds)")
 
 
 class Backup(Strict):
@@ -499,6 +570,9 @@ class Scenario(ScenarioHeader):
     persons: Persons | None = Field(None, description="the people behind identified calls (repeat callers)")
     case_management: CaseManagement | None = None
     backup: Backup | None = None
+    costs: Costs = Costs()
+    response_targets_min: list[PositiveFloat] = Field(
+        [30.0], description="response-time targets (minutes): share_within_T is reported for each")
     targets: list[Target] = []
 
     @field_validator("zones")
@@ -524,8 +598,8 @@ class Scenario(ScenarioHeader):
         declared = self.call_types[call_type].eligible
         if declared is not None:
             return declared
-        path = self.triage.paths[self.path_of(call_type, zone)]
-        return len(path.pools) > 1 or any(not self.pool_is_police(p) for p in path.pools)
+        pools = self.triage.paths[self.path_of(call_type, zone)].all_pools()
+        return len(pools) > 1 or any(not self.pool_is_police(p) for p in pools)
 
     @property
     def end_min(self) -> float:
@@ -571,8 +645,13 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
                                  + "; each type takes one path (per zone, with zones:)"))
                     break
                 seen[t, z] = pname
-        for i, pool in enumerate(p.pools):
-            need(pool, pools, f"triage.paths.{pname}.pools.{i}", "pool")
+        if p.tiers is not None:
+            for k, tier in enumerate(p.tiers):
+                for i, pool in enumerate(tier.pools):
+                    need(pool, pools, f"triage.paths.{pname}.tiers.{k}.pools.{i}", "pool")
+        else:
+            for i, pool in enumerate(p.pools):
+                need(pool, pools, f"triage.paths.{pname}.pools.{i}", "pool")
         if p.misroute:
             need(p.misroute.to, paths - {pname}, f"triage.paths.{pname}.misroute.to", "path")
             if isinstance(p.misroute.probability, dict):
@@ -607,6 +686,13 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
             need(p.vehicles, set(s.vehicles), f"pools.{pname}.vehicles", "vehicle pool")
         if p.base_zone is not None:
             need(p.base_zone, zones, f"pools.{pname}.base_zone", "zone")
+        for i, post in enumerate(p.posts or []):
+            if isinstance(post, str):
+                need(post, zones, f"pools.{pname}.posts.{i}", "zone")
+        for k, e in enumerate(p.shifts or []):
+            for i, post in enumerate(e.posts or ([e.post] if e.post is not None else [])):
+                if isinstance(post, str):
+                    need(post, zones, f"pools.{pname}.shifts.{k}.post" + ("s." + str(i) if e.posts else ""), "zone")
         if p.transport:
             for f in p.transport.destinations:
                 need(f, set(s.facilities), f"pools.{pname}.transport.destinations.{f}", "facility")
@@ -639,6 +725,10 @@ def _check_references(s: Scenario) -> list[tuple[str, str]]:
             need(r, set(s.roles), f"triage.desks.{dname}.roles.{i}", "role")
     if s.backup:
         need(s.backup.pool, pools, "backup.pool", "pool")
+    for v in s.costs.vehicle_per_year:
+        need(v, set(s.vehicles), f"costs.vehicle_per_year.{v}", "vehicle pool")
+    for f in s.costs.bed_per_day:
+        need(f, set(s.facilities), f"costs.bed_per_day.{f}", "facility")
     needs_backup = any(o.backup > 0 for p in s.pools.values() for o in p.outcomes.values()) or any(
         p.misroute for p in s.triage.paths.values())
     if needs_backup and s.backup is None:

@@ -101,7 +101,8 @@ def test_monday_messages_returned_in_friday_shift(scenario_path):
     # each Friday shift starts on the backlog at 18:00 sharp, oldest message first
     first = c.groupby(week_done)["t_dispatched"].min()
     np.testing.assert_allclose(first.to_numpy(), first.index.to_numpy() * 7 * 1440 + 4 * 1440 + 18 * 60)
-    assert (c["travel_time"] == 0).all()                       # callbacks: no drive
+    # callbacks: returned at dispatch by phone, never an on-scene response
+    assert c["t_on_scene"].isna().all() and (c["t_callback"] == c["t_dispatched"]).all()
     assert np.all(np.diff(c["t_dispatched"].to_numpy()) >= 0)  # in order (FCFS)
 
 
@@ -167,8 +168,8 @@ def test_message_line_escalation_and_advocacy(scenario_path):
     c = Model(s, seed=3).run().calls
     esc = c[c["escalated"]]
     assert 0.12 < len(esc) / len(c) < 0.28
-    assert (c.loc[~c["escalated"], "t_team_free"] - c.loc[~c["escalated"], "t_on_scene"]).round(9).eq(15).all()
-    busy = esc["t_team_free"] - esc["t_on_scene"]
+    assert (c.loc[~c["escalated"], "t_team_free"] - c.loc[~c["escalated"], "t_callback"]).round(9).eq(15).all()
+    busy = esc["t_team_free"] - esc["t_callback"]
     np.testing.assert_allclose(busy, 15 + 60 + np.where(esc["advocacy"], 120, 0), atol=1e-9)
     assert esc["advocacy"].any() and (~esc["advocacy"]).any()
 

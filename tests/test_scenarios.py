@@ -60,7 +60,7 @@ def test_every_program_has_a_counterfactual_and_targets():
     # the counterfactuals carry no alternative: every pool that can answer is police
     for _, cf in pairs:
         s = sim.load_scenario(cf)
-        assert all(s.pool_is_police(p) for path in s.triage.paths.values() for p in path.pools), rel(cf)
+        assert all(s.pool_is_police(p) for path in s.triage.paths.values() for p in path.all_pools()), rel(cf)
 
 
 @pytest.mark.parametrize("program,counterfactual", program_pairs(), ids=lambda p: rel(p))

@@ -46,4 +46,4 @@ def test_loss_system_matches_erlang_b(scenario_path, on_scene):
     # a loss system never queues: every call is answered at once by the team or police
     calls = res.calls
     assert (calls["queue_wait"].fillna(0) == 0).all()
-    assert set(calls.loc[calls["fallback"], "pool"]) == {"police"}
+    assert set(calls.loc[calls["tier"] > 0, "pool"]) == {"police"}

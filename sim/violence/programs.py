@@ -17,7 +17,8 @@ Everything random the programs decide about a shooting is drawn per shooting in 
 (named streams), so a program that prevents nothing reproduces the history exactly, and
 two program variants see the same shootings, notifications and travel times.
 
-Staff pools are :class:`sim.resources.TeamPool` objects (weekly shifts, FIFO waiting).
+Staff pools are :class:`sim.resources.Pool` objects served by the engine's one
+:class:`sim.resources.Dispatcher` (crews by weekly shifts, first come first served).
 Each pool has weekly hour budgets per worker: responses spend the incident-response hours
 first and then borrow from canvassing hours; what canvassing hours are left at the end of
 the week is what was canvassed. All times are minutes (minute 0 = Monday 00:00).
@@ -29,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from ..resources import TeamPool
+from ..resources import Dispatcher, Pool, _AnyIndex, crew_process
+from ..shifts import crews_constant, crews_from_entries
 from ..shifts import WEEK
 from ..streams import Streams
 from .history import History
@@ -114,12 +116,23 @@ class ProgramRun:
         self.next_week = (np.floor(s.start_min / WEEK) + 1) * WEEK
         for b in self.budgets.values():
             b.reset((self.next_week - s.start_min) / WEEK)
-        self.pools: dict[str, TeamPool] = {}
+        self.pools: dict[str, Pool] = {}
+        self.tiers = {}
+        self.busy_spans: dict[str, list[tuple[float, float]]] = {}
+        self.disp = Dispatcher(self.env, lambda *_: 0.0)
         for k, name in enumerate(sorted({r.staff for r in p.responses.values()}) if p else []):
-            pool = TeamPool(self.env, name, k, s.staff[name].schedule(), None, [[0]],
-                            lambda *_: 0.0, (0.0, 0.0, 0))
-            self.env.process(pool.run_schedule())
+            staff = s.staff[name]
+            crews = crews_from_entries(staff.shifts) if staff.shifts else crews_constant(staff.workers)
+            pool = self.disp.add_pool(Pool(name, k, staff.schedule(), None, _AnyIndex), crews,
+                                      [(0.0, 0.0, 0)] * len(crews))
+            for u in pool.units:
+                if u.crew.always:
+                    self.disp.come_on(u)
+                elif u.crew.intervals:
+                    self.env.process(crew_process(self.env, self.disp, u, None))
             self.pools[name] = pool
+            self.tiers[name] = self.disp.tier([pool])
+            self.busy_spans[name] = []
         self.responses = []
         for name, r in (p.responses.items() if p else []):
             u = streams.rng(f"violence.response.{name}").random((n, 4))
@@ -208,9 +221,10 @@ class ProgramRun:
             log.append((i, name, t0, np.nan, np.nan, "no_hours"))
             return
         wait = window - (env.now - t0)
-        team = pool.take(0.0, 0.0, 0) if wait >= 0 else None
+        tier = self.tiers[r.staff]
+        team = self.disp.take(tier, 0.0, 0.0, 0, 1) if wait >= 0 else None
         if team is None and wait > 0:
-            team = yield pool.request(i, 1, 0.0, 0.0, 0, wait)
+            team = yield self.disp.request(tier, i, 1, 0.0, 0.0, 0, wait)
         if team is None:
             log.append((i, name, t0, np.nan, np.nan, "no_worker" if wait >= 0 else "late"))
             return
@@ -227,7 +241,8 @@ class ProgramRun:
             self.p_interrupt[i] = 1.0 - (1.0 - self.p_interrupt[i]) * (1.0 - r.effect)
         log.append((i, name, t0, assigned, arrived, outcome))
         yield env.timeout(busy[i])
-        pool.release(team)
+        self.busy_spans[r.staff].append((assigned, env.now))
+        self.disp.release(team, 0.0, 0.0, 0)
 
     # --- weekly budgets and canvassing ---------------------------------------------
 
@@ -317,7 +332,8 @@ class ProgramRun:
             on_duty = s.staff[name].schedule().team_minutes(t0, t1)
             self.out.staff.append({
                 "staff": name, "workers": s.staff[name].workers, "on_duty_min": on_duty,
-                "response_busy_min": pool.busy_minutes(t0, t1) if pool else 0.0})
+                "response_busy_min": sum(max(0.0, min(b, t1) - max(a, t0))
+                                         for a, b in self.busy_spans.get(name, []))})
 
 
 def apply_programs(s: ViolenceScenario, history: History, streams: Streams) -> Outcome:
