@@ -23,11 +23,7 @@ from .scenario import ScenarioError, load_scenario
 from .violence.cli import register_cli as register_violence_cli
 
 EXIT_BAD_INPUT = 2
-
-
 EXIT_ENVIRONMENT = 1
-
-
 EXIT_STRICT = 3
 
 

@@ -76,7 +76,26 @@ class RunFolder:
 def _read(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return _load_file(path, pd.read_parquet if path.suffix == ".parquet" else pd.read_csv)
+
+
+def _load_file(path: Path, read, kind: type | None = None):
+    """``read(path)``, or a one-line ReportError if the file is damaged (cut short, not
+    UTF-8, not the format its name says) or holds the wrong kind of value."""
+    try:
+        value = read(path)
+    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError) as e:   # JSON, CSV, Arrow errors are ValueErrors
+        why = (str(e).splitlines() or [""])[0][:160]
+        raise ReportError(f"{path}: cannot be read ({type(e).__name__}: {why}); the file is damaged: "
+                          "rerun the command that wrote this folder") from None
+    if kind is not None and not isinstance(value, kind):
+        raise ReportError(f"{path}: holds a {type(value).__name__}, not a {kind.__name__}; the file is "
+                          "damaged: rerun the command that wrote this folder")
+    return value
+
+
+def _yaml_mapping(path: Path) -> dict:
+    return _load_file(path, lambda p: yaml.safe_load(p.read_text(encoding="utf-8")) or {}, dict)
 
 
 def load_results(path: str | Path) -> RunFolder:
@@ -90,12 +109,12 @@ def load_results(path: str | Path) -> RunFolder:
     raw: dict = {}
     scenario = None
     if "scenario.resolved.yaml" in files:
-        raw = yaml.safe_load((path / "scenario.resolved.yaml").read_text(encoding="utf-8")) or {}
+        raw = _yaml_mapping(path / "scenario.resolved.yaml")
         try:
             scenario = validate_any(dict(raw), str(path / "scenario.resolved.yaml"), None)
         except ScenarioError:
             scenario = None
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8")) \
+    manifest = _load_file(path / "manifest.json", lambda p: json.loads(p.read_text(encoding="utf-8")), dict) \
         if "manifest.json" in files else {}
     f = RunFolder(path=path, name=str(raw.get("name") or (manifest.get("scenarios") or [path.name])[0]),
                   kind=str(manifest.get("kind") or "run"), raw=raw, scenario=scenario, manifest=manifest)
@@ -465,7 +484,7 @@ def _compare_members(f: RunFolder) -> list[RunFolder]:
     members = []
     for key in dict.fromkeys(cells["scenario"].astype(str)):
         resolved = f.path / "resolved" / f"{key}-p0.yaml"
-        raw = yaml.safe_load(resolved.read_text(encoding="utf-8")) if resolved.exists() else {}
+        raw = _yaml_mapping(resolved) if resolved.exists() else {}
         try:
             scenario = validate_any(dict(raw), str(resolved), None) if raw else None
         except ScenarioError:
