@@ -359,3 +359,80 @@ def test_unmapped_call_types_go_to_other_and_are_listed(tmp_path):
     assert cov.loc["MENTAL PATIENT", "call_type"] == "crisis" and cov.loc["MENTAL PATIENT", "path"] == "civilian"
     html_text = fit.report(tmp_path / "r.html").read_text()
     assert "<td>SOMETHING NEW</td><td>2</td>" in html_text
+
+
+def test_a_layout_with_durations_only(tmp_path):
+    """Some cities publish minutes from stage to stage instead of timestamps."""
+    rng = np.random.default_rng(5)
+    n = 200
+    t = pd.Timestamp("2024-03-04") + pd.to_timedelta(np.sort(rng.random(n)) * 7 * 86400, unit="s")
+    scene = np.round(rng.lognormal(3.3, 0.6, n), 2)
+    df = pd.DataFrame({"call_time": t.strftime("%m/%d/%Y %H:%M:%S"), "descr": "WELFARE CHECK",
+                       "intake_min": np.round(rng.gamma(2, 1, n), 2), "travel_min": np.round(rng.gamma(3, 3, n), 2),
+                       "scene_min": scene, "officer_initiated": np.where(np.arange(n) % 10 == 0, "Yes", "No")})
+    df["scene_min"] = df["scene_min"].astype(str)
+    df.loc[3, "scene_min"] = "n/a"
+    path = tmp_path / "durations.csv"
+    df.to_csv(path, index=False)
+    cmap = {"name": "durations only", "date_formats": ["%m/%d/%Y %H:%M:%S"],
+            "timestamps": {"received": "call_time"},
+            "durations": {"dispatched": {"column": "intake_min", "after": "received"},
+                          "on_scene": {"column": "travel_min", "after": "dispatched"},
+                          "cleared": {"column": "scene_min", "after": "on_scene"}},
+            "fields": {"call_type": "descr"},
+            "self_initiated": [{"column": "officer_initiated", "values": ["Yes"]}]}
+    fit = from_cad(path, cmap, "generic", period=(pd.Timestamp("2024-03-04"), pd.Timestamp("2024-03-11")))
+    ex = fit.tables["exclusions"].set_index("reason")["rows"]
+    assert ex["self-initiated (officer-initiated)"] == 20 and ex["(used)"] == 180
+    iv = fit.tables["interval_exclusions"].set_index(["interval", "reason"])["rows"]
+    assert iv[("on_scene (on_scene -> cleared)", "date matches none of the map's formats")] == 1
+    f = fit.on_scene[("police", "welfare_check")]
+    keep = (df["officer_initiated"] == "No") & (df.index != 3)
+    np.testing.assert_allclose(np.sort(f.sample), np.sort(df.loc[keep, "scene_min"].astype(float)), rtol=1e-9)
+    assert fit.scenario.call_types["welfare_check"].eligible
+
+
+def test_seattle_layout_two_date_formats_and_channels(tmp_path):
+    t0 = pd.Timestamp("2026-01-05 08:00")
+    rows = []
+    for i in range(60):
+        t = t0 + pd.Timedelta(minutes=53 * i)
+        a = t + pd.Timedelta(minutes=9, seconds=i)
+        rows.append({"CAD Event Number": str(2026000000 + i), "Event Clearance Description": "REPORT WRITTEN",
+                     "Call Type": ["911", "ONVIEW", "TELEPHONE OTHER, NOT 911"][i % 3], "Priority": str(1 + i % 4),
+                     "Initial Call Type": "PERSON IN BEHAVIORAL/EMOTIONAL CRISIS" if i % 2 else "SUSPICIOUS PERSON",
+                     "Final Call Type": "--CRISIS COMPLAINT - GENERAL", "Original Time Queued": t.strftime("%m/%d/%Y %I:%M:%S %p"),
+                     "Arrived Time": a.strftime("%b %d %Y %I:%M:%S:000%p"), "Beat": ["K1", "K2", "M3"][i % 3]})
+    path = _write(tmp_path / "seattle.csv", rows)
+    cmap, where = load_column_map("seattle")
+    ct = read_calls(path, cmap, where)
+    used = ct.used
+    assert len(used) == 40 and not used["bad_received"].any() and not used["bad_on_scene"].any()
+    assert ((used["on_scene"] - used["received"]).dt.total_seconds() >= 540).all()
+    assert set(used["channel"]) == {"911", "non_emergency"}
+    fit = from_cad(path, "seattle", "seattle")
+    cov = fit.tables["crosswalk"].set_index("raw_type")
+    assert cov.loc["PERSON IN BEHAVIORAL/EMOTIONAL CRISIS", "call_type"] == "crisis"
+    assert set(fit.scenario.channels) == {"911", "non_emergency"}
+
+
+def test_civilian_responders_marked_by_a_unit_pattern(tmp_path):
+    rows = _nola_rows(90)
+    for i, r in enumerate(rows):
+        r["Unit"] = f"CAHOOTS{i % 3}" if r["InitialTypeText"] == "MENTAL PATIENT" and i % 2 else f"2B{i % 7}"
+        if r["Unit"].startswith("CAHOOTS"):
+            r["TimeClosed"] = (pd.Timestamp(r["TimeArrive"]) + pd.Timedelta(minutes=80 + i % 5)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    cmap, _ = load_column_map("new_orleans")
+    data = cmap.model_dump(exclude_none=True)
+    data["responder"] = {"column": "Unit", "map": {}, "default": "police",
+                         "civilian": {"column": "Unit", "pattern": "^CAHOOTS"}}
+    fit = from_cad(_write(tmp_path / "units.csv", rows), data, "new_orleans", min_samples=10)
+    used = fit.used
+    assert (used["responder"] == "civilian").sum() == 15
+    civ = fit.on_scene[("civilian", "crisis_civilian")]
+    assert civ.n == 15 and 80 <= civ.sample.min() and civ.sample.max() <= 84 and 80 < civ.mean < 84
+    s = fit.scenario
+    assert "civilian" in s.pools and not s.pool_is_police("civilian") and s.pool_is_police("police")
+    # crisis is answered mostly by police here, so the civilian-answered share is its own type
+    assert s.path_of("crisis_civilian") == "civilian_eligible_by_civilian"
+    assert s.triage.paths["civilian_eligible_by_civilian"].pools == ["civilian"]

@@ -340,7 +340,7 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
     paths: dict[str, dict] = {}
     for t in types:
         r, g = resp_of[t], first.loc[t, "group"]
-        pname = GROUP_PATH[g] if r == "police" else (_snake(r) if g == "police" else f"{_snake(r)}_{GROUP_PATH[g]}")
+        pname = GROUP_PATH[g] if r == "police" else (_snake(r) if g == "police" else f"{GROUP_PATH[g]}_by_{_snake(r)}")
         paths.setdefault(pname, {"call_types": [], "pools": [_snake(r)]})["call_types"].append(t)
 
     # pools

@@ -43,8 +43,8 @@ class Crosswalk:
         key = raw.fillna("").astype(str).str.strip().str.upper()
         exact = self.rules[self.rules["match"] == "exact"].drop_duplicates("key")
         lookup = exact.set_index("key")
-        out = pd.DataFrame({"call_type": key.map(lookup["call_type"]), "path": key.map(lookup["path"])},
-                           index=raw.index)
+        out = pd.DataFrame({"call_type": key.map(lookup["call_type"]).astype(object),
+                            "path": key.map(lookup["path"]).astype(object)}, index=raw.index)
         out["rule"] = np.where(out["call_type"].notna(), "exact", "")
         uniq = pd.Series(key[out["call_type"].isna()].unique())
         for r in self.rules[self.rules["match"] == "regex"].itertuples():
