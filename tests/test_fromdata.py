@@ -293,6 +293,14 @@ def test_missing_mapped_column_is_one_line_exit_2(tmp_path, capsys):
     assert not (tmp_path / "s.yaml").exists()
 
 
+def test_bad_period_is_one_line_exit_2(tmp_path, capsys):
+    path = _write(tmp_path / "calls.csv", _nola_rows(5))
+    assert main(["calibrate", str(path), "--columns", "new_orleans", "--out", str(tmp_path / "s.yaml"),
+                 "--period", "2026-13-01", "2026-02-01"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "period" in err and "Traceback" not in err
+
+
 def test_bad_column_map_is_one_line_exit_2(tmp_path, capsys):
     bad = tmp_path / "map.yaml"
     bad.write_text("name: x\ndate_formats: ['%Y']\ntimestamps: {}\nfields: {call_type: t}\n")

@@ -200,7 +200,12 @@ def read_calls(path: str | Path, cmap: ColumnMap, map_where: str = "", *, period
     notes: list[str] = []
     recv = out["received"][reason == ""]
     if period is not None:
-        start, end = (pd.Timestamp(p) for p in period)
+        try:
+            start, end = (pd.Timestamp(p) for p in period)
+        except (ValueError, TypeError) as e:
+            raise FromDataError(path, "period", f"not a date: {e} (give START END as YYYY-MM-DD[ HH:MM])") from None
+        if not start < end:
+            raise FromDataError(path, "period", f"START {start} must be before END {end}")
     elif len(recv):
         start, end = recv.min().floor("D"), recv.max().floor("D") + pd.Timedelta(days=1)
         notes.append(f"period: whole days from the first to the last used call, {start:%Y-%m-%d} to "
