@@ -75,8 +75,10 @@ class Facility:
     def _stay(self, call: int) -> None:
         # the stay is keyed to the call (and the facility), not to the order people arrive in
         self.admissions += self.measuring()
-        u = self.m.ku(call, LENGTH_OF_STAY + self.index % 16)
-        self.env.process(self._discharge_after(self.los(u), call))
+        stay = self.los(self.m.ku(call, LENGTH_OF_STAY + self.index % 16))
+        if self.m.rec["stay"][call] != self.m.rec["stay"][call]:      # first stay of this call (NaN)
+            self.m.rec["stay"][call] = stay
+        self.env.process(self._discharge_after(stay, call))
 
     def _discharge_after(self, stay: float, call: int):
         yield self.env.timeout(stay)

@@ -49,20 +49,20 @@ _CALLS = {
     "t_team_free": (TIME, "answering unit free for the next call (after transport, handover, return)"),
     "t_callback": (TIME, "remote pool answered the call by phone (null for on-scene answers)"),
     "pool": (TEXT, "pool of the answering unit (null: nobody answered)"),
-    "team": (ID, "answering unit's number within its pool (null: nobody answered)"),
     "unit": (ID, "answering unit's id across all pools (the unit column of assignments.parquet)"),
     "responder": (TEXT, "kind of the answering pool: police, co_responder, civilian, remote or none"),
-    "fallback": (FLAG, "an eligible call answered by a later tier than its path's first"),
+    "tier": (COUNT, "tier of the path that answered (0 = the first, the preferred responders; null: "
+                    "nobody answered)"),
     "fallback_reason": (TEXT, "why the first tier did not answer: none, busy (a unit of the first tier "
                               "was on shift but none was free within the wait) or unstaffed (no unit of "
                               "the first tier on shift)"),
     "backup": (FLAG, "the answering unit requested police backup"),
-    "backup_team": (ID, "backup unit's number within the backup pool (null: no backup)"),
+    "backup_unit": (ID, "backup unit's id (null: no backup)"),
     "backup_delay": (MIN, "backup request to backup on scene"),
     "backup_on_scene": (MIN, "backup unit's time on scene"),
     "desk_wait": (MIN, "wait for a triage-desk staff member (paths with a desk)"),
     "second_pool": (TEXT, "pool of a second unit a desk sent from the scene (staged response)"),
-    "second_team": (ID, "second unit's number within its pool"),
+    "second_unit": (ID, "second unit's id"),
     "t_second_dispatched": (TIME, "second unit assigned"),
     "t_second_on_scene": (TIME, "second unit on scene"),
     "t_second_free": (TIME, "second unit free again"),
@@ -71,12 +71,13 @@ _CALLS = {
     "outcome": (TEXT, "how the call ended: resolved, backup, transport, follow_up, no_response, "
                       "unfinished (still open when the run stopped) or prevented"),
     "unfinished": (FLAG, "still open when the run stopped (drain cap)"),
-    "overtime": (MIN, "minutes the answering unit worked past its shift end on this call"),
     "destination": (TEXT, "facility the person was taken to (transports only)"),
     "consent_refused": (FLAG, "the person declined a transport offered by a civilian team"),
     "transport_diverted": (FLAG, "the first-choice facility was full and the transport went on elsewhere"),
     "door_wait": (MIN, "time the unit waited at a full facility's door for a bed"),
     "t_handover": (TIME, "person handed over at the facility"),
+    "stay": (MIN, "length of stay drawn for the person's first admission (null: not admitted)"),
+    "followup_preempted": (COUNT, "times the follow-up visit was interrupted by an urgent call"),
     "followup": (TEXT, "follow-up visit: none, done or missed (expired before a unit was free)"),
     "t_followup_done": (TIME, "follow-up visit finished"),
     "escalated": (FLAG, "a remote pool's callback escalated to a scene visit"),
@@ -85,17 +86,21 @@ _CALLS = {
     "proactive": (FLAG, "a contact the pool started on its own while idle (outreach), not a call"),
     "warmup": (FLAG, "received during the warm-up; left out of every KPI and of Results.calls"),
     "police_pool": (FLAG, "answered by a pool with a sworn role"),
-    "police_minutes": (MIN, "sworn unit-minutes the call took: the answering unit (dispatch to free), a "
-                            "backup unit (travel and on scene), a desk-sent sworn second unit"),
+    "police_minutes": (MIN, "sworn unit-minutes the call took, from assignments.parquet: every sworn "
+                            "unit's spans on the call, assigned to back in service (drive back included)"),
+    "callback_time": (MIN, "received to a remote team's callback (t_callback - t_received)"),
     "diverted": (FLAG, "finished with no sworn unit on scene"),
-    "response_time": (MIN, "received to answering unit on scene (t_on_scene - t_received)"),
+    "response_time": (MIN, "received to answering unit on scene (t_on_scene - t_received; null when "
+                           "nobody went on scene, callbacks included)"),
     "queue_wait": (MIN, "ready for dispatch to unit assigned (t_dispatched - t_triaged)"),
     "travel_time": (MIN, "unit assigned to on scene, turnout included (t_on_scene - t_dispatched)"),
 }
 
 _ASSIGNMENTS = {
     "call_id": (ID, "the call (call_id of calls.parquet)"),
-    "task": (TEXT, "what the unit did: answer, backup, second, follow_up, outreach, escalation..."),
+    "task": (TEXT, "what the unit did in this span: respond (answering on scene), callback (answering by "
+                   "phone), second_unit (desk-sent), backup, transport (scene to hand-over), scene_visit "
+                   "(escalated callback), follow_up, outreach, desk (a desk seat handling the call)"),
     "pool": (TEXT, "the unit's pool"),
     "unit": (ID, "unit id across all pools"),
     "crew": (TEXT, "crew (shift entry) the unit belongs to"),
@@ -106,12 +111,14 @@ _ASSIGNMENTS = {
     "t_released": (TIME, "unit free again"),
     "overtime": (MIN, "minutes of this task past the crew's shift end"),
     "preempted": (FLAG, "the task was interrupted by a more urgent call"),
+    "open_at_end": (FLAG, "the unit was still on this task when the run stopped (released = the stop)"),
     "x_from": (KM, "unit position when assigned, east"),
     "y_from": (KM, "unit position when assigned, north"),
     "x_to": (KM, "task location, east"),
     "y_to": (KM, "task location, north"),
-    "travel_expected": (MIN, "expected travel time from the unit's position (distance / speed, plus "
-                             "turnout); the dispatcher picks the smallest"),
+    "travel_expected": (MIN, "expected drive from the unit's position when dispatched (distance / speed, "
+                             "or matrix minutes; turnout is the same for every unit); the dispatcher picks "
+                             "the smallest; null for spans that continue a task"),
     "priority": (COUNT, "priority of the task's call; 1 is most urgent"),
 }
 
@@ -132,6 +139,8 @@ _HOURLY = {
     "hour_of_week": ("hour", "0 = Monday 00:00-01:00 ... 167 = Sunday 23:00-24:00"),
     "on_duty_min": ("team-min", "unit-minutes on shift in this hour of the week, summed over the measured weeks"),
     "busy_min": ("team-min", "unit-minutes busy in this hour of the week, summed over the measured weeks"),
+    "overtime_min": ("team-min", "unit-minutes past shift ends in this hour of the week (busy - overtime is "
+                                 "busy on duty)"),
 }
 
 _FACILITIES = {
@@ -236,7 +245,7 @@ TABLES: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
 }
 
 # integer id columns in which the engine writes -1 for "none"
-_ID_COLUMNS = ("person", "team", "unit", "backup_team", "second_team")
+_ID_COLUMNS = ("person", "unit", "tier", "backup_unit", "second_unit")
 
 
 def describe(table: str, column: str) -> tuple[str, str]:

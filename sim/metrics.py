@@ -372,10 +372,11 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
 
 
 def _first_tier_police(c: pd.DataFrame, scenario) -> np.ndarray:
-    """Whether each call's (screened) path sends it to police first."""
+    """Whether each call's (screened) path sends it to police first (a first tier of police
+    pools only: a co-responder team first is the program, not police)."""
     if scenario is None or "path" not in c:
         return np.zeros(len(c), dtype=bool)
-    first = {name: all(scenario.pool_is_police(p) for p in path.tier_pools()[0])
+    first = {name: all(scenario.responder_kind(p) == "police" for p in path.tier_pools()[0])
              for name, path in scenario.triage.paths.items()}
     return c["path"].astype(object).map(first).fillna(False).to_numpy(bool)
 

@@ -48,7 +48,7 @@ _DEFAULTS = {
     "second_pool": -1, "second_unit": -1, "t_second_dispatched": NAN, "t_second_on_scene": NAN,
     "t_second_free": NAN, "second_unavailable": False,
     "destination": -1, "consent_refused": False, "transport_diverted": False,
-    "door_wait": NAN, "t_handover": NAN, "followup": 0, "t_followup_done": NAN, "followup_preempted": 0,
+    "door_wait": NAN, "t_handover": NAN, "stay": NAN, "followup": 0, "t_followup_done": NAN, "followup_preempted": 0,
     "escalated": False, "t_scene_visit": NAN, "advocacy": False,
 }
 
@@ -412,7 +412,7 @@ class Model:
         cat = pd.Categorical.from_codes
         pools = self.pool_names
         pool_code = np.asarray(r["pool"], dtype=np.int64)
-        kind = np.array([_responder_kind(s, p) for p in pools] + ["none"])
+        kind = np.array([s.responder_kind(p) for p in pools] + ["none"])
         t = c.t
         df = pd.DataFrame({
             "scenario": pd.Categorical([s.name] * n),
@@ -459,6 +459,7 @@ class Model:
             "transport_diverted": np.asarray(r["transport_diverted"], dtype=bool),
             "door_wait": np.asarray(r["door_wait"]),
             "t_handover": np.asarray(r["t_handover"]),
+            "stay": np.asarray(r["stay"]),
             "followup": cat(np.asarray(r["followup"], dtype=np.int64), list(FOLLOWUP_NAMES)),
             "t_followup_done": np.asarray(r["t_followup_done"]),
             "followup_preempted": np.asarray(r["followup_preempted"], dtype=np.int64),
@@ -603,15 +604,3 @@ class Model:
 
 
 RESPONDER_KINDS = ("police", "co_responder", "civilian", "remote", "none")
-
-
-def _responder_kind(s: Scenario, pool: str) -> str:
-    """police (sworn roles only), co_responder (sworn and civilian roles), civilian (no sworn
-    role), remote (works by phone)."""
-    p = s.pools[pool]
-    if p.remote:
-        return "remote"
-    sworn = [s.roles[r].sworn if r in s.roles else False for r in p.roles]
-    if all(sworn):
-        return "police"
-    return "co_responder" if any(sworn) else "civilian"

@@ -586,6 +586,17 @@ class Scenario(ScenarioHeader):
     def pool_is_police(self, pool: str) -> bool:
         return any(self.roles.get(r, Role()).sworn for r in self.pools[pool].roles)
 
+    def responder_kind(self, pool: str) -> str:
+        """What kind of responder a pool is: ``remote`` (works by phone), ``police`` (every
+        role sworn), ``co_responder`` (sworn and civilian roles) or ``civilian`` (none sworn)."""
+        p = self.pools[pool]
+        if p.remote:
+            return "remote"
+        sworn = [self.roles.get(r, Role()).sworn for r in p.roles]
+        if all(sworn):
+            return "police"
+        return "co_responder" if any(sworn) else "civilian"
+
     def path_of(self, call_type: str, zone: str | None = None) -> str:
         """The path a call of this type from this zone takes (validation guarantees one)."""
         zone = zone or next(iter(self.zones))
