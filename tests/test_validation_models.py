@@ -27,7 +27,12 @@ def test_mmc_matches_erlang_c(scenario_path):
     assert lo <= mean_wait <= hi, f"Erlang C mean wait {mean_wait:.2f} outside [{lo:.2f}, {hi:.2f}]"
     m, lo, hi = t_interval(_per_rep(res, lambda g: (g["queue_wait"] > 0).mean()))
     assert lo <= p_wait <= hi, f"Erlang C P(wait) {p_wait:.4f} outside [{lo:.4f}, {hi:.4f}]"
-    # Little's law on the queue and utilisation = a / c
+    # Little's law on the queue: the time-average number waiting (waits summed over the
+    # measured window) matches Erlang C's L_q = lambda * W_q
+    horizon = s.horizon_days * 1440.0
+    m, lo, hi = t_interval(_per_rep(res, lambda g: g["queue_wait"].sum() / horizon))
+    assert lo <= lam * mean_wait <= hi, f"L_q {lam * mean_wait:.3f} outside [{lo:.3f}, {hi:.3f}]"
+    # utilisation = a / c
     m, lo, hi = t_interval(res.kpis.query("metric == 'utilisation.team'")["value"])
     assert lo <= 0.8 <= hi
 
