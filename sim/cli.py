@@ -17,6 +17,7 @@ from .predictions import register_cli as register_predictions_cli
 from .sensitivity import register_cli as register_sensitivity_cli
 from .experiment import register_cli as register_experiment_cli
 from .fromdata.cli import register_cli as register_fromdata_cli
+from .schema import register_cli as register_schema_cli
 from .report import register_cli as register_report_cli
 from .argtypes import positive_int, seed as seed_type
 from .scenario import ScenarioError, load_scenario
@@ -68,8 +69,8 @@ def _cmd_run(args) -> int:
                   progress=lambda n: bar.update(n - bar.n))
     info = manifest([s], seed, args.replications, res.wall_s, scenario_file=str(args.scenario),
                     overrides=args.set or [])
-    write_run(out, s, res.calls, res.pools, res.hourly, res.kpis, res.summary, info,
-              facilities=res.facilities, occupancy=res.occupancy)
+    write_run(out, s, res.calls_all, res.pools, res.hourly, res.kpis, res.summary, info,
+              facilities=res.facilities, occupancy=res.occupancy, assignments=res.assignments)
     _print_summary(res.summary)
     print(f"\nwrote {out}/ (calls.parquet, summary.csv, scenario.resolved.yaml, manifest.json)")
     warnings = unfinished_warnings(res.summary)
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_predictions_cli(sub)
     register_sensitivity_cli(sub)
     register_fromdata_cli(sub)
+    register_schema_cli(sub)
     return p
 
 

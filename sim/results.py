@@ -146,13 +146,15 @@ def manifest(scenarios: list[Scenario], seed: int, replications: int, wall_s: fl
 
 def write_run(out: Path, scenario: Scenario, calls: pd.DataFrame, pools: pd.DataFrame,
               hourly: pd.DataFrame, kpis: pd.DataFrame, summary: pd.DataFrame, info: dict,
-              facilities: pd.DataFrame | None = None, occupancy: pd.DataFrame | None = None) -> None:
+              facilities: pd.DataFrame | None = None, occupancy: pd.DataFrame | None = None,
+              assignments: pd.DataFrame | None = None) -> None:
     """The standard results folder of one scenario run, written into a temporary folder
     beside ``out`` and swapped in whole."""
     final = Path(out)
     out = temp_dir_beside(final)
     try:
-        _write_run_files(out, scenario, calls, pools, hourly, kpis, summary, info, facilities, occupancy)
+        _write_run_files(out, scenario, calls, pools, hourly, kpis, summary, info, facilities, occupancy,
+                         assignments)
         replace_dir(out, final)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
@@ -160,7 +162,9 @@ def write_run(out: Path, scenario: Scenario, calls: pd.DataFrame, pools: pd.Data
 
 
 def _write_run_files(out: Path, scenario, calls, pools, hourly, kpis, summary, info, facilities,
-                     occupancy) -> None:
+                     occupancy, assignments=None) -> None:
+    if assignments is not None and len(assignments):
+        write_parquet(out / "assignments.parquet", assignments)
     if facilities is not None and len(facilities):
         write_parquet(out / "facilities.parquet", facilities)
     if occupancy is not None and len(occupancy):

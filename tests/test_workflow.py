@@ -210,7 +210,8 @@ def _files(folder: Path) -> list[Path]:
 
 def test_output_files_are_readable_by_group_and_others_under_umask_022(run_folder):
     files = _files(run_folder)
-    assert {"calls.parquet", "summary.csv", "manifest.json", "facilities.parquet"} <= {p.name for p in files}
+    assert {"calls.parquet", "assignments.parquet", "summary.csv", "manifest.json",
+            "facilities.parquet"} <= {p.name for p in files}
     for p in files:
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, (p, oct(p.stat().st_mode))
 
@@ -241,8 +242,8 @@ def test_every_column_written_is_in_the_data_dictionary(run_folder, tmp_path):
                 name = {"kpis": "kpis.csv", "runs": "runs/"}.get(p.name, f"{p.name}.parquet")
                 assert name in columns.TABLES, f"store table {p.name}/ is not in sim/columns.py"
                 written[name] = list(pd.read_parquet(p).columns)
-    assert {"calls.parquet", "pools.parquet", "hourly.parquet", "facilities.parquet", "occupancy.parquet",
-            "kpis.csv", "summary.csv", "differences.csv", "cells.csv", "runs/"} - {"differences.csv"} <= set(written)
+    assert {"calls.parquet", "assignments.parquet", "pools.parquet", "hourly.parquet", "facilities.parquet",
+            "occupancy.parquet", "kpis.csv", "summary.csv", "cells.csv", "runs/"} <= set(written)
     missing = [f"{t}: {c}" for t, cols in written.items() for c in cols if c not in columns.TABLES[t][1]]
     assert not missing, "not described in sim/columns.py: " + ", ".join(missing)
 
@@ -257,13 +258,13 @@ def test_missing_values_are_nulls_not_minus_one(run_folder):
     from sim.columns import nullify
     calls = pd.read_parquet(run_folder / "calls.parquet")
     assert calls["person"].isna().all()                  # DeKalb's calls carry no person ids
-    assert calls["backup_team"].isna().any() and calls["team"].notna().any()
-    for c in ("person", "team", "backup_team", "second_team", "unit"):
-        if c in calls:
-            assert not (calls[c] == -1).any(), c
-    engine = pd.DataFrame({"person": [-1, 7, 0], "team": [2, -1, 0], "x_km": [-1.0, 2.0, 3.0]})
+    assert calls["backup_unit"].isna().any() and calls["unit"].notna().any()
+    for c in ("person", "unit", "tier", "backup_unit", "second_unit"):
+        assert not (calls[c] == -1).any(), c
+    assert calls.loc[calls["pool"].isna(), "unit"].isna().all()
+    engine = pd.DataFrame({"person": [-1, 7, 0], "unit": [2, -1, 0], "x_km": [-1.0, 2.0, 3.0]})
     out = nullify(engine)
-    assert out["person"].tolist() == [pd.NA, 7, 0] and out["team"].tolist() == [2, pd.NA, 0]
+    assert out["person"].tolist() == [pd.NA, 7, 0] and out["unit"].tolist() == [2, pd.NA, 0]
     assert out["x_km"].tolist() == [-1.0, 2.0, 3.0] and engine["person"].tolist() == [-1, 7, 0]
 
 
