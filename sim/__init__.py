@@ -14,6 +14,7 @@ from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
 from .experiment import Results, compare, run, sweep  # noqa: E402
 from .model import Model  # noqa: E402
 from . import plots  # noqa: E402
+from . import optimize  # noqa: E402  (callable: sim.optimize(scenario, targets, out))
 from .violence import load_violence_scenario, plot_sensitivity, run_violence, sensitivity_grid  # noqa: E402
 from .fromdata import from_cad  # noqa: E402
 

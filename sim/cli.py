@@ -16,6 +16,7 @@ from .calibrate import register_cli as register_calibrate_cli
 from .predictions import register_cli as register_predictions_cli
 from .sensitivity import register_cli as register_sensitivity_cli
 from .experiment import register_cli as register_experiment_cli
+from .optimize import register_cli as register_optimize_cli
 from .fromdata.cli import register_cli as register_fromdata_cli
 from .schema import register_cli as register_schema_cli
 from .report import register_cli as register_report_cli
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_report_cli(sub)
     register_violence_cli(sub)
     register_experiment_cli(sub)
+    register_optimize_cli(sub)
     register_calibrate_cli(sub)
     register_predictions_cli(sub)
     register_sensitivity_cli(sub)
