@@ -300,14 +300,24 @@ def _backend(backend: str, workers: int | None, scheduler, tasks: int):
 # --------------------------------------------------------------------------- precision
 
 
-def precision_table(kpi_long: pd.DataFrame, target: float, metrics: list[str] | None = None) -> pd.DataFrame:
+def precision_table(kpi_long: pd.DataFrame, target: float, metrics: list[str] | None = None,
+                    baseline: str | None = None) -> pd.DataFrame:
     """Is each KPI's 95% half-width within ``target`` x |mean|?
+
+    With ``baseline`` (a comparison judged on what it is about), the quantity is each
+    scenario's paired difference to the baseline, replication by replication, instead of
+    each scenario's own mean.
 
     Columns: scenario, point, metric, mean, half_width, rel_half_width (half-width / |mean|;
     0 when both are 0, inf when only the mean is), within. KPIs with no values are left out;
     one with fewer than two values is not within.
     """
     k = kpi_long if metrics is None else kpi_long[kpi_long["metric"].isin(metrics)]
+    if baseline is not None:
+        on = ["point", "replication", "metric"]
+        base = k.loc[k["scenario"] == baseline, on + ["value"]]
+        k = k[k["scenario"] != baseline].merge(base, on=on, suffixes=("", "_base"))
+        k = k.assign(value=k["value"] - k["value_base"]).drop(columns="value_base")
     s = summarise(k, by=["scenario", "point"])
     s = s[s["mean"].notna()].reset_index(drop=True)
     half = (s["ci_high"] - s["ci_low"]) / 2
@@ -382,8 +392,8 @@ class ExperimentResults:
 def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_calls: bool = True,
              precision: float | None = None, precision_metrics: list[str] | None = None,
              max_replications: int = 100, backend: str = "local", scheduler=None,
-             workers: int | None = None, progress: Callable[[int, int], None] | None = None
-             ) -> ExperimentResults:
+             workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+             precision_on: str = "means") -> ExperimentResults:
     """Run ``replications`` of every cell (or, with ``precision``, as many as it takes up to
     ``max_replications``) on a backend, into a store; then summarise."""
     if replications < 1:
@@ -393,6 +403,11 @@ def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_
             raise ValueError("precision must be > 0 (0.05 = half-width within 5% of the mean)")
         if max_replications < replications:
             raise ValueError(f"max_replications ({max_replications}) is below replications ({replications})")
+        if precision_on not in ("means", "differences"):
+            raise ValueError("precision_on is 'means' or 'differences'")
+        if precision_on == "differences" and len(cells) < 2:
+            raise ValueError("precision on differences needs at least two scenarios to compare")
+    baseline = cells[0].key if precision is not None and precision_on == "differences" else None
     t0 = time.perf_counter()
     resolved = {f"{c.key}-p{c.point}": resolved_yaml(c.scenario) for c in cells}
     settings = {"kind": kind, "keep_calls": bool(keep_calls),
@@ -405,7 +420,8 @@ def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_
                         complete=False)
         return _run_cells(store, kind, cells, replications, t0, keep_calls=keep_calls, precision=precision,
                           precision_metrics=precision_metrics, max_replications=max_replications,
-                          backend=backend, scheduler=scheduler, workers=workers, progress=progress)
+                          backend=backend, scheduler=scheduler, workers=workers, progress=progress,
+                          baseline=baseline)
     finally:
         store.close()
 
@@ -420,8 +436,8 @@ def _write_manifest(root: Path, scenarios: list, seed: int, replications: int, k
 
 
 def _run_cells(store: Store, kind: str, cells: list[Cell], replications: int, t0: float, *, keep_calls,
-               precision, precision_metrics, max_replications, backend, scheduler, workers, progress
-               ) -> ExperimentResults:
+               precision, precision_metrics, max_replications, backend, scheduler, workers, progress,
+               baseline=None) -> ExperimentResults:
     """The replications of :func:`_execute` in an open store, then the summary."""
     session = uuid.uuid4().hex[:12]
     cap = max_replications if precision is not None else replications
@@ -453,7 +469,7 @@ def _run_cells(store: Store, kind: str, cells: list[Cell], replications: int, t0
                 if unknown and len(k):
                     raise ScenarioError(None, None, f"no KPI named {', '.join(sorted(unknown))} for the "
                                         f"precision target; KPIs: {', '.join(dict.fromkeys(k['metric']))}")
-                table = precision_table(k[k["replication"] < checked], precision, precision_metrics)
+                table = precision_table(k[k["replication"] < checked], precision, precision_metrics, baseline)
                 if table["within"].all() or checked == cap:
                     return checked
                 # half-widths shrink like 1/sqrt(n): a guess for the progress bar only
@@ -503,10 +519,10 @@ def _run_cells(store: Store, kind: str, cells: list[Cell], replications: int, t0
     finally:
         be.close()
     store.log("end", session=session, replications=used)
-    return _summarise(kind, cells, used, store, time.perf_counter() - t0, precision, precision_metrics)
+    return _summarise(kind, cells, used, store, time.perf_counter() - t0, precision, precision_metrics, baseline)
 
 
-def _summarise(kind, cells, used, store, wall, precision, precision_metrics) -> ExperimentResults:
+def _summarise(kind, cells, used, store, wall, precision, precision_metrics, baseline=None) -> ExperimentResults:
     fields = list(dict.fromkeys(f for c in cells for f in c.values))
     cell_table = pd.DataFrame([{"scenario": c.key, "point": c.point, "name": c.scenario.name,
                                 "file": c.file, "seed": c.seed, **c.values} for c in cells],
@@ -521,7 +537,7 @@ def _summarise(kind, cells, used, store, wall, precision, precision_metrics) -> 
     if kind == "compare" and len(cells) > 1:
         res.differences = paired_differences(k, cells[0].key)
     if precision is not None:
-        res.precision = precision_table(k, precision, precision_metrics)
+        res.precision = precision_table(k, precision, precision_metrics, baseline)
         res.target = precision
         res.met = bool(res.precision["within"].all())
         res.limiting = _limiting(res.precision) if len(res.precision) else None
@@ -665,7 +681,7 @@ def compare(scenarios: list[Scenario | str | Path], replications: int = 10, seed
             precision: float | None = None, precision_metrics: list[str] | None = None,
             max_replications: int = 100, backend: str = "local", scheduler=None,
             workers: int | None = None, out: str | Path | None = None, keep_calls: bool = True,
-            progress: Callable[[int, int], None] | None = None) -> ExperimentResults:
+            progress: Callable[[int, int], None] | None = None, precision_on: str = "means") -> ExperimentResults:
     """Run scenarios side by side and difference each against the first.
 
     ``scenarios`` are files or Scenario objects (``overrides`` like ``--set`` apply to all).
@@ -673,7 +689,9 @@ def compare(scenarios: list[Scenario | str | Path], replications: int = 10, seed
     r of each sees the same calls and the paired difference is sharp; ``crn=False`` gives
     scenario i the seed ``seed + i`` (independent streams). ``precision=0.05`` adds
     replications until every KPI's (or every ``precision_metrics``') 95% half-width is within
-    5% of its mean in every scenario, up to ``max_replications``. ``backend`` is ``local``
+    5% of its mean in every scenario, up to ``max_replications``; with
+    ``precision_on="differences"`` the target is on each scenario's paired difference to the
+    first (the quantity a comparison is about) instead. ``backend`` is ``local``
     (a process pool of ``workers``, default all cores) or ``dask`` (``scheduler``: an
     address ``tcp://host:port``, a ``distributed.Client``, or None for a new LocalCluster).
     ``out`` is the results folder (resumable); ``progress(done, total)`` is called as
@@ -691,7 +709,8 @@ def compare(scenarios: list[Scenario | str | Path], replications: int = 10, seed
              for i, ((s, file), key) in enumerate(zip(loaded, keys))]
     return _execute("compare", cells, replications, out=out, keep_calls=keep_calls, precision=precision,
                     precision_metrics=precision_metrics, max_replications=max_replications,
-                    backend=backend, scheduler=scheduler, workers=workers, progress=progress)
+                    backend=backend, scheduler=scheduler, workers=workers, progress=progress,
+                    precision_on=precision_on)
 
 
 def sweep(base: Scenario | str | Path, vary: dict[str, list] | list[str], replications: int = 10,
@@ -943,7 +962,8 @@ def _cmd_compare(args) -> int:
     out = args.out or Path("results") / ("compare-" + "-vs-".join(Path(p).stem for p in args.scenarios))
     bar = _Bar("compare", args.quiet)
     try:
-        res = compare(args.scenarios, crn=not args.independent, out=out, progress=bar, **_experiment_kwargs(args))
+        res = compare(args.scenarios, crn=not args.independent, out=out, progress=bar,
+                      precision_on=args.precision_on, **_experiment_kwargs(args))
     finally:
         bar.close()
     keys = list(res.cells["scenario"])
@@ -1001,6 +1021,9 @@ def register_cli(sub) -> None:
     c.add_argument("scenarios", nargs="+", help="scenario files; differences are to the first")
     c.add_argument("--independent", action="store_true",
                    help="independent random streams per scenario instead of common random numbers")
+    c.add_argument("--precision-on", choices=["means", "differences"], default="means",
+                   help="judge --precision on each scenario's own means (default) or on the paired "
+                        "differences to the first scenario, the quantity a comparison is about")
     _add_options(c)
     c.set_defaults(func=_cmd_compare)
 

@@ -205,3 +205,31 @@ def test_every_kpi_has_one_glossary_entry(tmp_path):
     for metric in k:
         hits = [n for n, rx in patterns.items() if rx.match(metric)]
         assert len(hits) >= 1, f"KPI {metric} has no glossary entry"
+
+
+def test_precision_can_target_the_paired_differences(scenario_path, tmp_path):
+    """--precision on a comparison judged on the paired differences: it stops when every
+    difference's half-width is within the target, which the stored KPIs confirm."""
+    from sim.experiment import compare, precision_table
+    co = [scenario_path("scenarios/template/police_only.yaml"), scenario_path("scenarios/template/co_responder.yaml")]
+    over = {"horizon_days": 5, "warmup_days": 0}
+    res = compare(co, replications=3, seed=7, overrides=over, precision=0.5, precision_on="differences",
+                  precision_metrics=["police_hours"], max_replications=30, workers=1, out=tmp_path / "d")
+    table = res.precision
+    assert set(table["scenario"]) == {res.cells["scenario"].iloc[1]}     # differences: the baseline is not judged
+    assert table["within"].all() and res.met
+    # replayed from the per-replication KPIs: the paired difference's half-width is within 50%
+    k = res.kpis[res.kpis["metric"] == "police_hours"].pivot(index="replication", columns="scenario", values="value")
+    base, other = res.cells["scenario"].iloc[0], res.cells["scenario"].iloc[1]
+    d = (k[other] - k[base]).to_numpy()
+    from sim.metrics import t_interval
+    m, lo, hi = t_interval(d)
+    assert (hi - lo) / 2 <= 0.5 * abs(m) + 1e-12
+    # each scenario's own mean is precise long before the difference is: judged on means,
+    # the first 3 replications would already have been enough
+    first = res.kpis[res.kpis["replication"] < 3]
+    assert precision_table(first, 0.5, ["police_hours"])["within"].all()
+    assert res.replications > 3
+    # and the rule stops at the first prefix that meets the target
+    prefix = res.kpis[res.kpis["replication"] < res.replications - 1]
+    assert not precision_table(prefix, 0.5, ["police_hours"], base)["within"].all()
