@@ -273,7 +273,8 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
                 if f is not None:
                     on_scene[(r, t)] = f
                 drows.append(_dist_row("on_scene", {"responder": r, "call_type": t}, f, len(x)))
-    tables["durations"] = pd.DataFrame(drows)
+    tables["durations"] = pd.DataFrame(drows) if drows else pd.DataFrame(
+        columns=["interval", "n", "family", "mean_min", "sd_min"])     # no stage stamps in the export
 
     fit = CadFit(calls=ct, cmap=cmap, crosswalk=cw, profiles=profiles, daily_cv=dcv, processing=processing,
                  turnout=turnout, travel=travel, on_scene=on_scene, tables=tables, scenario_dict={}, notes=notes,
