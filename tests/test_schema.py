@@ -143,6 +143,11 @@ def test_the_reference_has_every_field_of_every_model_with_its_unit_and_default(
     assert "currency per hour" in row("Role", "hourly_cost")
 
 
+def test_schema_command_prints_the_schema_by_default(capsys, schema):
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == schema
+
+
 def test_schema_command_writes_all_three_files(tmp_path):
     files = [tmp_path / n for n in ("s.json", "ref.md", "out.md")]
     assert main(["schema", "--out", str(files[0]), "--reference", str(files[1]), "--outputs", str(files[2])]) == 0

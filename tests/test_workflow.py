@@ -216,6 +216,21 @@ def test_output_files_are_readable_by_group_and_others_under_umask_022(run_folde
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, (p, oct(p.stat().st_mode))
 
 
+def test_a_results_store_is_readable_by_group_and_others_under_umask_022(tmp_path):
+    from sim.experiment import compare
+    old = os.umask(0o022)
+    try:
+        compare([DEKALB], replications=1, overrides=SHORT, workers=1, out=tmp_path / "cmp")
+    finally:
+        os.umask(old)
+    files = _files(tmp_path / "cmp")
+    assert any(p.suffix == ".parquet" for p in files) and any(p.name == "summary.csv" for p in files)
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044, (p, oct(p.stat().st_mode))
+    for d in [p for p in (tmp_path / "cmp").rglob("*") if p.is_dir()]:
+        assert stat.S_IMODE(d.stat().st_mode) & 0o055 == 0o055, (d, oct(d.stat().st_mode))
+
+
 def test_output_files_honour_a_private_umask(tmp_path):
     from sim.results import write_csv, write_text
     old = os.umask(0o077)
