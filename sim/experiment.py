@@ -875,7 +875,8 @@ def _add_options(sp) -> None:
     sp.add_argument("--no-calls", action="store_true", help="do not store the call logs (KPIs only)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
-                    help="override a scenario field, e.g. pools.cahoots.teams=3 (repeatable)")
+                    help="change a scenario field (repeatable): FIELD=VALUE, FIELD+=ITEM (append), "
+                         "FIELD-=NAME (remove), e.g. pools.cahoots.shifts.0.teams=2")
 
 
 class _Bar:
