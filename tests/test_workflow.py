@@ -131,10 +131,15 @@ def test_values_are_yaml_1_2():
     assert parse_value("{a: [") == "{a: ["          # not YAML: the text itself
 
 
-def test_help_example_works_on_the_shipped_file():
-    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
-    example = help_text.split("e.g.")[1].split()[0]
-    assert load_scenario(CAHOOTS, [example]).pools["cahoots"].shifts[0].teams == 2
+def test_help_examples_work_on_the_shipped_file():
+    examples = {}
+    for name, parser in build_parser()._subparsers._group_actions[0].choices.items():
+        for action in parser._actions:
+            if "--set" in action.option_strings and "e.g." in (action.help or ""):
+                examples[name] = action.help.split("e.g.")[1].split()[0]
+    assert {"run", "validate", "compare", "sweep"} <= set(examples)
+    for example in set(examples.values()):
+        assert load_scenario(CAHOOTS, [example]).name.endswith(f"({example})")
 
 
 # --------------------------------------------------------------------------- --vary
