@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .columns import INTERVALS, ColumnMap, FromDataError, load_column_map
+from .columns import INTERVALS, ColumnMap, load_column_map
 from .crosswalk import Crosswalk, identity, load_crosswalk
 from .fit import (DistFit, ProfileFit, daily_cv, exposure_hours, fit_duration, fit_profile, how_bin,
                   interval_minutes)
@@ -300,7 +300,7 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
         "ASSUMPTION: every contact ends resolved (no transports, backup or follow-ups); costs are 0.",
         "ASSUMPTION: one unit per call (multi-unit responses are not in the fit).",
     ]
-    if cmap.timestamps.get("queued") is None and "processing" in [r["interval"] for r in fit.tables["durations"].to_dict("records")]:
+    if fit.processing is not None and "queued" not in cmap.timestamps and "queued" not in cmap.durations:
         assumptions.append("The processing delay is received -> dispatched: it includes any wait for a free "
                            "unit, which the simulation adds again (no queued stamp in the export).")
     types = sorted(used["stype"].unique())
@@ -412,9 +412,3 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
         "triage": triage,
         "pools": pools,
     }
-
-
-def load_period_table(calls, columns, period) -> CallTable:
-    """Just the rows of another period read with the same map (for hold-out checks)."""
-    cmap, where = columns if isinstance(columns, tuple) else load_column_map(columns)
-    return read_calls(calls, cmap, where, period=period)
