@@ -396,6 +396,9 @@ def test_a_layout_with_durations_only(tmp_path):
     keep = (df["officer_initiated"] == "No") & (df.index != 3)
     np.testing.assert_allclose(np.sort(f.sample), np.sort(df.loc[keep, "scene_min"].astype(float)), rtol=1e-9)
     assert fit.scenario.call_types["welfare_check"].eligible
+    everything = from_cad(path, cmap, "generic", include_self_initiated=True,
+                          period=(pd.Timestamp("2024-03-04"), pd.Timestamp("2024-03-11")))
+    assert everything.tables["exclusions"].set_index("reason")["rows"]["(used)"] == 200
 
 
 def test_seattle_layout_two_date_formats_and_channels(tmp_path):
