@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .argtypes import positive_int, seed as seed_type
 from .basis import resolve
 from .calibrate import _num, _one_line, load_any, replicate, simulate, verdict, yaml_files
-from .results import write_text
-from .sensitivity import sample_inputs
+from .results import write_csv, write_text
+from .sensitivity import parse_sets, sample_inputs
 
 DEFAULT_PATHS = ["scenarios"]
 DEFAULT_OUT = Path("docs/validation.md")
@@ -119,7 +120,7 @@ def chart_predictions(table: pd.DataFrame, out: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     out = Path(out)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.6))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 2.0))
     for i, r in enumerate(table.itertuples()):
         p = r.published
         ax.barh(i, 2 * r.tolerance / p, left=(p - r.tolerance) / p, color="#cccccc", height=0.6,
@@ -128,10 +129,12 @@ def chart_predictions(table: pd.DataFrame, out: str | Path) -> Path:
                 label="95% prediction interval (input ranges)" if i == 0 else None)
         ax.plot(r.mean / p, i, "o", color="#c44e52", label="file as written (mean)" if i == 0 else None)
     ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_yticks(range(len(table)), [f"{r.scenario[:44]}\n{r.metric}" for r in table.itertuples()], fontsize=7)
+    ax.set_yticks(range(len(table)), [f"{Path(r.file).parent.name}/{Path(r.file).stem}\n{r.metric}"
+                                      for r in table.itertuples()], fontsize=7)
+    ax.invert_yaxis()
     ax.set_xlabel("predicted / published")
     ax.set_title("Predictions against published figures", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     fig.tight_layout()
     _savefig(fig, out)
     return out
@@ -203,7 +206,7 @@ def _old_notes(out: Path) -> str:
 
 
 def write_report(table: pd.DataFrame, out: str | Path, replications: int, samples: int) -> list[Path]:
-    """docs/validation.md and its charts (in a ``validation/`` folder beside it)."""
+    """docs/validation.md, its charts and the table as CSV (in a ``validation/`` folder beside it)."""
     out = Path(out)
     folder = out.parent / "validation"
     charts = [chart_predictions(table, folder / "predictions.png")]
@@ -211,6 +214,7 @@ def write_report(table: pd.DataFrame, out: str | Path, replications: int, sample
                         "Denver STAR: share of eligible calls served against capacity")
     if curve:
         charts.append(curve)
+    write_csv(folder / "predictions.csv", table)
     write_text(out, markdown(table, replications, samples, charts, _old_notes(out)))
     return charts
 
@@ -219,11 +223,7 @@ def write_report(table: pd.DataFrame, out: str | Path, replications: int, sample
 
 
 def _cmd(args) -> int:
-    from .scenario import parse_value
-    overrides = {}
-    for item in args.set:
-        k, _, v = item.partition("=")
-        overrides[k.strip()] = parse_value(v)
+    overrides = parse_sets(args.set)
     table = predict(args.paths, args.replications, args.samples, args.seed, overrides or None, args.workers,
                     None if args.quiet else (lambda f: print(f"  predicted {f}", file=sys.stderr)))
     if table.empty:
@@ -244,10 +244,10 @@ def register_cli(sub) -> None:
     c = sub.add_parser("validate-predictions", help="run the predicted targets with input uncertainty and "
                                                     "write docs/validation.md (reports hits and misses; exit 0)")
     c.add_argument("paths", nargs="*", default=DEFAULT_PATHS)
-    c.add_argument("--replications", "-r", type=int, default=10)
-    c.add_argument("--samples", "-n", type=int, default=20, help="Latin-hypercube points over ranges:")
-    c.add_argument("--seed", type=int, default=None)
-    c.add_argument("--workers", type=int, default=1)
+    c.add_argument("--replications", "-r", type=positive_int, default=10)
+    c.add_argument("--samples", "-n", type=positive_int, default=20, help="Latin-hypercube points over ranges:")
+    c.add_argument("--seed", type=seed_type, default=None)
+    c.add_argument("--workers", type=positive_int, default=1)
     c.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[])
     c.add_argument("--out", default=str(DEFAULT_OUT))
     c.add_argument("--quiet", action="store_true")

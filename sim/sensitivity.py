@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .argtypes import positive_int, seed as seed_type
 from .basis import resolve
 from .calibrate import load_any, simulate
 from .results import write_csv
@@ -102,7 +103,7 @@ def tornado_chart(table: pd.DataFrame, kpi: str, out: str | Path, title: str = "
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     g = table[table["kpi"] == kpi].sort_values("swing")
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(g) + 1.5))
+    fig, ax = plt.subplots(figsize=(8.5, 0.5 * len(g) + 1.5))
     centre = float(g["at_value"].iloc[0]) if len(g) else 0.0
     for i, r in enumerate(g.itertuples()):
         ax.barh(i, r.at_low - centre, left=centre, color="#4c72b0", label="low" if i == 0 else None)
@@ -125,14 +126,20 @@ def tornado_chart(table: pd.DataFrame, kpi: str, out: str | Path, title: str = "
 # --------------------------------------------------------------------------- CLI
 
 
-def _cmd(args) -> int:
+def parse_sets(items: list[str], file: str | None = None) -> dict[str, Any]:
+    """``--set field.path=value`` strings -> an overrides dict (values read as YAML)."""
     from .scenario import parse_value
     overrides = {}
-    for item in args.set:
+    for item in items:
         if "=" not in item:
-            raise ScenarioError(args.scenario, None, f"--set '{item}' must look like field.path=value")
+            raise ScenarioError(file, None, f"--set '{item}' must look like field.path=value")
         k, v = item.split("=", 1)
         overrides[k.strip()] = parse_value(v)
+    return overrides
+
+
+def _cmd(args) -> int:
+    overrides = parse_sets(args.set, args.scenario)
     load_raw(args.scenario)                       # a missing file: one line, exit 2
     table = tornado(args.scenario, args.kpi or None, args.replications, args.seed, overrides, args.workers,
                     None if args.quiet else (lambda i: print(f"  screened {i}", file=sys.stderr)))
@@ -155,9 +162,9 @@ def register_cli(sub) -> None:
     c.add_argument("scenario")
     c.add_argument("--kpi", action="append", default=[], help="KPI to rank by (repeatable; default: the "
                                                                 "file's target metrics)")
-    c.add_argument("--replications", "-r", type=int, default=3)
-    c.add_argument("--seed", type=int, default=None, help="default: the scenario's own seed")
-    c.add_argument("--workers", type=int, default=1)
+    c.add_argument("--replications", "-r", type=positive_int, default=3)
+    c.add_argument("--seed", type=seed_type, default=None, help="default: the scenario's own seed")
+    c.add_argument("--workers", type=positive_int, default=1)
     c.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
                    help="override a field first, e.g. horizon_days=60 (repeatable)")
     c.add_argument("--out", default="results/sensitivity", help="folder for sensitivity.csv and charts")
