@@ -271,3 +271,42 @@ def test_every_shipped_file_loads_through_load_raw():
     assert {"denver/demand.yaml", "eugene_2021/cahoots_2021.yaml", "portland_street_response/psr_2021.yaml"} <= names
     for p in SHIPPED:
         load_raw(p)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def test_cahoots_2021_inherits_the_2019_fit_without_fitting_its_predictions():
+    s = load_any(SCENARIOS / "eugene_2021/cahoots_2021.yaml")
+    assert "pools.cahoots.on_scene_min" in s.calibrated            # the 2019 record comes along
+    assert {t.basis for t in s.targets} == {"predicted"}
+    assert all(not fitted_params(s, t) for t in s.targets)           # fitted to 24,000, not to 16,479
+
+
+def test_validate_predictions_reports_intervals_and_keeps_the_notes(tmp_path):
+    from sim.predictions import NOTES, predict_file, write_report
+    p = _write(tmp_path, """
+horizon_days: 5
+warmup_days: 1
+ranges:
+  channels.911.volume.per_hour: [6, 9]
+targets:
+  - metric: utilisation.team
+    published: 0.5
+    tolerance: 0.05
+    source: a figure an M/M/10 with 6-9 calls an hour of 60 min (60-90% busy) cannot meet
+    basis: predicted
+""")
+    table = predict_file(p, replications=2, samples=6, seed=3)
+    r = table.iloc[0]
+    assert r["samples"] == 6 and r["pi_low"] < r["mean"] < r["pi_high"]
+    assert 0.6 < r["pi_low"] < 0.75 and 0.85 < r["pi_high"] < 0.95      # 6/10 .. 9/10 busy
+    assert r["verdict"] == "outside" and not r["covered"]
+    out = tmp_path / "docs" / "validation.md"
+    write_report(table, out, 2, 6)
+    text = out.read_text()
+    assert "**0 of 1 predictions within tolerance**" in text and (out.parent / "validation/predictions.png").exists()
+    out.write_text(text.replace("(not written yet)", "a hand-written reason"))
+    write_report(table, out, 2, 6)
+    kept = out.read_text()
+    assert "a hand-written reason" in kept.split(NOTES[0])[1] and "(not written yet)" not in kept
