@@ -51,8 +51,12 @@ def call_process(m: "Model", i: int):
     rec["t_triaged"][i] = env.now
 
     # --- dispatch: tiers in preference order, each with a maximum wait ---------------
-    unit, k, reason = yield from dispatch(m, i, path.tiers, priority, x, y, dz)
-    rec["fallback_reason"][i] = reason
+    unit = m.disp.take(path.tiers[0][0], x, y, dz, priority)     # the common case: a unit is free
+    if unit is not None:
+        k = 0
+    else:
+        unit, k, reason = yield from dispatch(m, i, path.tiers, priority, x, y, dz, first_tried=True)
+        rec["fallback_reason"][i] = reason
     if unit is None:
         rec["outcome"][i] = NO_RESPONSE
         rec["t_cleared"][i] = env.now
@@ -107,11 +111,14 @@ def call_process(m: "Model", i: int):
         m.open_calls += 1
         env.process(follow_up(m, i, m.followup_tier[pool.index], x, y, zone, dz, cp.follow_ups))
     rec["outcome"][i] = outcome
-    yield from m.finish(unit, *where, span, i, RETURN_FIRST, answering=True)
+    if pool.return_to_base:
+        yield from m.finish(unit, *where, span, i, RETURN_FIRST, answering=True)
+    else:
+        m.free(unit, *where, span, i, answering=True)
     m.call_closed()
 
 
-def dispatch(m: "Model", i: int, tiers, priority: int, x: float, y: float, dz: int):
+def dispatch(m: "Model", i: int, tiers, priority: int, x: float, y: float, dz: int, first_tried: bool = False):
     """The call's unit: tier by tier, the closest available unit now, else wait in the
     tier's queue up to its maximum wait (never for a tier nobody staffs within that wait).
 
@@ -121,7 +128,7 @@ def dispatch(m: "Model", i: int, tiers, priority: int, x: float, y: float, dz: i
     env = m.env
     reason = REASON_NONE
     for k, (tier, wait) in enumerate(tiers):
-        unit = m.disp.take(tier, x, y, dz, priority)
+        unit = None if (k == 0 and first_tried) else m.disp.take(tier, x, y, dz, priority)
         if unit is None:
             now = env.now
             can_wait = wait != 0 and (wait is None or tier.staffed_within(now, wait))

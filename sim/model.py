@@ -37,6 +37,7 @@ from .scenario import Scenario
 from .streams import KeyedUniforms, Streams
 
 NAN = math.nan
+_TASK_CODE = {name: k for k, name in enumerate(TASKS)}
 
 
 # what every log column holds before anything is recorded
@@ -181,7 +182,7 @@ class Model:
         now = self.env.now
         unit.span_start = now
         texp, unit.travel_expected = unit.travel_expected, NAN   # only a dispatch has one
-        span = [task, call, unit, t_requested, now, NAN, unit.x, unit.y, texp, priority]
+        span = [_TASK_CODE[task], call, unit, t_requested, now, NAN, unit.x, unit.y, texp, priority]
         self._open[id(span)] = span
         return span
 
@@ -213,6 +214,11 @@ class Model:
             if d > 0:
                 yield self.env.timeout(d)
             x, y, zone = bx, by, bz
+        self.free(unit, x, y, zone, span, call, answering)
+
+    def free(self, unit, x: float, y: float, zone: int, span: list, call: int | None,
+             answering: bool = False) -> None:
+        """The unit is back in service where it is (no drive): its span is booked."""
         if self.geo.model == "none":
             zone = 0
         unit.x, unit.y, unit.zone = x, y, zone
@@ -474,10 +480,11 @@ class Model:
 
     def _assignments_frame(self) -> pd.DataFrame:
         """The record of work: one row per unit per task span (see ``sim/columns.py``)."""
-        cols = list(zip(*self.work)) if self.work else [[] for _ in range(16)]
-        (call, task, unit, t_req, t_asg, t_arr, t_rel, ot, pre, x0, y0, x1, y1, texp, prio, at_end) = (
-            np.asarray(col) for col in cols)
+        # every field is a number (the task as its code): one C-speed conversion for all rows
+        rows = np.array(self.work, dtype=float).reshape(-1, 16)
+        (call, task, unit, t_req, t_asg, t_arr, t_rel, ot, pre, x0, y0, x1, y1, texp, prio, at_end) = rows.T
         unit = unit.astype(np.int64)
+        task = task.astype(np.int64)
         units = self.disp.units
         pool_of = np.array([u.pool.index for u in units], dtype=np.int64)
         names = self.pool_names + list(f"desk:{d}" for d in self.desks)
@@ -487,18 +494,21 @@ class Model:
         if self.outreach_rows and len(call):
             ids = {(int(u), float(t0)): self.n_reactive + k for k, (t0, _, _, _, u, *_rest)
                    in enumerate(sorted(self.outreach_rows))}
-            is_out = task == "outreach"
+            is_out = task == _TASK_CODE["outreach"]
             call = call.copy()
             call[is_out] = [ids.get((int(u), float(t)), -1) for u, t in zip(unit[is_out], t_asg[is_out])]
         n = len(call)
+        crew_index = {name: k for k, name in enumerate(dict.fromkeys(u.crew.name for u in units))}
+        crew_names = list(crew_index)
+        crew_code = np.array([crew_index[u.crew.name] for u in units], dtype=np.int64)
         return pd.DataFrame({
             "scenario": pd.Categorical([self.s.name] * n),
             "replication": np.full(n, self.replication, dtype=np.int32),
             "call_id": call,
-            "task": pd.Categorical(task, categories=list(TASKS)),
+            "task": pd.Categorical.from_codes(task, list(TASKS)),
             "pool": pd.Categorical.from_codes(pool_of[unit] if n else np.zeros(0, np.int64), names),
             "unit": unit,
-            "crew": pd.Categorical([units[k].crew.name for k in unit.tolist()]),
+            "crew": pd.Categorical.from_codes(crew_code[unit] if n else np.zeros(0, np.int64), crew_names),
             "sworn": sworn[pool_of[unit]] if n else np.zeros(0, bool),
             "priority": prio.astype(np.int64),
             "t_requested": t_req.astype(float), "t_assigned": t_asg.astype(float),

@@ -406,6 +406,8 @@ class Dispatcher:
     def _serve(self, tiers: list[Tier]) -> None:
         """Hand available units to waiting requests: most urgent, then longest waiting,
         across the given tiers (a freed unit or vehicle may serve any of them)."""
+        if not any(t.queue for t in tiers):      # the common case: nobody waits
+            return
         tiers = list(tiers)
         while tiers:
             best = None

@@ -1,0 +1,74 @@
+"""The dispatcher's idle-unit indexes find exactly the unit a full scan would (hypothesis).
+
+The grid index prunes rings of cells by a distance bound; this replays every query
+against a brute-force scan over all idle units with the same order (travel, idle since,
+unit id), for Manhattan and Euclidean distance, points inside and outside the grid.
+"""
+import math
+
+from hypothesis import given, settings, strategies as st
+
+from sim.resources import _GridIndex, _ZoneIndex
+
+
+class _U:
+    def __init__(self, i, x, y, zone=0, since=0.0):
+        self.id, self.x, self.y, self.zone, self.idle_since = i, x, y, zone, since
+        self.cell = None
+        self.winding = False
+
+
+def manhattan(x0, y0, x1, y1):
+    return abs(x1 - x0) + abs(y1 - y0)
+
+
+def euclid(x0, y0, x1, y1):
+    return math.hypot(x1 - x0, y1 - y0)
+
+
+coord = st.floats(-2, 22, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(coord, coord, st.integers(0, 3)), min_size=1, max_size=60),
+       st.lists(st.tuples(coord, coord), min_size=1, max_size=10),
+       st.sampled_from([manhattan, euclid]), st.floats(0.3, 8), st.booleans())
+def test_grid_index_finds_the_closest_unit(units, queries, dist, cell, use_winding):
+    v = 0.5
+    idx = _GridIndex((0.0, 0.0, 20.0, 20.0), cell, dist, v)
+    us = [_U(i, x, y, since=float(s)) for i, (x, y, s) in enumerate(units)]
+    for u in us:
+        u.winding = use_winding and u.id % 3 == 0
+        idx.add(u)
+    ok = (lambda u: not u.winding) if use_winding else (lambda u: True)
+    for qx, qy in queries:
+        got = idx.best(qx, qy, 0, (math.inf, math.inf, math.inf), ok)
+        cands = [(dist(u.x, u.y, qx, qy) / v, u.idle_since, u.id) for u in us if ok(u)]
+        if not cands:
+            assert got is None
+            continue
+        want = min(cands)
+        assert got is not None and got[0] == want, (got, want)
+    for u in us[::2]:            # removing keeps the index exact
+        idx.remove(u)
+    rest = us[1::2]
+    for qx, qy in queries:
+        got = idx.best(qx, qy, 0, (math.inf, math.inf, math.inf), ok)
+        cands = [(dist(u.x, u.y, qx, qy) / v, u.idle_since, u.id) for u in rest if ok(u)]
+        assert (got is None) if not cands else (got[0] == min(cands))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.lists(st.integers(0, 30), min_size=n, max_size=n), min_size=n, max_size=n),
+    st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 5)), min_size=1, max_size=20),
+    st.integers(0, n - 1))))
+def test_zone_index_finds_the_closest_unit(case):
+    n, matrix, units, call_zone = case
+    idx = _ZoneIndex([[float(t) for t in row] for row in matrix])
+    us = [_U(i, 0.0, 0.0, zone=z, since=float(s)) for i, (z, s) in enumerate(units)]
+    for u in sorted(us, key=lambda u: (u.idle_since, u.id)):   # insertion order = idle since
+        idx.add(u)
+    got = idx.best(0.0, 0.0, call_zone, (math.inf, math.inf, math.inf), lambda u: True)
+    want = min((float(matrix[u.zone][call_zone]), u.idle_since, u.id) for u in us)
+    assert got[0] == want
