@@ -445,3 +445,24 @@ def test_civilian_responders_marked_by_a_unit_pattern(tmp_path):
     # crisis is answered mostly by police here, so the civilian-answered share is its own type
     assert s.path_of("crisis_civilian") == "civilian_eligible_by_civilian"
     assert s.triage.paths["civilian_eligible_by_civilian"].pools == ["civilian"]
+
+
+def test_a_type_seen_at_several_priorities_is_split(tmp_path):
+    rows = _nola_rows(60)
+    for i, r in enumerate(rows):
+        if r["InitialTypeText"] == "NOISE":
+            r["InitialPriority"] = "2A" if i % 4 == 1 else ("" if i % 4 == 2 else "1C")
+    fit = from_cad(_write(tmp_path / "p.csv", rows), "new_orleans", "new_orleans", min_samples=10)
+    s = fit.scenario
+    # NOISE is not in the crosswalk: other. NOPD 2 (emergency) -> 2, 1 (non-emergency) -> 3; a missing
+    # priority takes the type's most common
+    assert s.call_types["other_p2"].priority == 2 and s.call_types["other_p3"].priority == 3
+    assert "other" not in s.call_types and s.call_types["crisis"].priority == 3
+    noise = [r for r in rows if r["InitialTypeText"] == "NOISE"]
+    n2 = sum(r["InitialPriority"] == "2A" for r in noise)
+    mix = s.channels["911"].mix
+    assert mix["other_p2"] == pytest.approx(n2 / 60) and mix["other_p3"] == pytest.approx((len(noise) - n2) / 60)
+    # on-scene time is fitted per type, whatever the priority
+    police = s.pools["police"]
+    assert police.on_scene("other_p2") == police.on_scene("other_p3")
+    assert s.path_of("other_p2") == s.path_of("other_p3") == "police"

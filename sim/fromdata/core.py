@@ -1,7 +1,10 @@
 """``from_cad``: a calls-for-service export -> fitted tables -> a scenario that runs.
 
 The scenario written is the city *as the data shows it* (the status quo): every call type
-goes to the kind of responder that answered it in the data, with its fitted on-scene time,
+goes to the kind of responder that answered it in the data (a type answered by several kinds
+is split: ``medical`` and ``medical_police``), a type seen at several priorities is split
+into ``<type>_p<k>`` (the scenario has one priority per type and serves waiting calls by
+it), each with the fitted on-scene time of its type and responder,
 and the crosswalk's eligible types are declared ``eligible: true`` so a program variant
 (``extends:`` the written file, adds a crisis-team pool to the eligible path) counts the
 same calls. What the data cannot say (staffing, outcomes, costs) is written as a marked
@@ -129,7 +132,18 @@ def classify(used: pd.DataFrame, cw: Crosswalk | None, major: dict[str, str] | N
     if major is None:
         major = out.groupby("base_type")["responder"].agg(lambda s: s.value_counts().idxmax()).to_dict()
     own = out["responder"].to_numpy() == out["base_type"].map(major).to_numpy()
-    out["stype"] = np.where(own, out["base_type"], out["base_type"] + "_" + out["responder"].map(_snake))
+    out["rtype"] = np.where(own, out["base_type"], out["base_type"] + "_" + out["responder"].map(_snake))
+    # one priority per scenario call type: a type seen at several priorities is split into
+    # <type>_p<k> (a call with no priority takes its type's most common one)
+    pri = used["priority"]
+    known = pri.notna()
+    out["stype"] = out["rtype"]
+    if known.any():
+        modal = pri[known].groupby(out.loc[known, "rtype"]).agg(lambda v: int(v.value_counts().idxmax()))
+        several = pri[known].groupby(out.loc[known, "rtype"]).nunique() > 1
+        p = pri.astype("Float64").fillna(out["rtype"].map(modal).astype("Float64"))
+        split = out["rtype"].map(several).fillna(False).astype(bool) & p.notna()
+        out.loc[split, "stype"] = out.loc[split, "rtype"] + "_p" + p[split].astype(int).astype(str)
     return out
 
 
@@ -166,7 +180,7 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
     rows = ct.rows
     used = ct.used.copy()
     cls = classify(used, cw)
-    used = used.join(cls[["base_type", "group", "rule", "stype"]])
+    used = used.join(cls[["base_type", "group", "rule", "rtype", "stype"]])
     start, end = ct.period
     notes = list(ct.notes)
     tables: dict[str, pd.DataFrame] = {}
@@ -200,8 +214,9 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
     mix = used.groupby(["channel", "stype"]).size().rename("calls").reset_index()
     mix["share"] = mix["calls"] / mix.groupby("channel")["calls"].transform("sum")
     tables["mix"] = mix.sort_values(["channel", "calls"], ascending=[True, False], ignore_index=True)
-    pri = used.groupby(["stype", "priority"], dropna=False).size().rename("calls").reset_index()
-    tables["priority"] = pri
+    pri = used.groupby(["rtype", "priority"], dropna=False).size().rename("calls").reset_index()
+    pri["share"] = pri["calls"] / pri.groupby("rtype")["calls"].transform("sum")
+    tables["priority"] = pri.rename(columns={"rtype": "call_type"})
     known = used["priority"].notna()
     modal = used[known].groupby("stype")["priority"].agg(lambda s: int(s.value_counts().idxmax()))
     if not known.any():
@@ -267,7 +282,7 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
             if f is not None:
                 on_scene[(r, "*")] = f
             drows.append(_dist_row("on_scene", {"responder": r, "call_type": "(all)"}, f, len(x)))
-            for t, h in g.groupby(used.loc[g.index, "stype"]):
+            for t, h in g.groupby(used.loc[g.index, "rtype"]):
                 x = h.dropna().to_numpy()
                 f = fit_duration(x, min_samples)
                 if f is not None:
@@ -294,7 +309,7 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
     labels = cw.labels() if cw is not None else {}
     assumptions = [
         "Fitted, not assumed: channel volumes and hour-of-week profiles, daily_cv, call-type mix, zone shares, "
-        "modal priority per type, processing, turnout, travel and on-scene times (see the fit report).",
+        "priority (a type seen at several priorities is split into <type>_p<k>), processing, turnout, travel and on-scene times (see the fit report).",
         f"ASSUMPTION: teams on duty 24/7 sized for {TARGET_UTILISATION:.0%} utilisation of the offered load "
         "(calls x busy time); the export does not say how many units were on shift.",
         "ASSUMPTION: every contact ends resolved (no transports, backup or follow-ups); costs are 0.",
@@ -310,9 +325,10 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
         g = first.loc[t, "group"]
         p = int(modal.get(t, 3))
         entry = {"priority": max(p, 1), "eligible": bool(g != "police")}
-        base = first.loc[t, "base_type"]
+        base, rtype = first.loc[t, "base_type"], first.loc[t, "rtype"]
         if base in labels:
-            entry["label"] = labels[base] + ("" if t == base else f" (answered by {first.loc[t, 'responder']})")
+            entry["label"] = (labels[base] + ("" if rtype == base else f", answered by {first.loc[t, 'responder']}")
+                              + ("" if t == rtype else f", priority {p}"))
         call_types[t] = entry
     zones_present = len(zone_tab) > 0
     zones = ({str(z): {"share": round(float(s), 8)} for z, s in zip(zone_tab["zone"], zone_tab["share"])}
@@ -366,7 +382,7 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
         for t in types:
             if resp_of[t] != r:
                 continue
-            f = fit.on_scene.get((r, t))
+            f = fit.on_scene.get((r, first.loc[t, "rtype"]))      # on-scene time by type, any priority
             if f is not None:
                 osm[t] = f.dist()
             m = (f or default).mean if (f or default) else PLACEHOLDER_ON_SCENE["lognormal"]["mean"]

@@ -63,7 +63,7 @@ def coverage(fit, other: CallTable, level: float = 0.9) -> dict:
         ok = status == ""
         hits, n = 0, 0
         q = np.array([(1 - level) / 2, (1 + level) / 2])
-        for (r, t), idx in pd.DataFrame({"r": cls["responder"], "t": cls["stype"]})[ok].groupby(["r", "t"]).groups.items():
+        for (r, t), idx in pd.DataFrame({"r": cls["responder"], "t": cls["rtype"]})[ok].groupby(["r", "t"]).groups.items():
             f = fit.on_scene.get((r, t)) or fit.on_scene.get((r, "*"))
             if f is None:
                 continue
