@@ -74,7 +74,7 @@ def export_decc_layout(calls: pd.DataFrame, path: Path, t0: pd.Timestamp = T0) -
         "Incident_Start_Time": _stamp(t0, c["t_received"]),
         "Incident_Queue_Time": _stamp(t0, c["t_triaged"]),
         "Incident_Dispatch_Time": _stamp(t0, c["t_dispatched"]),
-        "Incident_Enroute_Time": "NULL",
+        "Incident_Enroute_Time": _stamp(t0, c["t_dispatched"]),    # CAD placeholder: en route = dispatched
         "Incident_Arrival_Time": _stamp(t0, c["t_on_scene"]),
         "TimeFirstCallCleared": _stamp(t0, c["t_cleared"]),
         "Disposition": "NR-No Report",
@@ -155,6 +155,21 @@ def test_closed_loop_on_scene_distributions(loop, responder, ctype, dist):
     # the scenario carries the fitted distribution for that pool and type
     pool = fit.scenario.pools[responder]
     assert pool.on_scene(ctype).kind == f.family
+
+
+def test_closed_loop_processing_and_travel(loop):
+    _, _, fit = loop
+    # processing = received -> queued (the simulation's triage delay), gamma mean 2, sd 1.5
+    p = fit.processing
+    assert abs(p.mean - 2.0) < 3.29 * 1.5 / math.sqrt(p.n), p
+    # en route = dispatched is a placeholder (zero turnout, counted) and travel = en route -> on
+    # scene is the simulated turnout, lognormal mean 6, sd 3
+    iv = fit.tables["interval_exclusions"].set_index(["interval", "reason"])["rows"]
+    assert iv[("turnout (dispatched -> en_route)", "zero (not observed)")] == p.n
+    assert fit.turnout is None and "turnout_min" not in fit.scenario_dict["travel"]
+    tv = fit.travel["*"]
+    assert abs(tv.mean - 6.0) < 3.29 * 3.0 / math.sqrt(tv.n) and tv.n == p.n
+    assert fit.scenario.travel.model == "matrix"
 
 
 def test_closed_loop_scenario_runs_and_holdout_covers_nominally(loop, tmp_path):
