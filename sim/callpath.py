@@ -135,6 +135,7 @@ def dispatch(m: "Model", i: int, tiers, priority: int, x: float, y: float, dz: i
             if k == 0:
                 reason = REASON_BUSY if (tier.on_duty() or can_wait) else REASON_UNSTAFFED
             if can_wait:
+                m.rec["waiting_for"][i] = tier.index
                 unit = yield m.disp.request(tier, i, priority, x, y, dz, wait)
         if unit is not None:
             return unit, k, (reason if k else REASON_NONE)

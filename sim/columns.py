@@ -53,6 +53,8 @@ _CALLS = {
     "responder": (TEXT, "kind of the answering pool: police, co_responder, civilian, remote or none"),
     "tier": (COUNT, "tier of the path that answered (0 = the first, the preferred responders; null: "
                     "nobody answered)"),
+    "waiting_for": (TEXT, "the tier (its pools joined by +) the call last waited for; with unfinished, "
+                          "the pool that starved it"),
     "fallback_reason": (TEXT, "why the first tier did not answer: none, busy (a unit of the first tier "
                               "was on shift but none was free within the wait) or unstaffed (no unit of "
                               "the first tier on shift)"),

@@ -382,9 +382,9 @@ def _first_tier_police(c: pd.DataFrame, scenario) -> np.ndarray:
 
 
 def _unfinished_by_pool(u: pd.DataFrame, scenario) -> dict[str, float]:
-    """Open calls at the end by the pool holding them: the answering pool if one was
-    assigned, else the first pool of the tier the call was waiting for (its path's tier
-    after the last one tried is not known, so the first tier's first pool)."""
+    """Open calls at the end by the pool holding them: the answering pool if a unit was
+    assigned, else the pools of the tier the call was last waiting for (``a+b`` for a tier
+    of two pools)."""
     out: dict[str, float] = {}
     if scenario is not None:
         for p in scenario.pools:
@@ -392,10 +392,10 @@ def _unfinished_by_pool(u: pd.DataFrame, scenario) -> dict[str, float]:
     if not len(u):
         return out
     holder = u["pool"].astype(object).to_numpy()
-    if scenario is not None:
-        waiting = {name: path.tier_pools()[0][0] for name, path in scenario.triage.paths.items()}
-        path = u["path"].astype(object).to_numpy()
-        holder = np.where(pd.isna(holder), [waiting.get(p, "unknown") for p in path], holder)
+    if "waiting_for" in u:
+        waiting = u["waiting_for"].astype(object).to_numpy()
+        holder = np.where(pd.isna(holder), waiting, holder)
+    holder = np.where(pd.isna(holder), "unknown", holder)
     for p, k in pd.Series(holder).value_counts().items():
         out[f"unfinished_calls.{p}"] = float(k)
     return out

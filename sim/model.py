@@ -44,6 +44,7 @@ _TASK_CODE = {name: k for k, name in enumerate(TASKS)}
 _DEFAULTS = {
     "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_callback": NAN, "t_cleared": NAN,
     "t_team_free": NAN, "desk_wait": NAN, "pool": -1, "unit": -1, "tier": -1, "fallback_reason": 0,
+    "waiting_for": -1,
     "police_on_scene": False,
     "outcome": UNFINISHED, "backup": False, "backup_unit": -1, "backup_delay": NAN, "backup_on_scene": NAN,
     "second_pool": -1, "second_unit": -1, "t_second_dispatched": NAN, "t_second_on_scene": NAN,
@@ -447,6 +448,7 @@ class Model:
             "unit": np.asarray(r["unit"], dtype=np.int64),
             "tier": np.asarray(r["tier"], dtype=np.int64),
             "fallback_reason": cat(np.asarray(r["fallback_reason"], dtype=np.int64), list(REASON_NAMES)),
+            "waiting_for": cat(np.asarray(r["waiting_for"], dtype=np.int64), [t.name for t in self.disp.tiers]),
             "backup": np.asarray(r["backup"], dtype=bool),
             "backup_unit": np.asarray(r["backup_unit"], dtype=np.int64),
             "backup_delay": np.asarray(r["backup_delay"]),
