@@ -289,7 +289,9 @@ def _nola_rows(n: int, t0=pd.Timestamp("2026-01-05 08:00"), fmt="%Y-%m-%dT%H:%M:
                         TimeCreate=t.strftime(fmt), TimeDispatch=(t + pd.Timedelta(minutes=5)).strftime(fmt),
                         TimeArrive=(t + pd.Timedelta(minutes=15)).strftime(fmt),
                         TimeClosed=(t + pd.Timedelta(minutes=50)).strftime(fmt), Disposition="NAT",
-                        SelfInitiated="N", Beat="5E04"))
+                        SelfInitiated="N", Beat=["5E04", "7L02"][i % 2],
+                        MapX=str(3680000 + 3281 * (i % 2) * 10 + 3281 * (i % 5)),   # 3,281 ft = 1 km
+                        MapY=str(530000 + 3281 * (i % 3)) if i % 7 else "3513814"))
     return out
 
 
@@ -481,3 +483,16 @@ def test_a_type_seen_at_several_priorities_is_split(tmp_path):
     police = s.pools["police"]
     assert police.on_scene("other_p2") == police.on_scene("other_p3")
     assert s.path_of("other_p2") == s.path_of("other_p3") == "police"
+
+
+def test_zones_get_rectangles_from_planar_coordinates(tmp_path):
+    fit = from_cad(_write(tmp_path / "xy.csv", _nola_rows(70)), "new_orleans", "new_orleans")
+    z = fit.scenario.zones
+    # 7L02 sits 10 km east of 5E04; within a zone x spans 0-4 km, y 0-2 km (5th-95th percentiles)
+    a, b = z["5E04"].rect_km, z["7L02"].rect_km
+    assert a[0] == pytest.approx(0, abs=0.01) and a[2] == pytest.approx(4, abs=0.01)
+    assert b[0] == pytest.approx(10, abs=0.01) and b[2] == pytest.approx(14, abs=0.01)
+    assert a[1] == pytest.approx(0, abs=0.01) and a[3] == pytest.approx(2, abs=0.01)
+    # rows at NOPD's "no location" point are not locations
+    assert fit.used["y"].isna().sum() == 10
+

@@ -24,7 +24,8 @@ A column map is a small YAML file, one per export layout. Built-in maps live in
 
 Fields: ``call_type``, ``call_type_initial``, ``priority`` (after ``map``, a positive
 integer, 1 = most urgent), ``disposition``, ``zone``, ``channel`` (how the call came in; it
-becomes the scenario's channel), ``x``, ``y`` (coordinates, km or any planar unit), ``id``.
+becomes the scenario's channel), ``x``, ``y`` (planar coordinates; ``coordinates_km`` says how
+many km one unit is, and each zone then gets a ``rect_km`` from its calls), ``id``.
 Durations and the ``max_minutes`` thresholds (absurd intervals) are minutes unless ``unit``
 says otherwise.
 """
@@ -159,6 +160,9 @@ class ColumnMap(_Strict):
     exclude: list[Rule] = []
     responder: Responder | None = None
     max_minutes: dict[Literal["processing", "turnout", "travel", "on_scene"], PositiveFloat] = {}
+    coordinates_km: PositiveFloat | None = Field(
+        None, description="km per unit of the x / y columns (planar coordinates: 0.0003048 for US survey "
+                          "feet); with it, each zone gets rect_km from its calls' locations")
 
     @model_validator(mode="after")
     def _required(self):

@@ -302,6 +302,27 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
     return fit
 
 
+def _zone_rects(used: pd.DataFrame, cmap: ColumnMap, zones: list[str] | None) -> dict[str, list[float]]:
+    """zone -> [x0, y0, x1, y1] km: the 5th-95th percentile box of its calls' locations, with
+    the city's south-west corner at (0, 0); zones with no located call get none."""
+    if cmap.coordinates_km is None or "x" not in cmap.fields or "y" not in cmap.fields:
+        return {}
+    ok = used["x"].notna() & used["y"].notna()
+    if not ok.any():
+        return {}
+    x, y = used.loc[ok, "x"] * cmap.coordinates_km, used.loc[ok, "y"] * cmap.coordinates_km
+    x0, y0 = float(x.quantile(0.01)), float(y.quantile(0.01))
+    key = used.loc[ok, "zone"].astype(str) if zones else pd.Series("city", index=x.index)
+    out = {}
+    for z, idx in key.groupby(key).groups.items():
+        if zones and z not in zones:
+            continue
+        qx, qy = x[idx].quantile([0.05, 0.95]), y[idx].quantile([0.05, 0.95])
+        out[z] = [round(max(float(qx.iloc[0]) - x0, 0.0), 3), round(max(float(qy.iloc[0]) - y0, 0.0), 3),
+                  round(max(float(qx.iloc[1]) - x0, 0.0), 3), round(max(float(qy.iloc[1]) - y0, 0.0), 3)]
+    return out
+
+
 def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Series, zone_tab: pd.DataFrame,
               name: str | None, horizon_days: float, warmup_days: float) -> dict:
     ct, cmap, cw = fit.calls, fit.cmap, fit.crosswalk
@@ -333,6 +354,8 @@ def _scenario(fit: CadFit, used: pd.DataFrame, channels: list[str], modal: pd.Se
     zones_present = len(zone_tab) > 0
     zones = ({str(z): {"share": round(float(s), 8)} for z, s in zip(zone_tab["zone"], zone_tab["share"])}
              if zones_present else {"city": {"share": 1.0}})
+    for z, rect in _zone_rects(used, cmap, list(zones) if zones_present else None).items():
+        zones[z]["rect_km"] = rect
     tot = sum(v["share"] for v in zones.values())
     if zones_present:
         last = next(reversed(zones))
