@@ -177,7 +177,6 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
     cw = load_crosswalk(crosswalk)
     ct = read_calls(calls, cmap, where, period=period, include_self_initiated=include_self_initiated,
                     include_cancelled=include_cancelled)
-    rows = ct.rows
     used = ct.used.copy()
     cls = classify(used, cw)
     used = used.join(cls[["base_type", "group", "rule", "rtype", "stype"]])

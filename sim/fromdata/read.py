@@ -173,7 +173,10 @@ def read_calls(path: str | Path, cmap: ColumnMap, map_where: str = "", *, period
     for name in ("x", "y"):
         spec = cmap.fields.get(name)
         out[name] = pd.to_numeric(_field(raw, spec, missing), errors="coerce") if spec else np.nan
-    out["channel"] = out["channel"].fillna("911") if "channel" in cmap.fields else "911"
+    if "channel" in cmap.fields:     # a blank channel cell: the map's default channel, else 'unknown'
+        out["channel"] = out["channel"].fillna(cmap.fields["channel"].default or "unknown")
+    else:
+        out["channel"] = "911"
     if cmap.responder:
         out["responder"] = _field(raw, cmap.responder, missing).fillna(cmap.responder.default or "police")
         if cmap.responder.civilian:
