@@ -208,7 +208,8 @@ def _one_line(text: str) -> str:
 
 def _row(r, with_scenario: bool) -> str:
     ci = "" if r.ci_low != r.ci_low else f" [{_num(r.ci_low)}, {_num(r.ci_high)}]"
-    note = r.source + (f" — **not required:** {r.reason}" if r.reason and not r.required else
+    gate = not with_scenario and not r.required           # predictions never gate: no "not required"
+    note = r.source + (f" — **not required:** {r.reason}" if r.reason and gate else
                        (f" — {r.reason}" if r.reason else ""))
     basis = r.basis + (f" ({r.fitted_params})" if r.fitted_params else "")
     cells = ([r.scenario] if with_scenario else []) + [
