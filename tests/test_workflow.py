@@ -268,12 +268,6 @@ def test_every_column_written_is_in_the_data_dictionary(run_folder, tmp_path):
     assert not missing, "not described in sim/columns.py: " + ", ".join(missing)
 
 
-def test_outputs_reference_is_generated_from_the_registry():
-    from sim import columns
-    text = (ROOT / "docs/outputs.md").read_text(encoding="utf-8")
-    assert text == columns.markdown(), "docs/outputs.md is stale: crisis-sim schema --outputs docs/outputs.md"
-
-
 def test_missing_values_are_nulls_not_minus_one(run_folder):
     from sim.columns import nullify
     calls = pd.read_parquet(run_folder / "calls.parquet")
