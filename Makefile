@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEFAULT_OUT := results/default
 
-.PHONY: run test bench browser venv clean
+.PHONY: run test bench browser venv clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_engine.py
 	$(BIN)/python bench/bench_cahoots.py
 	$(BIN)/python bench/bench_parallel.py
+	$(BIN)/python bench/bench_startup.py
+
+## Generated references: JSON Schema of scenario files, field reference, outputs data dictionary.
+docs: $(STAMP)
+	$(BIN)/crisis-sim schema --out docs/scenario.schema.json --reference docs/scenario-reference.md \
+	    --outputs docs/outputs.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -15,8 +15,8 @@ from sim.schema import json_schema, reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))
-STALE = "is stale: regenerate with crisis-sim schema --out docs/scenario.schema.json " \
-        "--reference docs/scenario-reference.md --outputs docs/outputs.md"
+STALE = "is stale: regenerate with `make docs` (crisis-sim schema --out docs/scenario.schema.json " \
+        "--reference docs/scenario-reference.md --outputs docs/outputs.md)"
 
 
 @pytest.fixture(scope="module")
