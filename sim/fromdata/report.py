@@ -32,7 +32,7 @@ def _table(df: pd.DataFrame, max_rows: int = 40, floatfmt: str = "{:,.3f}") -> s
             elif isinstance(v, (int, np.integer)):
                 txt = f"{v:,}"
             elif isinstance(v, (float, np.floating)):
-                txt = "" if not np.isfinite(v) else (f"{v:,.0f}" if float(v).is_integer() and abs(v) > 100 else floatfmt.format(v))
+                txt = "" if not np.isfinite(v) else (f"{v:,.1f}" if abs(v) >= 100 else floatfmt.format(v))
             else:
                 txt = "" if v is None or v is pd.NA else str(v)
             cells.append(f"<td>{html.escape(txt)}</td>")
