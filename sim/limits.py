@@ -38,6 +38,7 @@ MAX_PRIORITY = 1000           # the call log stores priority as a 16-bit integer
 MAX_SEED = 2 ** 63 - 1
 MIN_SPEED_KMH = 0.1
 MAX_CV = 10.0                 # day-to-day, travel and propensity variation
+MIN_GAMMA_CV = 1e-3           # a gamma factor's cv: 0 (none) or at least this (its shape is 1 / cv^2)
 MAX_OUTREACH_PER_HOUR = 60.0
 
 
@@ -63,6 +64,11 @@ def _range(errs: list, where: str, value: float | None, low: float | None, high:
         hi = "" if high is None else f"{high:g}"
         allowed = f"between {lo} and {hi}" if lo and hi else (f"at least {lo}" if lo else f"at most {hi}")
         errs.append((where, f"{what} must be {allowed} (got {value:g})"))
+
+
+def _gamma_cv(errs: list, where: str, cv: float) -> None:
+    if cv != 0:
+        _range(errs, where, cv, MIN_GAMMA_CV, MAX_CV, "coefficient of variation (or 0)")
 
 
 def check_header(s: Any) -> list[tuple[str, str]]:
@@ -118,9 +124,9 @@ def check_scenario(s: Any) -> list[tuple[str, str]]:
     _range(errs, "travel.speed_kmh", s.travel.speed_kmh, MIN_SPEED_KMH, None, "speed (km/h)")
     _range(errs, "travel.variation_cv", s.travel.variation_cv, 0, MAX_CV, "coefficient of variation")
     for c, ch in s.channels.items():
-        _range(errs, f"channels.{c}.daily_cv", ch.daily_cv, 0, MAX_CV, "coefficient of variation")
+        _gamma_cv(errs, f"channels.{c}.daily_cv", ch.daily_cv)
     if s.persons:
-        _range(errs, "persons.propensity_cv", s.persons.propensity_cv, 0, MAX_CV, "coefficient of variation")
+        _gamma_cv(errs, "persons.propensity_cv", s.persons.propensity_cv)
     for name, p in s.pools.items():
         if p.outreach:
             _range(errs, f"pools.{name}.outreach.per_idle_team_hour", p.outreach.per_idle_team_hour,

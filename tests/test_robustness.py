@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -414,3 +415,172 @@ def test_store_ignores_empty_replication_folders(tmp_path):
     assert sorted(again.runs["replication"]) == [0, 1, 2]
     pd.testing.assert_frame_equal(clean.kpis[clean.kpis["replication"] < 2].reset_index(drop=True),
                                   again.kpis[again.kpis["replication"] < 2].reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+FUZZ_EXAMPLES = 1000
+#: values a planner (or a typo) might put where a number goes
+ODD = st.sampled_from([math.inf, -math.inf, math.nan, 1e308, -1, 0, 1e12, True, False, "3", None, [], {}])
+
+
+def _rarely(good, odd, one_in: int = 40):
+    """``good`` but one time in ``one_in`` ``odd``."""
+    return st.integers(1, one_in).flatmap(lambda k: odd if k == one_in else good)   # not 1: hypothesis favours it
+
+
+def _num(lo: float, hi: float, integer: bool = False):
+    return _rarely(st.integers(int(lo), int(hi)) if integer else st.floats(lo, hi, allow_nan=False), ODD)
+
+
+@st.composite
+def scenario_texts(draw) -> str:
+    """A whole scenario file: mostly well-formed with small sizes, with odd values, missing
+    or unknown fields, duplicate keys and broken references mixed in."""
+    types = [f"t{i}" for i in range(draw(st.integers(1, 3)))]
+    zones = [f"z{i}" for i in range(draw(st.integers(1, 2)))]
+    pools = [f"p{i}" for i in range(draw(st.integers(1, 3)))]
+    dist = st.one_of(_num(0, 120), st.builds(lambda m, s: {"lognormal": {"mean": m, "sd": s}}, _num(1, 90), _num(1, 60)),
+                     st.builds(lambda m: {"exponential": {"mean": m}}, _num(1, 90)),
+                     st.builds(lambda m, s: {"gamma": {"mean": m, "sd": s}}, _num(1, 90), _num(1, 60)))
+
+    def shift():
+        return {"days": draw(_rarely(st.sampled_from(["daily", "weekdays", "mon", ["sat", "sun"]]), st.just([]))),
+                "start": draw(_rarely(st.sampled_from(["00:00", "08:00", "20:00"]), st.just("25:00"))),
+                "end": draw(st.sampled_from(["24:00", "16:00", "06:00"])),
+                "teams": draw(_num(0, 3, integer=True))}
+
+    pool_defs = {}
+    for i, p in enumerate(pools):
+        d = {"roles": ["officer" if i == len(pools) - 1 else "medic"],
+             "on_scene_min": {"default": draw(dist)}}
+        if draw(st.booleans()):
+            d["teams"] = draw(_num(1, 4, integer=True))
+        else:
+            d["shifts"] = [shift() for _ in range(draw(st.integers(1, 2)))]
+        if draw(st.integers(0, 5)) == 0:
+            d["outcomes"] = {"default": {"resolved": 0.8, "transport": 0.2}}
+            d["transport"] = {"destinations": {"f0": 1.0}}
+        pool_defs[p] = d
+    travel = draw(st.sampled_from(["none", "manhattan", "euclidean"]))
+    data = {
+        "name": draw(st.sampled_from(["Fuzz", "Fuzz \x1b[1m", "x" * 300, "$a$ b"])),
+        "horizon_days": draw(_num(0.1, 1.5)),
+        "drain_days": draw(_num(0, 1)),
+        "seed": draw(_num(0, 2 ** 31, integer=True)),
+        "roles": {"medic": {}, "officer": {"sworn": draw(_rarely(st.just(True), st.just(1)))}},
+        "call_types": {t: {"priority": draw(_rarely(_num(1, 5, integer=True), st.just(40000)))} for t in types},
+        "zones": {z: {"share": 1 / len(zones), "rect_km": [0, 5 * i, draw(_num(1, 9)), 5 * i + 4]}
+                  for i, z in enumerate(zones)},
+        "travel": {"model": travel, "speed_kmh": draw(_num(5, 80)), "variation_cv": draw(_num(0, 1))},
+        "channels": {"c": {"volume": {draw(st.sampled_from(["per_day", "per_hour", "per_week"])): draw(_num(1, 80))},
+                           "mix": {t: 1 / len(types) for t in types}, "daily_cv": draw(_num(0, 1))}},
+        "triage": {"paths": {f"path_{t}": {"call_types": [t],
+                                           "pools": draw(st.lists(_rarely(st.sampled_from(pools), st.just("ghost")),
+                                                                  min_size=1, max_size=3, unique=True)),
+                                           "max_wait_min": draw(st.one_of(st.none(), _num(0, 30)))}
+                             for t in types}},
+        "pools": pool_defs,
+        "facilities": {"f0": {"beds": draw(_num(1, 3, integer=True)), "when_full": "divert", "divert_to": "f1",
+                              "length_of_stay_min": draw(dist)},
+                       "f1": {"beds": draw(st.one_of(st.none(), _num(1, 3, integer=True))),
+                              **draw(_rarely(st.just({"when_full": "wait"}),
+                                             st.just({"when_full": "divert", "divert_to": "f0"}), 8))}},
+    }
+    nodes = {"top": data, "pool": pool_defs[pools[0]], "channel": data["channels"]["c"]}
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):       # structural damage
+        node = nodes[draw(st.sampled_from(sorted(nodes)))]
+        if not node:
+            continue
+        key = draw(st.sampled_from(sorted(node)))
+        action = draw(st.sampled_from(["delete", "unknown", "odd"]))
+        if action == "delete":
+            node.pop(key)
+        elif action == "unknown":
+            node[key + "_x"] = 1
+        else:
+            node[key] = draw(ODD)
+    import yaml
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if draw(st.integers(0, 19)) == 19:
+        text += "seed: 5\n"                                       # a duplicate key
+    return text
+
+
+def _replay(s, res) -> None:
+    """Nothing silently lost: every call has an outcome, is closed or flagged unfinished, and
+    its times run forward."""
+    c = res.calls
+    assert c["outcome"].notna().all()
+    assert (c["unfinished"] == (c["outcome"] == "unfinished")).all()
+    times = ["t_received", "t_dispatched", "t_on_scene", "t_cleared"]
+    prev = c["t_received"].to_numpy(float)
+    for col in times[1:]:
+        v = c[col].to_numpy(float)
+        ok = ~pd.isna(v)
+        assert (v[ok] >= prev[ok] - 1e-9).all(), col
+        assert pd.Series(v[ok]).map(math.isfinite).all(), col
+        prev = pd.Series(v).fillna(pd.Series(prev)).to_numpy(float)
+    for col in ("response_time", "queue_wait", "travel_time"):
+        v = c[col].dropna()
+        assert ((v >= -1e-9) & v.map(math.isfinite)).all(), col     # -4e-15: a difference of equal times
+
+
+def _finite_everywhere(x) -> bool:
+    if isinstance(x, float):
+        return math.isfinite(x)
+    if isinstance(x, dict):
+        return all(_finite_everywhere(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return all(_finite_everywhere(v) for v in x)
+    return True
+
+
+_fuzz_runs = {"valid": 0, "ran": 0, "invalid": 0}
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(text=scenario_texts())
+def test_fuzz_whole_scenario_files(text):
+    """Invalid -> a ScenarioError of one line per problem, each naming the file; valid ->
+    every number finite and within the limits, and (a sample of the small ones) runs to the
+    end with nothing lost."""
+    from sim.metrics import kpis
+    from sim.model import Model
+    from sim.scenario import ScenarioError, load_scenario
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "fuzz.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            s = load_scenario(path)
+        except ScenarioError as e:
+            _fuzz_runs["invalid"] += 1
+            _fuzz_runs.setdefault("why", []).append(e.message[:50])
+            assert "\n" not in str(e)
+            assert all("\n" not in line and line.startswith(str(path)) or line.startswith(d)
+                       for line in e.lines()), e.lines()
+            return
+    _fuzz_runs["valid"] += 1
+    assert _finite_everywhere(s.to_dict())
+    assert all(0 < t.priority <= 1000 for t in s.call_types.values())
+    calls = sum(ch.volume.per_week_value() for ch in s.channels.values()) * (s.warmup_days + s.horizon_days) / 7
+    if calls > 400 or zlib.crc32(text.encode()) % 4:             # run a small sample, keep the suite fast
+        return
+    _fuzz_runs["ran"] += 1
+    res = Model(s, s.seed, 0).run()
+    _replay(s, res)
+    k = kpis(res.calls, res.pools, s.horizon_days, res.facilities, s)
+    measured = res.calls[~res.calls["warmup"]]
+    if len(measured) and "unfinished_rate" in k:
+        assert k["unfinished_rate"] == pytest.approx(measured["unfinished"].mean())
+
+
+def test_fuzzing_saw_both_kinds():
+    """The fuzzer above is not vacuous: it produced valid and invalid files and ran some
+    (runs after it in this module)."""
+    if _fuzz_runs["valid"] + _fuzz_runs["invalid"] < FUZZ_EXAMPLES:
+        pytest.skip("the fuzz test did not run in this session")
+    assert _fuzz_runs["invalid"] >= 100 and _fuzz_runs["valid"] >= 50 and _fuzz_runs["ran"] >= 10, _fuzz_runs
