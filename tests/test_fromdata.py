@@ -450,7 +450,7 @@ def test_civilian_responders_marked_by_a_unit_pattern(tmp_path):
             r["TimeClosed"] = (pd.Timestamp(r["TimeArrive"]) + pd.Timedelta(minutes=80 + i % 5)).strftime("%Y-%m-%dT%H:%M:%S.%f")
     cmap, _ = load_column_map("new_orleans")
     data = cmap.model_dump(exclude_none=True)
-    data["responder"] = {"column": "Unit", "map": {}, "default": "police",
+    data["responder"] = {"column": "Unit", "pattern": "^(2B)", "map": {"2B": "POLICE"}, "default": "Police",
                          "civilian": {"column": "Unit", "pattern": "^CAHOOTS"}}
     fit = from_cad(_write(tmp_path / "units.csv", rows), data, "new_orleans", min_samples=10)
     used = fit.used

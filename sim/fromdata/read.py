@@ -178,7 +178,9 @@ def read_calls(path: str | Path, cmap: ColumnMap, map_where: str = "", *, period
     else:
         out["channel"] = "911"
     if cmap.responder:
-        out["responder"] = _field(raw, cmap.responder, missing).fillna(cmap.responder.default or "police")
+        r = _field(raw, cmap.responder, missing).fillna(cmap.responder.default or "police")
+        # kinds are names in the scenario (pools, roles): lower snake case, so POLICE is police
+        out["responder"] = r.str.lower().str.replace(r"[^a-z0-9]+", "_", regex=True).str.strip("_").replace("", "police")
         if cmap.responder.civilian:
             out.loc[rule_mask(raw, cmap.responder.civilian), "responder"] = "civilian"
     else:
