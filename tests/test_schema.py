@@ -14,7 +14,14 @@ from sim.cli import main
 from sim.schema import json_schema, reference_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted((ROOT / "scenarios").rglob("*.yaml"))
+
+def _is_scenario(path: Path) -> bool:
+    """A scenario file names itself or its parent (optimize targets files live beside them)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return isinstance(data, dict) and ("name" in data or "extends" in data)
+
+
+SCENARIOS = [p for p in sorted((ROOT / "scenarios").rglob("*.yaml")) if _is_scenario(p)]
 STALE = "is stale: regenerate with `make docs` (crisis-sim schema --out docs/scenario.schema.json " \
         "--reference docs/scenario-reference.md --outputs docs/outputs.md)"
 
