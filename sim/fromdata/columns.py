@@ -64,6 +64,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_regex(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"pattern is not a valid regular expression ({e})") from None
+    return pattern
+
+
 class Field_(_Strict):
     """One column read as text: optional regex (its first group is kept), a value map and
     values that mean missing."""
@@ -82,12 +91,7 @@ class Field_(_Strict):
     @field_validator("pattern")
     @classmethod
     def _regex(cls, v):
-        if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression ({e})") from None
-        return v
+        return _check_regex(v)
 
     @field_validator("map", mode="before")
     @classmethod
@@ -124,11 +128,7 @@ class Rule(_Strict):
     def _one(self):
         if (self.values is None) == (self.pattern is None):
             raise ValueError("give values: [...] or pattern: REGEX")
-        if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as e:
-                raise ValueError(f"pattern is not a valid regular expression ({e})") from None
+        _check_regex(self.pattern)
         return self
 
     @field_validator("values", mode="before")
