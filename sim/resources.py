@@ -290,6 +290,8 @@ class Dispatcher:
         self._tiers: dict[tuple[str, ...], Tier] = {}
         self._seq = itertools.count()
         self._drive = drive_expected      # (unit, x, y, zone) -> expected drive minutes
+        self._pending: dict[int, Tier] = {}   # tiers to serve once this instant's shift starts are done
+        self._flush_scheduled = False
 
     # --- building ---------------------------------------------------------------------
 
@@ -329,7 +331,18 @@ class Dispatcher:
             return
         u.x, u.y, u.zone = u.post
         self._make_idle(u)
-        self._serve(u.pool.tiers)
+        # serve waiting calls once every crew starting at this instant is on duty, so that
+        # the closest of them (not the first built) takes the oldest waiting call
+        for t in u.pool.tiers:
+            self._pending[id(t)] = t
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.env.timeout(0).callbacks.append(self._flush)
+
+    def _flush(self, _event=None) -> None:
+        self._flush_scheduled = False
+        tiers, self._pending = list(self._pending.values()), {}
+        self._serve(tiers)
 
     def wind_down(self, u: Unit) -> None:
         """Shift-end cut-off: from now on the unit takes only urgent calls."""
