@@ -161,3 +161,83 @@ def test_schema_command_writes_all_three_files(tmp_path):
     assert json.loads(files[0].read_text())["$schema"].startswith("http://json-schema.org/draft-07")
     assert files[1].read_text().startswith("# Scenario file reference")
     assert files[2].read_text().startswith("# Output files: data dictionary")
+
+
+# --------------------------------------------------------------------------- an editor's view
+
+def _language_server() -> str | None:
+    import os
+    import shutil
+    return os.environ.get("YAML_LANGUAGE_SERVER") or shutil.which("yaml-language-server")
+
+
+def _diagnostics(server: str, schema_path: Path, files: list[Path]) -> dict[str, list[str]]:
+    """Open ``files`` in yaml-language-server (LSP over stdio) with the schema for *.yaml and
+    collect the diagnostics it publishes for each."""
+    import os
+    import select
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([server, "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    buf = b""
+
+    def send(msg):
+        body = json.dumps({"jsonrpc": "2.0", **msg}).encode()
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        proc.stdin.flush()
+
+    def receive(deadline):
+        nonlocal buf
+        while time.time() < deadline:
+            head, sep, rest = buf.partition(b"\r\n\r\n")
+            if sep:
+                n = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                        .split(b":")[1])
+                if len(rest) >= n:
+                    buf = rest[n:]
+                    return json.loads(rest[:n])
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                buf += os.read(proc.stdout.fileno(), 1 << 16)
+        raise TimeoutError("yaml-language-server did not answer")
+
+    settings = {"validate": True, "schemas": {schema_path.resolve().as_uri(): "*.yaml"},
+                "schemaStore": {"enable": False}}
+    deadline = time.time() + 60
+    try:
+        send({"id": 1, "method": "initialize", "params": {"processId": os.getpid(), "rootUri": None,
+                                                           "capabilities": {"workspace": {"configuration": True}}}})
+        while receive(deadline).get("id") != 1:
+            pass
+        send({"method": "initialized", "params": {}})
+        send({"method": "workspace/didChangeConfiguration", "params": {"settings": {"yaml": settings}}})
+        uris = {f.resolve().as_uri(): f.name for f in files}
+        for f in files:
+            send({"method": "textDocument/didOpen", "params": {"textDocument": {
+                "uri": f.resolve().as_uri(), "languageId": "yaml", "version": 1, "text": f.read_text()}}})
+        out: dict[str, list[str]] = {}
+        while len(out) < len(files):
+            m = receive(deadline)
+            if "id" in m and "method" in m:            # the server asks for its settings
+                items = m.get("params", {}).get("items", [])
+                send({"id": m["id"], "result": [settings] * len(items) if items else None})
+            elif m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] in uris:
+                out[uris[m["params"]["uri"]]] = [d["message"] for d in m["params"]["diagnostics"]]
+        return out
+    finally:
+        proc.kill()
+
+
+@pytest.mark.skipif(_language_server() is None, reason="yaml-language-server not installed "
+                    "(npm install yaml-language-server; or set YAML_LANGUAGE_SERVER)")
+def test_an_editor_with_yaml_language_server_flags_only_the_broken_file(tmp_path):
+    ok, bad = tmp_path / "ok.yaml", tmp_path / "bad.yaml"
+    text = (ROOT / "scenarios/validation/mmc.yaml").read_text()
+    ok.write_text(text)
+    bad.write_text(text.replace("teams: 10", "teams: ten").replace("horizon_days: 60", "horizon_dayz: 60"))
+    child = ROOT / "scenarios/eugene/cahoots.yaml"
+    found = _diagnostics(_language_server(), ROOT / "docs/scenario.schema.json", [ok, bad, child])
+    assert found["ok.yaml"] == [] and found["cahoots.yaml"] == []
+    assert any("horizon_days" in m for m in found["bad.yaml"]) and any("horizon_dayz" in m for m in found["bad.yaml"])
+    assert any("integer" in m for m in found["bad.yaml"]), found["bad.yaml"]
