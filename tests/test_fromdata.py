@@ -224,6 +224,9 @@ def test_real_export_end_to_end_with_volume_accounting(tmp_path, path, name):
     for r in table["interval_exclusions"].itertuples():
         assert html.escape(r.reason) in text
     assert "Crosswalk coverage" in text and ("QQ plots" in text) == (name != "san_diego")
+    cov = table["crosswalk"]
+    if name == "san_diego":      # the crosswalk holds every code of SDPD's table; README: 21 rows are not in it
+        assert set(cov.loc[cov["rule"] == "", "raw_type"]) <= {"(none)", "1016P"}
     # and it runs
     res = sim.run(sim.load_scenario(out, ["horizon_days=1", "warmup_days=0.25"]), replications=1, seed=1, workers=1)
     assert len(res.calls) > 0
