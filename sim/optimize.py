@@ -202,8 +202,9 @@ class Variable:
     start: str | None = None
     end: str | None = None
 
-    def entry(self, teams: int) -> dict:
-        return {"days": self.days, "start": self.start, "end": self.end, "teams": int(teams)}
+    def entry(self, teams: int, post=None) -> dict:
+        e = {"name": self.label, "days": self.days, "start": self.start, "end": self.end, "teams": int(teams)}
+        return e if post is None else dict(e, post=post)
 
     def hours(self) -> np.ndarray:
         """Hours of the week (168 booleans) this shift covers (blocks and patterns)."""
@@ -269,7 +270,7 @@ def apply_roster(raw: dict, vs: list[Variable], x: tuple[int, ...]) -> dict:
         if v.kind in ("block", "pattern"):
             shifts.setdefault(v.target, [])
             if n:
-                shifts[v.target].append(v.entry(n))
+                shifts[v.target].append(v.entry(n, _first_post(raw["pools"][v.target])))
             if v.kind == "block" and v.days == "daily" and v.start == "00:00" and v.end == "24:00":
                 single[v.target] = int(n)
         elif v.kind == "vehicles":
@@ -278,14 +279,25 @@ def apply_roster(raw: dict, vs: list[Variable], x: tuple[int, ...]) -> dict:
             data["facilities"][v.target]["beds"] = int(n)
     for pool, entries in shifts.items():
         p = data["pools"][pool]
-        p.pop("teams", None)
-        p.pop("shifts", None)
+        for k in ("teams", "shifts", "posts"):
+            p.pop(k, None)
         if pool in single and sum(1 for v in vs if v.target == pool and v.kind in ("block", "pattern")) == 1 \
                 and single[pool] > 0:
             p["teams"] = single[pool]
         else:
             p["shifts"] = entries
     return data
+
+
+def _first_post(pool: dict):
+    """Where the pool's crews were posted (the first post of the pool or of its first shift
+    entry), kept for the decided shifts; None: the pool's base."""
+    if pool.get("posts"):
+        return pool["posts"][0]
+    for e in pool.get("shifts") or []:
+        if isinstance(e, dict) and (e.get("post") is not None or e.get("posts")):
+            return e.get("post") if e.get("post") is not None else e["posts"][0]
+    return None
 
 
 # --------------------------------------------------------------------------- queueing formulas
@@ -620,24 +632,27 @@ class _Search:
 
     # --- judging ------------------------------------------------------------------
 
-    def screen_ok(self, e: Evaluation) -> bool:
-        """Every target holds at the screening level: the one-sided t bound at
-        ``screening_level`` (0.8, raised after each rejected confirmation) of the screening
-        replications, so a noisy roster needs a margin."""
+    def screened(self, e: Evaluation, g: Goal) -> float:
+        """A target's value as screening judges it: the one-sided t bound at
+        ``screening_level`` (0.8, raised after each rejected confirmation) over the screening
+        replications, on the target's side, so a noisy roster needs a margin (the mean when
+        the bound is undefined)."""
         from .metrics import t_interval
-        for g in self.goals:
-            v = e.values[g.kpi].to_numpy(float) if g.kpi in e.values else np.array([math.nan])
-            m, lo, hi = t_interval(v, 2.0 * self.screening_level - 1.0)
-            near = hi if g.at_most else lo
-            if not g.holds(near if near == near else m):
-                return False
-        return True
+        v = e.values[g.kpi].to_numpy(float) if g.kpi in e.values else np.array([math.nan])
+        m, lo, hi = t_interval(v, 2.0 * self.screening_level - 1.0)
+        near = hi if g.at_most else lo
+        return near if near == near else m
+
+    def screen_ok(self, e: Evaluation) -> bool:
+        return all(g.holds(self.screened(e, g)) for g in self.goals)
 
     def violation(self, e: Evaluation) -> float:
-        return sum(max(0.0, -g.margin(e.mean(g.kpi))) for g in self.goals)
+        """How far the screened values miss their targets (sum of normalised shortfalls)."""
+        return sum(max(0.0, -g.margin(self.screened(e, g))) for g in self.goals)
 
     def slack(self, e: Evaluation) -> float:
-        return min(g.margin(e.mean(g.kpi)) for g in self.goals)
+        """The smallest normalised margin of the screened values."""
+        return min(g.margin(self.screened(e, g)) for g in self.goals)
 
     def cost(self, e: Evaluation) -> float:
         return e.mean(self.spec.objective)
@@ -797,7 +812,13 @@ class _Search:
                     best = min(self.cost(c) for c in evs)
                     near = [c for c in evs if self.cost(c) <= best + 0.01 * abs(best)]
                     y = max(near, key=lambda c: (self.slack(c), -self.cost(c))).x
-                    self.log("remove", frm=self.key(x), to=self.key(y), cost=self.cost(self.cache[y, self.seed]))
+                    if len(evs) > 1:           # every removal that keeps the targets, at once
+                        both = tuple(np.array(x) - sum(np.array(x) - np.array(c.x) for c in evs))
+                        if both not in visited and both not in rejected and self.valid(both) and \
+                                self.screen_ok(self.evaluate([both], R, self.seed)[0]):
+                            y = both
+                    self.log("remove", frm=self.key(x), to=self.key(y), x=list(y),
+                             cost=self.cost(self.cache[y, self.seed]))
                     self.progress(f"remove -> {self.describe(y)}")
                     x = y
                     visited.add(x)
@@ -822,8 +843,15 @@ class _Search:
             def gain(c: Evaluation) -> float:
                 d = (base_v - self.violation(c)) if base_v > 0 else (self.slack(c) - base_s)
                 return d / max(self.cost(c) - base_c, 1e-9 * max(abs(base_c), 1.0))
-            y = max(evs, key=lambda c: (gain(c), -self.cost(c))).x
-            self.log("add", frm=self.key(x), to=self.key(y))
+            b = max(evs, key=lambda c: (gain(c), -self.cost(c)))
+            y = b.x
+            helps = [c for c in evs if gain(c) > 0]
+            if base_v > 0 and not self.screen_ok(b) and len(helps) > 1:   # far off: every helping addition
+                both = tuple(np.array(x) + sum(np.array(c.x) - np.array(x) for c in helps))
+                if both not in visited and self.valid(both) and \
+                        self.violation(self.evaluate([both], R, self.seed)[0]) < self.violation(b):
+                    y = both
+            self.log("add", frm=self.key(x), to=self.key(y), x=list(y))
             self.progress(f"add -> {self.describe(y)}")
             x = y
             visited.add(x)
