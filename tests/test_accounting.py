@@ -233,3 +233,27 @@ def test_precision_can_target_the_paired_differences(scenario_path, tmp_path):
     # and the rule stops at the first prefix that meets the target
     prefix = res.kpis[res.kpis["replication"] < res.replications - 1]
     assert not precision_table(prefix, 0.5, ["police_hours"], base)["within"].all()
+
+
+def test_eugene_summary_shows_eligible_response_by_responder(scenario_path, tmp_path):
+    """The default comparison's summary.csv carries eligible-call response time per responder
+    and the share reached within 30 minutes counting unanswered calls as misses."""
+    import pandas as pd
+    from sim.experiment import compare
+    files = [scenario_path("scenarios/eugene/police_only.yaml"), scenario_path("scenarios/eugene/cahoots.yaml")]
+    res = compare(files, replications=2, seed=3, overrides={"horizon_days": 7, "warmup_days": 1},
+                  workers=1, out=tmp_path / "eugene")
+    summary = pd.read_csv(tmp_path / "eugene" / "summary.csv")
+    keys = list(res.cells["scenario"])
+    have = {(r.scenario, r.metric) for r in summary.itertuples()}
+    assert (keys[0], "response_time_p50.eligible.police") in have
+    for m in ("response_time_p50.eligible.civilian", "response_time_p90.eligible.civilian",
+              "response_time_p50.eligible.police", "share_within_30.eligible"):
+        assert (keys[1], m) in have, m
+    # the share counts every eligible call, answered or not, replayed from the stored log
+    calls = res.calls[(res.calls["scenario"] == keys[1]) & res.calls["eligible"] & ~res.calls["proactive"]]
+    per_rep = calls.groupby("replication").apply(
+        lambda g: ((g["response_time"].fillna(np.inf) <= 30) & (g["responder"] != "remote")).sum()
+        / (g["responder"] != "remote").sum())
+    row = summary[(summary["scenario"] == keys[1]) & (summary["metric"] == "share_within_30.eligible")]
+    assert float(row["mean"].iloc[0]) == pytest.approx(per_rep.mean(), rel=1e-9)
