@@ -25,6 +25,7 @@ CFS = REPO.parent / "shared" / "data" / "cfs"          # ../shared: read here, n
 DECC = CFS / "decc_psap" / "decc_cad_2025-08-24_to_2025-11-08.csv.gz"
 SAN_DIEGO = CFS / "san_diego" / "sdpd_calls_for_service_2023-01-01_to_2023-01-20.csv.gz"
 NOLA = CFS / "new_orleans" / "nopd_calls_for_service_2026_schema_sample.csv"
+SHIPPED_SD = REPO / "data" / "cfs" / "san_diego" / "sdpd_calls_for_service_2023-01-01_to_2023-01-07.csv.gz"  # PDDL
 needs = lambda p: pytest.mark.skipif(not p.exists(), reason=f"{p} not available (../shared)")  # noqa: E731
 
 # --------------------------------------------------------------------------- closed loop
@@ -193,7 +194,8 @@ def test_closed_loop_scenario_runs_and_holdout_covers_nominally(loop, tmp_path):
 
 REAL = [pytest.param(SAN_DIEGO, "san_diego", marks=needs(SAN_DIEGO), id="san_diego"),
         pytest.param(DECC, "decc", marks=needs(DECC), id="decc"),
-        pytest.param(NOLA, "new_orleans", marks=needs(NOLA), id="new_orleans")]
+        pytest.param(NOLA, "new_orleans", marks=needs(NOLA), id="new_orleans"),
+        pytest.param(SHIPPED_SD, "san_diego", id="san_diego_shipped_week")]
 
 
 @pytest.mark.parametrize("path,name", REAL)
