@@ -197,7 +197,7 @@ def from_cad(calls: str | Path, columns: str | Path | dict | ColumnMap, crosswal
         pf = fit_profile(g["bin"].to_numpy(), exposure)
         profiles[str(ch)] = pf
         dcv[str(ch)] = daily_cv(g["received"], start, end)
-        if dcv[str(ch)][1] < 14:
+        if dcv[str(ch)][1] < 8:
             notes.append(f"channel {ch}: daily_cv 0, not estimable (it needs two or more of a weekday; "
                          f"the period has {dcv[str(ch)][1]} days)")
         notes += [f"channel {ch}: {n}" for n in pf.notes]
