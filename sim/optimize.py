@@ -251,12 +251,15 @@ def check_against(spec: OptimizeSpec, scenario: Scenario, file: str, positions: 
         if d.beds is not None and d.beds not in scenario.facilities:
             fail(f"decisions.{i}.beds", f"unknown facility '{d.beds}'; facilities: "
                  f"{', '.join(scenario.facilities) or '(none defined)'}")
-    seen: dict[tuple, int] = {}
-    for i, d in enumerate(spec.decisions):
-        key = (d.pool and "pool", d.pool or d.vehicles or d.beds)
-        if d.pool is None and key in seen:
-            fail(f"decisions.{i}", f"'{key[1]}' is already decided by decisions.{seen[key]}")
-        seen.setdefault(key, i)
+    for kind in ("vehicles", "beds"):
+        first: dict[str, int] = {}
+        for i, d in enumerate(spec.decisions):
+            name = getattr(d, kind)
+            if name is None:
+                continue
+            if name in first:
+                fail(f"decisions.{i}.{kind}", f"'{name}' is already decided by decisions.{first[name]}")
+            first[name] = i
 
 
 def apply_roster(raw: dict, vs: list[Variable], x: tuple[int, ...]) -> dict:
@@ -770,9 +773,11 @@ class _Search:
         return tuple(x)
 
     def _max_wait(self, pool: str) -> float | None:
+        """The wait (minutes) before a call leaves the first tier that holds ``pool``
+        (None: it waits without limit, or no path puts the pool first)."""
         for path in self.base.triage.paths.values():
-            pools = list(path.pools)
-            if pools and pools[0] == pool:
+            tiers = path.tier_pools()
+            if tiers and pool in tiers[0]:
                 w = path.waits()[0]
                 return None if w is None else float(w)
         return None
@@ -813,11 +818,11 @@ class _Search:
                     near = [c for c in evs if self.cost(c) <= best + 0.01 * abs(best)]
                     y = max(near, key=lambda c: (self.slack(c), -self.cost(c))).x
                     if len(evs) > 1:           # every removal that keeps the targets, at once
-                        both = tuple(np.array(x) - sum(np.array(x) - np.array(c.x) for c in evs))
+                        both = tuple(int(n) for n in np.array(x) - sum(np.array(x) - np.array(c.x) for c in evs))
                         if both not in visited and both not in rejected and self.valid(both) and \
                                 self.screen_ok(self.evaluate([both], R, self.seed)[0]):
                             y = both
-                    self.log("remove", frm=self.key(x), to=self.key(y), x=list(y),
+                    self.log("remove", frm=self.key(x), to=self.key(y), x=[int(n) for n in y],
                              cost=self.cost(self.cache[y, self.seed]))
                     self.progress(f"remove -> {self.describe(y)}")
                     x = y
@@ -847,11 +852,11 @@ class _Search:
             y = b.x
             helps = [c for c in evs if gain(c) > 0]
             if base_v > 0 and not self.screen_ok(b) and len(helps) > 1:   # far off: every helping addition
-                both = tuple(np.array(x) + sum(np.array(c.x) - np.array(x) for c in helps))
+                both = tuple(int(n) for n in np.array(x) + sum(np.array(c.x) - np.array(x) for c in helps))
                 if both not in visited and self.valid(both) and \
                         self.violation(self.evaluate([both], R, self.seed)[0]) < self.violation(b):
                     y = both
-            self.log("add", frm=self.key(x), to=self.key(y), x=list(y))
+            self.log("add", frm=self.key(x), to=self.key(y), x=[int(n) for n in y])
             self.progress(f"add -> {self.describe(y)}")
             x = y
             visited.add(x)

@@ -247,3 +247,12 @@ def test_outputs_are_written(peaked_run):
     assert f["cost_per_year"].is_monotonic_increasing and f["fallback_rate"].is_monotonic_decreasing
     info = json.loads((out / "result.json").read_text())
     assert info["status"] == "optimal" and sum(info["roster"].values()) == peaked_run.roster["value"].sum()
+
+
+def test_budget_stops_the_search_with_one_line(tmp_path, capsys):
+    code = main(["optimize", MMC, "--targets", str(_yaml(tmp_path / "t.yaml", MMC_SPEC)), "--budget", "5",
+                 "--out", str(tmp_path / "o"), "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "budget of 5 replications" in err[0]
+    info = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert info["status"] == "budget" and info["replications"] <= 5
