@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## Headless Chromium for the report test (Debian package; the test fails without it when CI=true).
+## Headless Chromium (report --pdf, report tests) and poppler-utils (pdftoppm, pdftotext: the PDF
+## test); Debian packages; the tests fail without them when CI=true.
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-	  echo "warning: could not install chromium; the browser test will skip (or fail with CI=true)"
+	@(command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1) && \
+	  command -v pdftoppm >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null) || \
+	  echo "warning: could not install chromium/poppler-utils; the browser tests will skip (or fail with CI=true)"
 
 ## Default comparison: Eugene police only vs CAHOOTS, same calls; charts and report in results/default.
 run: $(STAMP)

@@ -10,18 +10,27 @@ scenario(s) and the number of replications.
 Charts:
 
 * :func:`response_time_cdf` - response-time distribution per scenario, p50/p90 marked, target line
-* :func:`fallback_by_hour` - eligible calls handled without police / falling back to police, by hour of week
-* :func:`utilisation_by_hour` - teams busy against teams on duty, by hour of week, per pool
+* :func:`fallback_by_hour` - eligible calls falling back (all units busy / none on shift) and handled
+  without police, by hour of week
+* :func:`utilisation_by_hour` - units busy against units on duty, by hour of week, per pool
 * :func:`sweep_curve` - a KPI against a swept field with its 95% band
 * :func:`bed_occupancy` - beds occupied over time per facility, and refusals per facility
 * :func:`forest` - differences of KPIs to the first scenario, with 95% intervals
 * :func:`zone_map` - zones coloured by a KPI (rectangles from ``rect_km``, else bars)
 
 Calls that arrived during the warm-up (``warmup`` is True) are left out, as in the KPIs.
+Every number a chart prints (a median, a p90, a share within the target, a utilisation) is
+the KPI of :mod:`sim.metrics`, computed per replication and then averaged, read from a
+summary table when one is given. Legends sit below the plot, never over the data; charts
+are 6.4 inches wide so that their text stays readable on a 420-pixel phone screen, and
+:func:`figure_svg` / :func:`figure_png` give SVG (text as text) or PNG at twice screen
+resolution. Labels are in words (:func:`metric_label`, :func:`describe_field`).
 """
 from __future__ import annotations
 
+import io
 import math
+import re
 import textwrap
 from collections.abc import Mapping
 
@@ -33,7 +42,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from .metrics import kpis, summarise, t_interval
 
@@ -52,56 +61,153 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WEEK_HOURS = 168
 SEQUENTIAL = "cividis"   # lightness rises monotonically: reads in greyscale
 
-# KPI name -> (label, unit); unit "%" means a share plotted as a percentage.
+# KPI name -> (label, unit); unit "%" means a share plotted as a percentage. Names with a
+# suffix (``.eligible``, ``.<pool>``...) are built by :func:`metric_label` from these heads.
 METRIC_LABELS = {
     "calls": ("Calls", "calls"),
     "calls_per_day": ("Calls per day", "calls/day"),
     "response_time_mean": ("Mean response time", "min"),
     "response_time_p50": ("Median response time", "min"),
     "response_time_p90": ("90th percentile response time", "min"),
-    "queue_wait_mean": ("Mean wait for a team", "min"),
+    "callback_time_mean": ("Mean time to a phone callback", "min"),
+    "callback_time_p90": ("90th percentile time to a phone callback", "min"),
+    "queue_wait_mean": ("Mean wait for a unit to be assigned", "min"),
     "travel_time_mean": ("Mean travel time", "min"),
-    "diversion_rate": ("Calls closed without police", "%"),
+    "diversion_rate": ("Calls closed without police on scene", "%"),
     "eligible_diversion_rate": ("Eligible calls handled without police", "%"),
-    "fallback_rate": ("Eligible calls that fell back to police", "%"),
-    "police_backup_rate": ("Police backup requests per team call", "%"),
+    "fallback_rate": ("Eligible calls that fell back to a later responder", "%"),
+    "fallback_busy_rate": ("Eligible calls that fell back: every program unit busy", "%"),
+    "fallback_unstaffed_rate": ("Eligible calls that fell back: no program unit on shift", "%"),
+    "answered_by_police_rate": ("Eligible calls answered by police", "%"),
+    "police_backup_rate": ("Police backup requests per call a non-police unit answered", "%"),
     "no_response_rate": ("Calls nobody answered", "%"),
+    "unfinished_rate": ("Calls still open when the run stopped", "%"),
+    "unfinished_calls": ("Calls still open when the run stopped", "calls"),
     "police_hours": ("Police unit-hours on calls", "hours"),
-    "utilisation": ("Utilisation", "%"),
-    "cost_per_call": ("Staffed cost per call", "currency/call"),
+    "utilisation": ("Utilisation (busy share of on-duty time)", "%"),
+    "overtime_hours": ("Overtime past shift end", "hours"),
+    "cost_per_call": ("Staffed cost per call", "{cur} per call"),
+    "cost_total": ("Total cost of the measured period", "{cur}"),
+    "cost_per_year": ("Total cost per year", "{cur} a year"),
+    "transports": ("Transports to", "transports"),
+    "transport_consent_refused": ("Transports the person declined", "transports"),
+    "door_wait_hours": ("Team-hours waiting at facility doors", "hours"),
+    "occupancy_mean": ("Mean beds occupied", "beds"),
+    "occupancy_peak": ("Most beds occupied at once", "beds"),
+    "refusal_rate": ("Arrivals turned away, facility full", "%"),
+    "admissions": ("Admissions", "people"),
+    "backups": ("Police backup requests", "requests"),
+    "backup_delay_mean": ("Mean wait for police backup", "min"),
+    "followups_done": ("Follow-up visits made", "visits"),
+    "followups_missed": ("Follow-up visits missed", "visits"),
+    "followups_preempted": ("Follow-up visits interrupted by an urgent call", "visits"),
+    "repeat_calls": ("Calls from people who had called before", "calls"),
+    "unique_people": ("People served", "people"),
+    "calls_prevented": ("Calls prevented by case management", "calls"),
+    "outreach_contacts": ("Outreach contacts", "contacts"),
+    "shootings": ("Shootings", "shootings"),
 }
+# who answered (the call log's ``responder``), in plain words
+RESPONDER_LABELS = {"police": "police", "co_responder": "co-responder teams", "civilian": "civilian teams",
+                    "remote": "phone teams", "none": "nobody"}
+# ``eligible_share.<category>`` in plain words (sim.metrics.ELIGIBLE_CATEGORIES)
+SHARE_LABELS = {
+    "program_no_police": "Program team, no police on scene",
+    "program_police_on_scene": "Program team, police also on scene (co-responder or backup)",
+    "fallback_busy": "Police (or the next responder): every program unit was busy",
+    "fallback_unstaffed": "Police (or the next responder): no program unit was on shift",
+    "police_first": "Police, sent there first (by the call's path or by screening)",
+    "unanswered": "Nobody answered within the waits",
+    "unfinished": "Still open when the run stopped",
+}
+_STATS = {"mean": "Mean", "p50": "Median", "p90": "90th percentile"}
 
 
-def metric_label(metric: str) -> tuple[str, str]:
-    """(plain-language label, unit) of a KPI name; ``utilisation.crisis`` -> ('Utilisation of crisis', '%')."""
+def words(name) -> str:
+    """A pool, facility, call type or field name in plain words: 'hospital_ed' -> 'hospital ed'."""
+    return str(name).replace("_", " ").replace(".", " ").strip()
+
+
+def metric_label(metric: str, currency: str = "USD") -> tuple[str, str]:
+    """(plain-language label, unit) of a KPI name (every name :func:`sim.metrics.kpis` writes):
+    ``utilisation.crisis_team`` -> ('Utilisation (busy share of on-duty time): crisis team', '%');
+    ``response_time_p90.eligible.civilian`` -> ('90th percentile response time, eligible calls
+    answered by civilian teams', 'min'). Costs are in ``currency``. No label keeps a ``_`` or ``.``."""
+    def done(label: str, unit: str) -> tuple[str, str]:
+        return label, unit.replace("{cur}", currency)
     if metric in METRIC_LABELS:
-        return METRIC_LABELS[metric]
-    head, _, pool = metric.partition(".")
-    if head in METRIC_LABELS and pool:
+        return done(*METRIC_LABELS[metric])
+    m = re.fullmatch(r"response_time_(mean|p50|p90)\.(.+)", metric)
+    if m:
+        stat, rest = _STATS[m.group(1)], m.group(2)
+        if rest == "eligible":
+            return f"{stat} response time, eligible calls", "min"
+        if rest == "not_eligible":
+            return f"{stat} response time, calls not eligible", "min"
+        if rest.startswith("eligible."):
+            kind = rest.removeprefix("eligible.")
+            return f"{stat} response time, eligible calls answered by {RESPONDER_LABELS.get(kind, words(kind))}", "min"
+        if rest.startswith("type."):
+            return f"{stat} response time, {words(rest.removeprefix('type.'))} calls", "min"
+    m = re.fullmatch(r"share_within_([0-9.]+)(\.eligible)?", metric)
+    if m:
+        who = "Eligible calls" if m.group(2) else "Calls"
+        return f"{who} reached on scene within {m.group(1)} min", "%"
+    m = re.fullmatch(r"police_response_time_p(\d+)_mean", metric)
+    if m:
+        return f"Police mean response time, priority {m.group(1)}", "min"
+    head, _, rest = metric.partition(".")
+    if head == "eligible_share" and rest:
+        return f"Eligible calls: {SHARE_LABELS.get(rest, words(rest)).lower()}", "%"
+    if head in METRIC_LABELS and rest:
         label, unit = METRIC_LABELS[head]
-        return f"{label}: {pool}", unit
-    if metric.startswith("police_response_time_p") and metric.endswith("_mean"):
-        prio = metric.removeprefix("police_response_time_p").removesuffix("_mean")
-        return f"Police mean response time, priority {prio}", "min"
-    return metric.replace("_", " "), ""
+        return done(f"{label} {words(rest)}" if head == "transports" else f"{label}: {words(rest)}", unit)
+    text = words(metric)
+    return text[:1].upper() + text[1:], ""
 
 
-def axis_label(metric: str) -> str:
-    label, unit = metric_label(metric)
+def axis_label(metric: str, currency: str = "USD") -> str:
+    label, unit = metric_label(metric, currency)
     return f"{label} ({unit})" if unit else label
+
+
+def describe_field(path: str) -> str:
+    """A swept field path in plain words: 'pools.crisis_team.teams' -> 'Teams on duty, crisis team
+    (24/7)', 'pools.cahoots.shifts.1.teams' -> 'Teams on duty, cahoots, shift 2'."""
+    parts = str(path).split(".")
+    m = re.fullmatch(r"pools\.([^.]+)\.teams", path)
+    if m:
+        return f"Teams on duty, {words(m.group(1))} (24/7)"
+    m = re.fullmatch(r"pools\.([^.]+)\.shifts\.(-?\d+)\.teams", path)
+    if m:
+        k = int(m.group(2))
+        return f"Teams on duty, {words(m.group(1))}, {'last shift' if k == -1 else f'shift {k + 1}'}"
+    m = re.fullmatch(r"vehicles\.([^.]+)", path)
+    if m:
+        return f"Vehicles, {words(m.group(1))}"
+    m = re.fullmatch(r"facilities\.([^.]+)\.beds", path)
+    if m:
+        return f"Beds at {words(m.group(1))}"
+    m = re.fullmatch(r"triage\.paths\.([^.]+)\.max_wait_min(?:\.(\d+))?", path)
+    if m:
+        return f"Longest wait for the first responder, {words(m.group(1))} calls (min)"
+    text = " ".join(words(p) for p in parts if not p.isdigit())
+    return text[:1].upper() + text[1:]
 
 
 # --------------------------------------------------------------------------- helpers
 
+WIDTH = 6.4          # inches: at 420 px the text still reads (scale about 0.6)
 
-def _figure(nrows: int = 1, ncols: int = 1, size=(8.0, 4.5), **kw) -> tuple[Figure, np.ndarray]:
+
+def _figure(nrows: int = 1, ncols: int = 1, size=(WIDTH, 4.2), **kw) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
-    fig.get_layout_engine().set(rect=(0, 0.06, 1, 0.94))  # room for the footnote
     axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
     for ax in axes.flat:
         ax.grid(True, color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
+        ax.tick_params(labelsize=9)
     return fig, axes
 
 
@@ -117,24 +223,25 @@ def _names(df: pd.DataFrame, col: str = "scenario") -> list[str]:
 
 
 def source_note(df: pd.DataFrame, extra: str | None = None) -> str:
-    """'Source: scenario 'A' and 'B'; 10 replications each.' from a table's own columns."""
+    """'Source: scenarios A and B; 10 replications each.' from a table's own columns."""
     names = _names(df)
     parts = []
     if names:
-        shown = ", ".join(f"'{n}'" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         parts.append(f"Source: scenario{'s' if len(names) > 1 else ''} {shown}")
     reps = None
     if "replication" in df and len(df):
         per = df.groupby("scenario", observed=True)["replication"].nunique() if names else \
             pd.Series([df["replication"].nunique()])
         reps = (int(per.min()), int(per.max()))
-    elif "replications" in df and len(df):
-        reps = (int(df["replications"].min()), int(df["replications"].max()))
+    elif "replications" in df and (df["replications"] > 0).any():     # a KPI no replication had: not a count
+        r = df.loc[df["replications"] > 0, "replications"]
+        reps = (int(r.min()), int(r.max()))
     if reps:
         lo, hi = reps
         each = " each" if len(names) > 1 else ""
         parts.append(f"{lo} replication{'s' if lo != 1 else ''}{each}" if lo == hi
-                     else f"{lo}-{hi} replications")
+                     else f"{lo} to {hi} replications")
     if extra:
         parts.append(extra)
     return "; ".join(parts) + "." if parts else ""
@@ -144,18 +251,51 @@ def _finish(fig: Figure, title: str, note: str) -> Figure:
     width = int(fig.get_figwidth() * 8.5)          # characters of a bold 12 pt title per line
     fig.suptitle(textwrap.fill(title, width), fontsize=12, fontweight="bold")
     if note:
-        fig.text(0.01, 0.01, note, fontsize=7.5, color="#333333", ha="left", va="bottom", wrap=True,
+        text = textwrap.fill(note, int(fig.get_figwidth() * 15))
+        lines = text.count("\n") + 1
+        bottom = (0.16 + 0.125 * lines) / fig.get_figheight()
+        fig.get_layout_engine().set(rect=(0, bottom, 1, 1 - bottom))      # left, bottom, width, height
+        fig.text(0.01, 0.08 / fig.get_figheight(), text, fontsize=8, color="#333333", ha="left", va="bottom",
                  gid="footnote")
     return fig
+
+
+def _legend_below(fig: Figure, ax, ncols: int = 1, handles_from=None, **kw) -> None:
+    """The legend under ``ax`` (below its x label: give the bottom axes), outside every plot,
+    so it never covers data; entries from ``handles_from`` (default ``ax``), wrapped to the
+    figure's width."""
+    handles, labels = (handles_from or ax).get_legend_handles_labels()
+    if handles:
+        chars = int(fig.get_figwidth() * 13 / ncols)
+        labels = [textwrap.fill(label, chars) for label in labels]
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, fontsize=9,
+                  frameon=False, **kw)
+
+
+def figure_svg(fig: Figure) -> str:
+    """The figure as SVG text (text kept as text, so it scales and can be searched), with no
+    date and a fixed id salt: the same chart gives the same bytes."""
+    from matplotlib import rc_context
+    buf = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "crisis-sim"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def figure_png(fig: Figure, dpi: int = 200) -> bytes:
+    """The figure as PNG at ``dpi`` (200: twice a 100-dpi screen)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
 
 
 def _measured(calls: pd.DataFrame) -> pd.DataFrame:
     return calls[~calls["warmup"].to_numpy(bool)] if "warmup" in calls else calls
 
 
-def _week_axis(ax, label: str = "Hour of week (Monday 00:00 = 0)") -> None:
+def _week_axis(ax, label: str = "Hour of the week the call came in") -> None:
     ax.set_xlim(0, WEEK_HOURS)
-    ax.set_xticks(np.arange(0, WEEK_HOURS + 1, 24))
+    ax.set_xticks(np.arange(0, WEEK_HOURS + 1, 24), labels=[""] * 8)
     ax.set_xticks(np.arange(12, WEEK_HOURS, 24), labels=DAYS, minor=True)
     ax.tick_params(axis="x", which="minor", length=0)
     ax.set_xlabel(label)
@@ -179,87 +319,141 @@ def hours_observed(scenario) -> np.ndarray:
     return np.bincount(np.arange(h0, h1) % WEEK_HOURS, minlength=WEEK_HOURS)
 
 
+def kpi_means(calls: pd.DataFrame, by: str = "scenario") -> dict[str, dict[str, float]]:
+    """``{by value: {KPI: mean over replications}}`` from a call log alone, through
+    :func:`sim.metrics.kpis` (the one definition); for charts drawn without a summary table.
+    Only KPIs that need no pools or scenario are meaningful here (response times, shares)."""
+    empty_pools = pd.DataFrame(columns=["pool", "busy_min", "on_duty_min", "overtime_min", "busy_on_duty_min",
+                                        "staffed_cost", "calls_served", "remote"])
+    out = {}
+    for name in _names(calls, by):
+        g = calls[calls[by].astype(object) == name]
+        reps = [r for _, r in g.groupby("replication", observed=True)] if "replication" in g else [g]
+        per = pd.DataFrame([kpis(r, empty_pools, math.nan) for r in reps])
+        out[name] = {k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+                     for k, v in per.astype(float).items()}
+    return out
+
+
+def _summary_means(summary: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+    """``{scenario: {KPI: mean}}`` from a summary table (scenario, metric, mean)."""
+    if summary is None or not len(summary):
+        return {}
+    s = summary if "scenario" in summary else summary.assign(scenario="")
+    return {str(k): dict(zip(g["metric"], g["mean"].astype(float))) for k, g in s.groupby("scenario", sort=False)}
+
+
 # --------------------------------------------------------------------------- charts
 
 
 def response_time_cdf(calls: pd.DataFrame, target_min: float | None = None, by: str = "scenario",
-                      title: str = "Time until help arrives", points: int = 400) -> Figure:
-    """Cumulative share of answered calls with help on scene within x minutes, one line per
-    ``by`` value (pooled over replications), the median (p50) and p90 marked, and a vertical
-    line at ``target_min`` minutes with each scenario's share within it in the legend."""
+                      title: str = "Time until help arrives", points: int = 400, eligible_only: bool = False,
+                      summary: pd.DataFrame | None = None) -> Figure:
+    """Share of calls reached on scene within x minutes, one line per ``by`` value: in each
+    replication the empirical distribution of on-scene response times (the calls the
+    ``response_time_*`` KPIs count), averaged over replications. The median (p50) and p90
+    markers and the share within ``target_min`` in the legend are the KPIs themselves
+    (per replication, then averaged): read from ``summary`` (scenario, metric, mean) when
+    given, else computed by :func:`sim.metrics.kpis` from the log. ``eligible_only``: only
+    calls eligible for the program (the ``.eligible`` KPIs)."""
     fig, axes = _figure()
     ax = axes[0, 0]
     c = _measured(calls)
-    q = np.linspace(0.0, 1.0, points + 1)
+    if "proactive" in c:
+        c = c[~c["proactive"].to_numpy(bool)]
+    if "outcome" in c:
+        c = c[c["outcome"].astype(object) != "prevented"]
+    if eligible_only:
+        c = c[c["eligible"].to_numpy(bool)]
+    suffix = ".eligible" if eligible_only else ""
+    means = _summary_means(summary) if summary is not None else kpi_means(calls, by)
     xmax = 0.0
     for i, name in enumerate(_names(c, by)):
-        rt = c.loc[c[by].astype(object) == name, "response_time"].to_numpy(float)
-        rt = rt[~np.isnan(rt)]
-        if not len(rt):
+        g = c[c[by].astype(object) == name]
+        reps = [r for _, r in g.groupby("replication", observed=True)] if "replication" in g else [g]
+        samples = [np.sort(r["response_time"].to_numpy(float)) for r in reps]
+        samples = [s[~np.isnan(s)] for s in samples]
+        samples = [s for s in samples if len(s)]
+        if not samples:
             continue
+        xmax = max(xmax, float(np.mean([np.quantile(s, 0.95) for s in samples])) * 1.25)
         st = _style(i)
-        x = np.quantile(rt, q)
-        p50, p90 = np.quantile(rt, [0.5, 0.9])
-        label = f"{name}: p50 {p50:.0f} min, p90 {p90:.0f} min"
-        if target_min is not None:
-            label += f", {np.mean(rt <= target_min):.0%} within {target_min:g} min"
-        ax.plot(x, q, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=label,
+        k = means.get(name, {})
+        p50, p90 = k.get(f"response_time_p50{suffix}", math.nan), k.get(f"response_time_p90{suffix}", math.nan)
+        label = f"{name}: median {p50:.0f} min, p90 {p90:.0f} min"
+        share = k.get(f"share_within_{target_min:g}{suffix}", math.nan) if target_min is not None else math.nan
+        if share == share:
+            label += f", {share:.0%} within {target_min:g} min"
+        grid = np.linspace(0.0, float(max(s[-1] for s in samples)), points + 1)
+        y = np.mean([np.searchsorted(s, grid, side="right") / len(s) for s in samples], axis=0)
+        ax.plot(grid, y, color=st["color"], linestyle=st["linestyle"], linewidth=1.8, label=label,
                 gid=f"cdf:{name}")
         ax.plot([p50, p90], [0.5, 0.9], linestyle="none", marker=st["marker"], color=st["color"],
                 markersize=7, markerfacecolor="white", markeredgewidth=1.5, gid=f"pct:{name}")
-        xmax = max(xmax, float(np.quantile(rt, 0.99)))
     if target_min is not None:
         ax.axvline(target_min, color="#555555", linestyle=(0, (2, 2)), linewidth=1.2, gid="target")
-        ax.annotate(f"target {target_min:g} min", (target_min, 0.02), xytext=(4, 0),
-                    textcoords="offset points", fontsize=8, color="#333333")
+        ax.annotate(f"target {target_min:g} min", (target_min, 0.03), xytext=(4, 0),
+                    textcoords="offset points", fontsize=9, color="#333333")
         xmax = max(xmax, target_min * 1.1)
     for level in (0.5, 0.9):
         ax.axhline(level, color="#999999", linewidth=0.6)
     ax.set_xlim(0, xmax * 1.05 if xmax > 0 else 1)
     ax.set_ylim(0, 1.0)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("Response time: call received to first unit on scene (min)")
-    ax.set_ylabel("Answered calls with help on scene (%)")
-    ax.legend(loc="best", fontsize=8, title="markers: p50 and p90", title_fontsize=8)
-    return _finish(fig, title, source_note(c, "warm-up excluded; x axis cut at the 99th percentile"))
+    ax.set_xlabel("Minutes from the call to the first unit on scene")
+    ax.set_ylabel(f"{'Eligible calls' if eligible_only else 'Calls'} reached (%)")
+    _legend_below(fig, ax, title="markers: median and 90th percentile", title_fontsize=9)
+    what = "eligible calls reached on scene" if eligible_only else "calls reached on scene"
+    return _finish(fig, title, source_note(c, f"{what}, after the warm-up; x axis ends past the 95th percentile"))
 
 
 def fallback_by_hour(calls: pd.DataFrame, by: str = "scenario",
-                     title: str = "When teams run out: eligible calls by hour of week") -> Figure:
-    """Two panels over the 168 hours of the week (by hour the call arrived, pooled over
-    replications): the share of eligible calls that fell back to police because no team
-    was free in time, and the share handled without police. One line per ``by`` value."""
-    fig, axes = _figure(2, 1, size=(9.0, 6.0), sharex=True)
+                     title: str = "When eligible calls go to police instead, by hour of the week") -> Figure:
+    """Panels over the 168 hours of the week (by the hour the call came in, pooled over
+    replications), as shares of the eligible calls of that hour: answered by a later tier
+    because every unit of the first tier was busy (``fallback_reason`` busy), because none was
+    on shift (unstaffed), and handled without police. One line per ``by`` value. A fallback
+    panel no call of any line falls into is left out (no empty panels)."""
     c = _measured(calls)
     c = c[c["eligible"].to_numpy(bool)]
-    hours = np.arange(WEEK_HOURS)
+    later = pd.to_numeric(c["tier"], errors="coerce").fillna(-1).to_numpy() > 0
+    reason = c["fallback_reason"].astype(object).to_numpy()
+    panels = [(key, text, later & (reason == key)) for key, text in
+              (("busy", "Every program unit busy"), ("unstaffed", "No program unit on shift"))]
+    panels = [p for p in panels if p[2].any()] + [("diverted", "Handled without police", c["diverted"].to_numpy(bool))]
+    fig, axes = _figure(len(panels), 1, size=(WIDTH, 1.9 + 1.9 * len(panels)), sharex=True)
+    how_all = hour_of_week(c["t_received"])
+    names = c[by].astype(object).to_numpy() if by in c else np.full(len(c), "")
     for i, name in enumerate(_names(c, by)):
-        g = c[c[by].astype(object) == name]
-        how = hour_of_week(g["t_received"])
+        mine = names == name
+        how = how_all[mine]
         n = np.bincount(how, minlength=WEEK_HOURS).astype(float)
-        fell = g["fallback"].to_numpy(bool) & g["police_pool"].to_numpy(bool)
-        fb = np.bincount(how, weights=fell, minlength=WEEK_HOURS) / np.where(n > 0, n, np.nan)
-        dv = np.bincount(how, weights=g["diverted"].to_numpy(bool), minlength=WEEK_HOURS) / np.where(n > 0, n, np.nan)
+        n = np.where(n > 0, n, np.nan)
         st = _style(i)
-        kw = dict(color=st["color"], linestyle=st["linestyle"], linewidth=1.4, label=name,
-                  drawstyle="steps-post")
-        axes[0, 0].plot(hours, fb, gid=f"fallback:{name}", **kw)
-        axes[1, 0].plot(hours, dv, gid=f"diverted:{name}", **kw)
-    axes[0, 0].set_ylabel("Fell back to police\n(% of eligible calls)")
-    axes[1, 0].set_ylabel("Handled without police\n(% of eligible calls)")
-    for ax in axes[:, 0]:
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        kw = dict(color=st["color"], linestyle=st["linestyle"], linewidth=1.3, drawstyle="steps-post")
+        for k, (key, _, sel) in enumerate(panels):
+            axes[k, 0].plot(np.arange(WEEK_HOURS), np.bincount(how, weights=sel[mine], minlength=WEEK_HOURS) / n,
+                            gid=f"{key}:{name}", label=name if k == 0 else None, **kw)
+    for k, (_, text, _) in enumerate(panels):
+        ax = axes[k, 0]
+        ax.set_title(text, fontsize=10, loc="left")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_ylim(bottom=0)
-    _week_axis(axes[1, 0])
-    axes[0, 0].legend(fontsize=8, loc="upper left")
-    return _finish(fig, title, source_note(c, "eligible calls after warm-up, by hour of arrival"))
+    axes[len(panels) // 2, 0].set_ylabel("Share of the eligible calls of that hour")
+    _week_axis(axes[-1, 0])
+    _legend_below(fig, axes[-1, 0], ncols=1, handles_from=axes[0, 0])
+    return _finish(fig, title, source_note(c, "eligible calls after the warm-up, by the hour they came in"))
 
 
 def utilisation_by_hour(hourly: pd.DataFrame, hours, pools: list[str] | None = None,
                         scenario: str | None = None,
-                        title: str = "Teams busy against teams on duty, by hour of week") -> Figure:
-    """Per pool, mean teams on duty (the shift schedule as run) as a step line and mean teams
-    busy as a hatched area, for each hour of the week, averaged over replications.
+                        title: str = "Units busy against units on duty, by hour of the week",
+                        summary: pd.DataFrame | None = None) -> Figure:
+    """Per pool, mean units on duty (the shift schedule as run) as a step line and mean units
+    busy while on duty (busy minus overtime past a shift's end, as the ``utilisation.<pool>``
+    KPI counts) as a hatched area, for each hour of the week, averaged over replications.
+    The panel title gives the KPI: from ``summary`` when given, else (busy - overtime) /
+    on duty over the whole table.
 
     ``hours``: how many times each hour of the week was measured, a 168-array from
     :func:`hours_observed` (or a number of whole weeks). ``scenario`` picks one scenario if
@@ -270,41 +464,72 @@ def utilisation_by_hour(hourly: pd.DataFrame, hours, pools: list[str] | None = N
     pools = pools or _names(h, "pool")
     reps = max(h["replication"].nunique(), 1) if "replication" in h else 1
     counts = np.broadcast_to(np.asarray(hours, dtype=float), (WEEK_HOURS,))
-    fig, axes = _figure(len(pools), 1, size=(9.0, 1.2 + 2.3 * len(pools)), sharex=True)
+    kpi = _summary_means(summary)
+    kpi = kpi.get(str(scenario), next(iter(kpi.values()), {})) if kpi else {}
+    fig, axes = _figure(len(pools), 1, size=(WIDTH, 1.6 + 2.0 * len(pools)), sharex=True)
     x = np.arange(WEEK_HOURS + 1)
     for ax, pool in zip(axes[:, 0], pools):
-        g = h[h["pool"].astype(object) == pool].groupby("hour_of_week")[["on_duty_min", "busy_min"]].sum()
+        cols = ["on_duty_min", "busy_min"] + (["overtime_min"] if "overtime_min" in h else [])
+        g = h[h["pool"].astype(object) == pool].groupby("hour_of_week")[cols].sum()
         g = g.reindex(range(WEEK_HOURS), fill_value=0.0)
+        on_duty_busy = g["busy_min"] - (g["overtime_min"] if "overtime_min" in g else 0.0)
         denom = 60.0 * reps * np.where(counts > 0, counts, np.nan)
         duty = g["on_duty_min"].to_numpy() / denom
-        busy = g["busy_min"].to_numpy() / denom
-        util = g["busy_min"].sum() / g["on_duty_min"].sum() if g["on_duty_min"].sum() else math.nan
+        busy = on_duty_busy.to_numpy() / denom
+        util = kpi.get(f"utilisation.{pool}", math.nan)
+        if util != util and g["on_duty_min"].sum():
+            util = on_duty_busy.sum() / g["on_duty_min"].sum()
         ax.fill_between(x, np.append(busy, busy[-1]), step="post", facecolor="#bbbbbb",
-                        edgecolor="#444444", hatch="//", linewidth=0.0, label="teams busy (mean)",
+                        edgecolor="#444444", hatch="//", linewidth=0.0, label="units busy while on duty (mean)",
                         gid=f"busy:{pool}")
         ax.plot(x, np.append(duty, duty[-1]), drawstyle="steps-post", color="black", linewidth=1.6,
-                label="teams on duty (shift schedule)", gid=f"duty:{pool}")
-        ax.set_title(f"{pool}: busy {util:.0%} of on-duty time" if util == util else pool,
+                label="units on duty (shift schedule)", gid=f"duty:{pool}")
+        ax.set_title(f"{words(pool)}: busy {util:.0%} of on-duty time" if util == util else words(pool),
                      fontsize=10, loc="left")
-        ax.set_ylabel("Teams")
-        ax.set_ylim(bottom=0)
-    axes[0, 0].legend(fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False)
-    _week_axis(axes[-1, 0])
-    return _finish(fig, title, source_note(h, "team-minutes after warm-up; busy includes overtime past shift end"))
+        ax.set_ylabel("Units")
+        ax.set_ylim(bottom=0, top=max(float(np.nanmax(duty)) if np.isfinite(duty).any() else 1.0, 1.0) * 1.15)
+    _week_axis(axes[-1, 0], "Hour of the week")
+    _legend_below(fig, axes[-1, 0], ncols=2, handles_from=axes[0, 0])
+    return _finish(fig, title, source_note(h, "unit-minutes after the warm-up; overtime past a shift's end is "
+                                              "left out, as in the utilisation figure"))
+
+
+def smallest_meeting(sweep: pd.DataFrame, field: str, metric: str, target: float,
+                     at_least: bool | None = None) -> dict | None:
+    """The smallest swept value of ``field`` whose mean ``metric`` meets ``target`` (at least
+    it for a rising metric, at most for a falling one, or as ``at_least`` says): a dict with
+    value, mean, ci_low, ci_high, sure (the whole 95% interval meets the target) and at_least;
+    None if no value meets it."""
+    d = sweep[sweep["metric"] == metric].sort_values(field)
+    if d.empty:
+        return None
+    m = d["mean"].to_numpy(float)
+    if at_least is None:
+        at_least = len(m) < 2 or m[-1] >= m[0]
+    ok = np.flatnonzero(m >= target if at_least else m <= target)
+    if not len(ok):
+        return None
+    r = d.iloc[ok[0]]
+    lo, hi = float(r["ci_low"]), float(r["ci_high"])
+    sure = (lo >= target) if at_least else (hi <= target)
+    return {"value": r[field], "mean": float(r["mean"]), "ci_low": lo, "ci_high": hi, "sure": bool(sure),
+            "at_least": bool(at_least)}
 
 
 def sweep_curve(sweep: pd.DataFrame, field: str, metric: str, by: str | None = None,
                 target: float | None = None, title: str | None = None,
-                field_label: str | None = None) -> Figure:
+                field_label: str | None = None, at_least: bool | None = None) -> Figure:
     """``metric`` (mean and 95% band) against the swept ``field``, one line per ``by`` value.
 
     ``sweep`` has the sweep summary columns: the point fields, ``metric``, ``mean``,
     ``ci_low``, ``ci_high`` (and ``replications``). With ``target``, a horizontal line marks
-    it and the smallest swept value whose mean reaches it is labelled."""
+    it and the smallest swept value whose mean meets it (:func:`smallest_meeting`) is
+    labelled. The x axis is labelled in words (``field_label``, default :func:`describe_field`)."""
     d = sweep[sweep["metric"] == metric].sort_values(field)
     if d.empty:
         raise ValueError(f"no rows for metric '{metric}' in the sweep; metrics: "
                          f"{', '.join(map(str, pd.unique(sweep['metric'])))}")
+    xlabel = field_label or describe_field(field)
     label, unit = metric_label(metric)
     fig, axes = _figure()
     ax = axes[0, 0]
@@ -316,27 +541,33 @@ def sweep_curve(sweep: pd.DataFrame, field: str, metric: str, by: str | None = N
                         alpha=0.18, edgecolor=st["color"], hatch=st["hatch"], linewidth=0.0,
                         gid=f"band:{key}")
         ax.plot(x, g["mean"].to_numpy(float), color=st["color"], linestyle=st["linestyle"],
-                marker=st["marker"], linewidth=1.8, label=f"{by} = {key}" if by else "mean, 95% band",
+                marker=st["marker"], linewidth=1.8,
+                label=f"{describe_field(by)} = {key}" if by else "mean, with its 95% band",
                 gid=f"mean:{key}")
         if target is not None:
-            m = g["mean"].to_numpy(float)
-            rising = len(m) < 2 or m[-1] >= m[0]
-            ok = np.flatnonzero(m >= target if rising else m <= target)
-            if len(ok):
-                ax.annotate(f"{field_label or field} = {x[ok[0]]:g}", (x[ok[0]], m[ok[0]]),
-                            xytext=(6, -14 if rising else 8), textcoords="offset points", fontsize=8,
+            best = smallest_meeting(g, field, metric, target, at_least)
+            if best is not None:
+                ax.annotate(f"{best['value']:g}: smallest meeting the target", (best["value"], best["mean"]),
+                            xytext=(6, -14 if best["at_least"] else 8), textcoords="offset points", fontsize=9,
                             gid="reached")
     if target is not None:
-        ax.axhline(target, color="#555555", linestyle=(0, (2, 2)), linewidth=1.2, gid="target")
+        ax.axhline(target, color="#555555", linestyle=(0, (2, 2)), linewidth=1.2, gid="target",
+                   label=f"target {fmt_unit(target, unit)}")
     _percent_axis(ax, unit)
     if np.all(np.mod(d[field].to_numpy(float), 1) == 0):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel(field_label or field)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(axis_label(metric))
-    if by is not None or target is not None:
-        ax.legend(fontsize=8)
-    return _finish(fig, title or f"{label} by {field_label or field}",
+    _legend_below(fig, ax, ncols=2)
+    return _finish(fig, title or f"{label} by {xlabel[:1].lower() + xlabel[1:]}",
                    source_note(d, "band: 95% t-interval across replications"))
+
+
+def fmt_unit(v: float, unit: str) -> str:
+    """A value in its unit: '80%', '30 min', '1,200 hours'."""
+    if unit == "%":
+        return f"{v:.0%}" if abs(v) >= 0.1 or v == 0 else f"{v:.1%}"
+    return f"{v:,.4g} {unit}".strip()
 
 
 def _step_on_grid(t: np.ndarray, v: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -347,11 +578,23 @@ def _step_on_grid(t: np.ndarray, v: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(i >= 0, v[np.clip(i, 0, None)], 0.0)
 
 
+def limited_facilities(occupancy: pd.DataFrame) -> list[str]:
+    """Facilities with a number of beds that someone occupied (unlimited ones, ``beds`` null,
+    and unused ones would be empty panels, so they have no bed chart)."""
+    if occupancy is None or not len(occupancy) or "beds" not in occupancy:
+        return []
+    beds = pd.to_numeric(occupancy["beds"], errors="coerce")
+    used = occupancy[beds.notna() & np.isfinite(beds) & (pd.to_numeric(occupancy["occupied"]) > 0)]
+    return _names(used, "facility")
+
+
 def bed_occupancy(occupancy: pd.DataFrame, refusals: pd.DataFrame | Mapping | None = None,
                   scenario: str | None = None, points: int = 500,
                   title: str = "After-care beds: occupancy and refusals") -> Figure:
     """Beds occupied over time per facility (mean over replications, with the number of beds
     dashed) and, if given, refusals per facility (mean per replication with 95% interval).
+    Facilities with unlimited beds are left out (:func:`limited_facilities`); a ValueError
+    if none is left.
 
     ``occupancy``: scenario, replication, facility, t (min), occupied, beds; each row is the
     level from ``t`` on. ``refusals``: a table with facility and refusals (and replication,
@@ -359,47 +602,62 @@ def bed_occupancy(occupancy: pd.DataFrame, refusals: pd.DataFrame | Mapping | No
     names = _names(occupancy)
     scenario = scenario if scenario is not None else (names[0] if names else None)
     occ = occupancy[occupancy["scenario"].astype(object) == scenario] if scenario is not None else occupancy
-    facilities = _names(occ, "facility")
+    facilities = limited_facilities(occ)
+    if not facilities:
+        raise ValueError("no facility with a limited number of beds was used")
+    occ = occ[occ["facility"].astype(object).isin(facilities)]
+    if isinstance(refusals, Mapping):
+        refusals = pd.DataFrame({"facility": list(refusals), "refusals": list(refusals.values())})
+    if refusals is not None and scenario is not None and "scenario" in refusals:
+        refusals = refusals[refusals["scenario"].astype(object) == scenario]
+    none_refused = refusals is not None and not (pd.to_numeric(
+        refusals.loc[refusals["facility"].astype(object).isin(facilities), "refusals"]) > 0).any()
+    if none_refused:
+        refusals = None                      # an all-zero panel says less than the footnote
     ncols = 2 if refusals is not None else 1
-    fig, axes = _figure(1, ncols, size=(10.0 if ncols == 2 else 8.0, 4.5),
-                        **({"width_ratios": [3, 1]} if ncols == 2 else {}))
+    fig, axes = _figure(ncols, 1, size=(WIDTH, 4.2 + 2.6 * (ncols - 1)),
+                        **({"height_ratios": [3, 2]} if ncols == 2 else {}))
     ax = axes[0, 0]
     grid = np.linspace(float(occ["t"].min()), float(occ["t"].max()), points)
     for i, fac in enumerate(facilities):
         f = occ[occ["facility"].astype(object) == fac]
-        reps = [g for _, g in f.groupby("replication")] if "replication" in f else [f]
+        reps = [g for _, g in f.groupby("replication", observed=True)] if "replication" in f else [f]
         occupied = np.mean([_step_on_grid(g["t"].to_numpy(float), g["occupied"].to_numpy(float), grid)
                             for g in reps], axis=0)
         beds = np.max([_step_on_grid(g["t"].to_numpy(float), g["beds"].to_numpy(float), grid)
                        for g in reps], axis=0)
         st = _style(i)
         ax.plot(grid / 1440.0, occupied, color=st["color"], linestyle=st["linestyle"], linewidth=1.5,
-                label=f"{fac}: occupied", gid=f"occupied:{fac}")
+                label=f"{words(fac)}: occupied", gid=f"occupied:{fac}")
         ax.plot(grid / 1440.0, beds, color=st["color"], linestyle=(0, (4, 2)), linewidth=1.0,
-                alpha=0.8, label=f"{fac}: beds", gid=f"beds:{fac}")
-    ax.set_xlabel("Time (days from Monday 00:00 of week 0)")
-    ax.set_ylabel("Beds occupied (mean over replications)")
+                alpha=0.8, label=f"{words(fac)}: beds", gid=f"beds:{fac}")
+    ax.set_xlabel("Days from the start of the run")
+    ax.set_ylabel("Beds occupied (mean)")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper left")
     if refusals is not None:
-        rx = axes[0, 1]
-        if isinstance(refusals, Mapping):
-            refusals = pd.DataFrame({"facility": list(refusals), "refusals": list(refusals.values())})
-        if scenario is not None and "scenario" in refusals:
-            refusals = refusals[refusals["scenario"].astype(object) == scenario]
-        facs = _names(refusals, "facility")
+        rx = axes[1, 0]
+        facs = [f for f in _names(refusals, "facility") if f in facilities]
         stats = [t_interval(refusals.loc[refusals["facility"].astype(object) == f, "refusals"]) for f in facs]
         means = np.array([s[0] for s in stats])
         err = np.array([[m - lo, hi - m] if lo == lo else [0, 0] for m, lo, hi in stats]).T
-        bars = rx.bar(range(len(facs)), means, color="#dddddd", edgecolor="black", gid="refusals")
+        bars = rx.barh(range(len(facs))[::-1], means, color="#dddddd", edgecolor="black", gid="refusals")
         for k, b in enumerate(bars):
             b.set_hatch(_style(k)["hatch"])
         if len(facs):
-            rx.errorbar(range(len(facs)), means, yerr=err, fmt="none", ecolor="black", capsize=4)
-        rx.set_xticks(range(len(facs)), labels=facs, rotation=20, ha="right")
-        rx.set_ylabel("Refusals (per replication)")
-        rx.set_title("Refused for lack of a bed", fontsize=10)
-    return _finish(fig, title, source_note(occ, "refusals: mean with 95% interval"))
+            rx.errorbar(means, range(len(facs))[::-1], xerr=err, fmt="none", ecolor="black", capsize=4)
+        rx.set_yticks(range(len(facs))[::-1], labels=[words(f) for f in facs])
+        rx.set_xlabel("Refused for lack of a bed (per replication)")
+    _legend_below(fig, ax, ncols=2)
+    return _finish(fig, title, source_note(occ, "no arrival was turned away for lack of a bed" if none_refused
+                                           else "refusals: mean with 95% interval"))
+
+
+def _plain_number(v: float, millions: bool = False) -> str:
+    """A tick label without an offset or exponent: 1,500; in millions on an axis that reaches
+    a million: 0.4M, 1.2M."""
+    if millions:
+        return "0" if v == 0 else f"{v / 1e6:,.1f}M"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"
 
 
 def differences(compare: pd.DataFrame) -> tuple[str, pd.DataFrame]:
@@ -420,7 +678,7 @@ def differences(compare: pd.DataFrame) -> tuple[str, pd.DataFrame]:
 
 
 def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
-           title: str | None = None) -> Figure:
+           title: str | None = None, currency: str = "USD") -> Figure:
     """Differences of each scenario to the baseline, one panel per metric, with 95%
     intervals; a marker is filled where the interval leaves out zero.
 
@@ -428,12 +686,12 @@ def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
     base, others = differences(compare)
     metrics = metrics or [m for m in pd.unique(others["metric"])]
     scen = _names(others)
-    fig, axes = _figure(len(metrics), 1, size=(8.0, 1.0 + len(metrics) * (0.55 * len(scen) + 0.9)))
+    fig, axes = _figure(len(metrics), 1, size=(WIDTH, 1.2 + len(metrics) * (0.45 * len(scen) + 1.0)))
     for ax, metric in zip(axes[:, 0], metrics):
         d = others[others["metric"] == metric]
         d = d.set_index(d["scenario"].astype(object)).reindex(scen)
         y = np.arange(len(scen))[::-1]
-        label, unit = metric_label(metric)
+        label, unit = metric_label(metric, currency)
         for k, (yy, name) in enumerate(zip(y, scen)):
             m, lo, hi = d.loc[name, ["diff_mean", "diff_ci_low", "diff_ci_high"]].astype(float)
             clear = lo == lo and (lo > 0 or hi < 0)
@@ -443,14 +701,19 @@ def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
                              markerfacecolor="black" if clear else "white")
             eb.lines[0].set_gid(f"diff:{metric}:{name}")
         ax.axvline(0.0, color="#555555", linewidth=1.0, linestyle=(0, (2, 2)))
-        ax.set_yticks(y, labels=scen)
+        ax.set_yticks(y, labels=[textwrap.fill(s, 22) for s in scen])
         ax.set_ylim(-0.7, len(scen) - 0.3)
-        ax.set_title(label, fontsize=10, loc="left")
-        ax.set_xlabel(f"Difference from '{base}' ({'percentage points' if unit == '%' else unit or 'units'})")
+        ax.set_title(textwrap.fill(label + (f" ({'percentage points' if unit == '%' else unit})" if unit else ""),
+                                   70), fontsize=10, loc="left")
         if unit == "%":
-            ax.xaxis.set_major_formatter(PercentFormatter(1.0, symbol=" pp"))
-    return _finish(fig, title or f"Each scenario against '{base}'",
-                   source_note(compare, "95% intervals of paired differences; filled marker: interval excludes 0"))
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0, symbol=" pp"))
+        else:
+            ax.xaxis.set_major_formatter(FuncFormatter(
+                lambda v, _pos, ax=ax: _plain_number(v, millions=max(map(abs, ax.get_xlim())) >= 1e6)))
+    axes[-1, 0].set_xlabel(textwrap.fill(f"Difference from {base}", int(fig.get_figwidth() * 11)))
+    return _finish(fig, title or f"Each scenario against {base}",
+                   source_note(compare, "95% intervals of paired differences; filled marker: the interval "
+                                        "leaves out 0"))
 
 
 def _rects(zones) -> dict[str, tuple | None]:
@@ -484,7 +747,7 @@ def zone_map(calls: pd.DataFrame, zones, metric: str = "eligible_diversion_rate"
     fmt = (lambda v: f"{v:.0%}") if unit == "%" else (lambda v: f"{v:,.1f}")
     values = {z: float(table["mean"].get(z, math.nan)) for z in rects}
     if all(r is not None for r in rects.values()):
-        fig, axes = _figure(size=(7.5, 6.0))
+        fig, axes = _figure(size=(WIDTH, 5.6))
         ax = axes[0, 0]
         finite = [v for v in values.values() if v == v]
         # shares on a fixed 0-100% scale, so a small gap does not look like a large one
@@ -496,7 +759,7 @@ def zone_map(calls: pd.DataFrame, zones, metric: str = "eligible_diversion_rate"
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, edgecolor="black",
                                    hatch=None if v == v else "//", gid=f"zone:{z}"))
             light = v != v or norm(v) > 0.55
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{z}\n{fmt(v) if v == v else 'no calls'}",
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{words(z)}\n{fmt(v) if v == v else 'no calls'}",
                     ha="center", va="center", fontsize=9, color="black" if light else "white")
         xs = [r[0] for r in rects.values()] + [r[2] for r in rects.values()]
         ys = [r[1] for r in rects.values()] + [r[3] for r in rects.values()]
@@ -505,12 +768,12 @@ def zone_map(calls: pd.DataFrame, zones, metric: str = "eligible_diversion_rate"
         ax.set_aspect("equal")
         ax.set_xlabel("x (km)")
         ax.set_ylabel("y (km)")
-        cb = fig.colorbar(ScalarMappable(norm, cmap), ax=ax)
+        cb = fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.7)
         cb.set_label(axis_label(metric))
         if unit == "%":
             cb.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     else:
-        fig, axes = _figure(size=(8.0, 1.2 + 0.45 * len(rects)))
+        fig, axes = _figure(size=(WIDTH, 1.4 + 0.45 * len(rects)))
         ax = axes[0, 0]
         zs = list(rects)
         t = table.reindex(zs)
@@ -519,7 +782,7 @@ def zone_map(calls: pd.DataFrame, zones, metric: str = "eligible_diversion_rate"
         y = np.arange(len(zs))[::-1]
         ax.barh(y, np.nan_to_num(m), color="#cccccc", edgecolor="black", hatch="//", gid="zones")
         ax.errorbar(np.nan_to_num(m), y, xerr=np.nan_to_num(err), fmt="none", ecolor="black", capsize=3)
-        ax.set_yticks(y, labels=zs)
+        ax.set_yticks(y, labels=[words(z) for z in zs])
         ax.set_xlabel(axis_label(metric))
         ax.set_ylabel("Zone")
         _percent_axis(ax, unit, axis="x")

@@ -1,49 +1,96 @@
-"""One self-contained HTML report for a working group, from results folders.
+"""One self-contained HTML report (and, with ``--pdf``, the same page as PDF) for a working group.
 
-``build_report([dir1, dir2, ...], "report.html")`` reads the folders that ``crisis-sim run``
+``build_report([dir1, dir2, ...], "report.html")`` reads the folders ``crisis-sim run``
 writes (``summary.csv``, ``kpis.csv``, ``calls.parquet``, ``hourly.parquet``,
-``pools.parquet``, ``scenario.resolved.yaml``, ``manifest.json``; and, where present,
-``occupancy.parquet`` and ``facilities.parquet`` from after-care), and the folders that
-``crisis-sim compare`` / ``sweep`` write (``manifest.json`` with ``kind``, ``summary.csv``
-over scenarios or sweep points, ``differences.csv``), and writes one HTML file with:
+``pools.parquet``, ``scenario.resolved.yaml``, ``manifest.json``; where present
+``occupancy.parquet`` and ``facilities.parquet``) and the folders ``crisis-sim compare`` /
+``sweep`` write (``manifest.json`` with ``kind``, ``summary.csv``, ``differences.csv`` and
+the per-replication tables stored by scenario/point/replication). The page has, in order:
 
-* a plain-language paragraph per scenario, and per comparison with the first scenario;
-* KPI tables with 95% intervals;
-* the charts of :mod:`sim.plots`, embedded as base64 PNG;
-* each scenario's description, assumptions and sources, and its run manifest.
+1. **The brief**, readable in 30 seconds, in words, naming the scenarios by their names and
+   giving the period: for crisis callers (eligible calls) the median and 90th percentile
+   response and the share reached within the target, by who answered, against the first
+   scenario (the counterfactual), said plainly when it is worse; the share of eligible calls
+   the program takes and why the rest go to police (from ``eligible_share.*``, which add up
+   to 100%), with the hours of the week when they do; police hours freed per year and their
+   value at the scenario's police hourly cost; each scenario's annual cost (staff hours by
+   role, vehicles, beds) and the difference; one sentence of caveats. A sweep's brief is
+   the smallest configuration that meets the target, with its confidence.
+2. **Charts** (SVG, legends below the data), whose numbers are the KPIs of the brief.
+3. **Appendix**: every KPI in words with units (rows that are zero everywhere folded away),
+   each scenario's description, assumptions, sources and run manifest, and a glossary
+   (:func:`sim.metrics.glossary` and the report's own terms).
 
-The file needs no network and no JavaScript: no external URL, no script, no stylesheet
-link. Every piece of text that comes from a scenario file or a results folder is escaped
-with :func:`html.escape`. The first folder is the baseline of comparisons; paired
-differences (same seed and replication numbers, so common random numbers) come from the
-per-replication ``kpis.csv`` through :func:`sim.metrics.t_interval`.
+Every number is a KPI of :mod:`sim.metrics` (per replication, then averaged, with 95%
+t-intervals); differences to the first scenario are paired by replication when the runs
+shared a seed (common random numbers). The file needs no network and no JavaScript; every
+text from a scenario file or results folder is escaped. No KPI name (``a_b.c``) appears in
+the brief or the main tables: :func:`sim.plots.metric_label` names each one.
+
+Heavy libraries (pandas, matplotlib) are imported on first use, so that importing this
+module for the CLI stays fast.
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
-import io
+import importlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import yaml
+from . import __version__
 
-from . import __version__, plots
-from .metrics import t_interval
-from .results import atomic_write, write_text
-from .experiment import validate_any
-from .scenario import Scenario, ScenarioError
 
-HEADLINE = ["eligible_diversion_rate", "fallback_rate", "diversion_rate", "response_time_p50",
-            "response_time_p90", "response_time_mean", "queue_wait_mean", "police_hours",
-            "police_backup_rate", "no_response_rate", "calls_per_day"]
-FOREST_METRICS = ["eligible_diversion_rate", "fallback_rate", "response_time_p90", "police_hours"]
+class _Lazy:
+    """A module imported on first attribute access (keeps ``crisis-sim --help`` fast)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+np = _Lazy("numpy")
+pd = _Lazy("pandas")
+yaml = _Lazy("yaml")
+plots = _Lazy("sim.plots")
+metrics = _Lazy("sim.metrics")
+
+FOREST_METRICS = ["response_time_p50.eligible", "response_time_p90.eligible", "share_within_{T}.eligible",
+                  "eligible_diversion_rate", "police_hours", "cost_per_year"]
+# KPIs of the program itself: not applicable (shown as –) in a scenario without a program
+PROGRAM_ONLY = ("fallback_rate", "fallback_busy_rate", "fallback_unstaffed_rate",
+                "eligible_share.program_no_police", "eligible_share.program_police_on_scene",
+                "eligible_share.fallback_busy", "eligible_share.fallback_unstaffed")
+NOT_APPLICABLE = "–"
+MAX_TABLE_COLUMNS = 4           # a table with more value columns folds into several tables
+
+# Words the report uses, for the glossary (the KPIs' own entries come from sim.metrics).
+TERMS = {
+    "eligible call": "A call of a type the program may take (its path lists a program pool): the crisis "
+                     "callers the program is for. Other calls always go to police.",
+    "program": "The non-police responders a scenario adds (civilian, co-responder or phone teams).",
+    "counterfactual": "The first scenario of the report: the same calls answered without the program "
+                      "(or with the staffing compared against).",
+    "fallback": "An eligible call answered by a later tier of its path (usually police) because the program "
+                "could not take it: every program unit was busy within the wait, or none was on shift.",
+    "diversion": "A call closed with no police unit on scene.",
+    "median, p50": "Half of the callers were reached sooner, half later.",
+    "90th percentile, p90": "Nine in ten callers were reached within this time; the slowest tenth waited longer.",
+    "percentage points (pp)": "The difference of two percentages: 45% against 40% is 5 percentage points.",
+    "95% interval": "The range that holds the long-run mean with 95% confidence, from the spread across "
+                    "replications (a t-interval).",
+    "replication": "One independent simulated run of the whole period; figures are averaged over replications.",
+    "paired difference": "A difference taken replication by replication between scenarios that saw the same "
+                         "calls (same seed: common random numbers), so it is not blurred by chance differences "
+                         "in the calls.",
+    "unit-hour": "One unit (a patrol car or a team) busy for one hour; police hours on calls are unit-hours.",
+    "warm-up": "Simulated days before the measured period, left out of every figure so the run starts busy.",
+}
 
 
 class ReportError(ValueError):
@@ -52,70 +99,77 @@ class ReportError(ValueError):
 
 @dataclass
 class RunFolder:
-    """What one results folder holds (missing files are None)."""
+    """What one results folder (or one scenario of a compare folder) holds; missing files are None."""
 
     path: Path
     name: str
     kind: str                       # run (one scenario), compare or sweep (manifest "kind")
     raw: dict                       # scenario.resolved.yaml as a mapping
-    scenario: Scenario | None       # the same, validated (None if it no longer validates)
+    scenario: object | None         # the same, validated (None if it no longer validates)
     manifest: dict
-    summary: pd.DataFrame | None = None
-    kpis: pd.DataFrame | None = None
-    calls: pd.DataFrame | None = None
-    pools: pd.DataFrame | None = None
-    hourly: pd.DataFrame | None = None
-    occupancy: pd.DataFrame | None = None
-    facilities: pd.DataFrame | None = None
-    compare: pd.DataFrame | None = None
-    sweep: pd.DataFrame | None = None
-    sensitivity: pd.DataFrame | None = None    # violence n x e grid
+    summary: object | None = None   # pandas DataFrames
+    kpis: object | None = None
+    calls: object | None = None
+    pools: object | None = None
+    hourly: object | None = None
+    occupancy: object | None = None
+    facilities: object | None = None
+    compare: object | None = None
+    sweep: object | None = None
+    sensitivity: object | None = None    # violence n x e grid, or a tornado screening
     notes: list[str] = field(default_factory=list)
 
 
-def _read(path: Path) -> pd.DataFrame | None:
+def _read(path: Path):
+    """A table, None if the file is not there, a :class:`ReportError` naming it if it cannot be read."""
     if not path.exists():
         return None
-    return _load_file(path, pd.read_parquet if path.suffix == ".parquet" else pd.read_csv)
-
-
-def _load_file(path: Path, read, kind: type | None = None):
-    """``read(path)``, or a one-line ReportError if the file is damaged (cut short, not
-    UTF-8, not the format its name says) or holds the wrong kind of value."""
     try:
-        value = read(path)
-    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError) as e:   # JSON, CSV, Arrow errors are ValueErrors
-        why = (str(e).splitlines() or [""])[0][:160]
-        raise ReportError(f"{path}: cannot be read ({type(e).__name__}: {why}); the file is damaged: "
-                          "rerun the command that wrote this folder") from None
-    if kind is not None and not isinstance(value, kind):
-        raise ReportError(f"{path}: holds a {type(value).__name__}, not a {kind.__name__}; the file is "
-                          "damaged: rerun the command that wrote this folder")
-    return value
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001 - any reader failure is a corrupt input file
+        raise ReportError(f"{path}: cannot be read ({type(e).__name__}); write the folder again") from None
 
 
-def _yaml_mapping(path: Path) -> dict:
-    return _load_file(path, lambda p: yaml.safe_load(p.read_text(encoding="utf-8")) or {}, dict)
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ReportError(f"{path}: cannot be read ({type(e).__name__}); write the folder again") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: not a manifest (a JSON object); write the folder again")
+    return data
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except Exception as e:  # noqa: BLE001 - a YAML or encoding error: a corrupt file
+        raise ReportError(f"{path}: cannot be read ({type(e).__name__}); write the folder again") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: not a scenario (a YAML mapping); write the folder again")
+    return data
+
+
+def _validated(raw: dict, where: str):
+    from .experiment import validate_any
+    from .scenario import ScenarioError
+    try:
+        return validate_any(dict(raw), where, None) if raw else None
+    except ScenarioError:
+        return None
 
 
 def load_results(path: str | Path) -> RunFolder:
-    """Read one results folder; raises :class:`ReportError` if it is not one."""
+    """Read one results folder; raises :class:`ReportError` if it is not one or a file in it is corrupt."""
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: not a folder (give the results folder a run wrote)")
     files = {p.name for p in path.iterdir()}
     if "summary.csv" not in files and "sensitivity.csv" not in files:
         raise ReportError(f"{path}: no summary.csv: not a results folder")
-    raw: dict = {}
-    scenario = None
-    if "scenario.resolved.yaml" in files:
-        raw = _yaml_mapping(path / "scenario.resolved.yaml")
-        try:
-            scenario = validate_any(dict(raw), str(path / "scenario.resolved.yaml"), None)
-        except ScenarioError:
-            scenario = None
-    manifest = _load_file(path / "manifest.json", lambda p: json.loads(p.read_text(encoding="utf-8")), dict) \
-        if "manifest.json" in files else {}
+    raw = _read_yaml(path / "scenario.resolved.yaml") if "scenario.resolved.yaml" in files else {}
+    scenario = _validated(raw, str(path / "scenario.resolved.yaml"))
+    manifest = _read_json(path / "manifest.json") if "manifest.json" in files else {}
     f = RunFolder(path=path, name=str(raw.get("name") or (manifest.get("scenarios") or [path.name])[0]),
                   kind=str(manifest.get("kind") or "run"), raw=raw, scenario=scenario, manifest=manifest)
     for attr, fname in (("summary", "summary.csv"), ("kpis", "kpis.csv"), ("calls", "calls.parquet"),
@@ -123,6 +177,11 @@ def load_results(path: str | Path) -> RunFolder:
                         ("occupancy", "occupancy.parquet"), ("facilities", "facilities.parquet"),
                         ("compare", "differences.csv"), ("sensitivity", "sensitivity.csv")):
         setattr(f, attr, _read(path / fname))
+    for attr, cols in (("summary", {"metric", "mean"}), ("kpis", {"metric", "value"})):
+        t = getattr(f, attr)
+        if t is not None and not cols <= set(t.columns):
+            raise ReportError(f"{path / (attr + '.csv')}: has no {' and '.join(sorted(cols))} columns; "
+                              "write the folder again")
     if f.kind == "sweep":
         f.sweep = f.summary
     if f.kind != "run" and manifest.get("scenarios"):
@@ -130,34 +189,88 @@ def load_results(path: str | Path) -> RunFolder:
     return f
 
 
+def _store_table(path: Path):
+    """A table an experiment stored Hive-partitioned by scenario/point/replication, or None."""
+    if not path.is_dir():
+        return None
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - a corrupt part file
+        raise ReportError(f"{path}: cannot be read ({type(e).__name__}); write the folder again") from None
+    for col in ("scenario", "replication"):
+        if col in df:
+            df[col] = df[col].astype(str if col == "scenario" else int)
+    return df
+
+
+def compare_members(f: RunFolder) -> list[RunFolder]:
+    """Each scenario of a compare folder as its own folder view (its summary, per-replication
+    KPIs, call log, pools, hourly and bed tables, resolved scenario, seed), so it gets the same
+    brief, charts, assumptions and sources as a single run."""
+    cells = _read(f.path / "cells.csv")
+    if cells is None:
+        return []
+    tables = {name: _store_table(f.path / name)
+              for name in ("kpis", "calls", "pools", "hourly", "occupancy", "facilities")}
+    members = []
+    for _, cell in cells.drop_duplicates("scenario").iterrows():
+        key = str(cell["scenario"])
+        resolved = f.path / "resolved" / f"{key}-p0.yaml"
+        raw = _read_yaml(resolved) if resolved.exists() else {}
+        pick = {name: (t[t["scenario"] == key].assign(scenario=str(raw.get("name") or key))
+                       if t is not None and "scenario" in t else None)
+                for name, t in tables.items()}
+        summary = f.summary[f.summary["scenario"].astype(str) == key] if f.summary is not None else None
+        seed = cell.get("seed", f.manifest.get("seed"))
+        members.append(RunFolder(path=f.path, name=str(raw.get("name") or cell.get("name") or key), kind="run",
+                                 raw=raw, scenario=_validated(raw, str(resolved)),
+                                 manifest={"seed": None if seed is None else int(seed)},
+                                 summary=summary, **pick))
+    return members
+
+
 # --------------------------------------------------------------------------- numbers -> words
 
 
-def fmt_value(metric: str, v: float) -> str:
-    """A KPI value in its unit: shares as percentages, minutes with one decimal."""
+def fmt_value(metric: str, v: float, currency: str = "USD") -> str:
+    """A KPI value in its unit: shares as percentages, minutes with one decimal, money rounded."""
     if v is None or v != v:
-        return "–"
-    unit = plots.metric_label(metric)[1]
+        return NOT_APPLICABLE
+    unit = plots.metric_label(metric, currency)[1]
     if unit == "%":
         return f"{v:.1%}" if abs(v) < 0.1 else f"{v:.0%}"
     if unit == "min":
         return f"{v:,.1f} min"
+    if unit.startswith(currency) and currency:
+        return money(v, currency)
     return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
 
 
-def fmt_interval(metric: str, mean: float, lo: float, hi: float) -> str:
+def money(v: float, currency: str) -> str:
+    """'USD 15.46M', 'USD 147', 'EUR 2,300'."""
+    if v != v:
+        return NOT_APPLICABLE
+    sign = "−" if v < 0 else ""
+    a = abs(v)
+    text = f"{a / 1e6:,.2f}M" if a >= 1e6 else f"{a:,.0f}"
+    return f"{sign}{currency} {text}"
+
+
+def fmt_interval(metric: str, mean: float, lo: float, hi: float, currency: str = "USD") -> str:
     """'71% [68–74%]' (interval left out when it is undefined)."""
-    m = fmt_value(metric, mean)
-    if lo != lo or hi != hi:
+    m = fmt_value(metric, mean, currency)
+    if lo != lo or hi != hi or mean != mean:
         return m
-    unit = plots.metric_label(metric)[1]
+    unit = plots.metric_label(metric, currency)[1]
     if unit == "%":
         return f"{m} [{lo:.0%}–{hi:.0%}]".replace("%–", "–") if abs(mean) >= 0.1 else \
             f"{m} [{lo:.1%}–{hi:.1%}]".replace("%–", "–")
-    return f"{m} [{fmt_value(metric, lo).removesuffix(' min')}–{fmt_value(metric, hi)}]"
+    if unit.startswith(currency) and currency:
+        return f"{m} [{money(lo, currency)}–{money(hi, currency)}]".replace(f"–{currency} ", "–")
+    return f"{m} [{fmt_value(metric, lo, currency).removesuffix(' min')}–{fmt_value(metric, hi, currency)}]"
 
 
-def _kpi(summary: pd.DataFrame | None, metric: str) -> tuple[float, float, float]:
+def _kpi(summary, metric: str) -> tuple[float, float, float]:
     if summary is None:
         return math.nan, math.nan, math.nan
     row = summary[summary["metric"] == metric]
@@ -167,12 +280,62 @@ def _kpi(summary: pd.DataFrame | None, metric: str) -> tuple[float, float, float
     return float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
 
 
-def fallback_window(calls: pd.DataFrame, share: float = 0.5) -> tuple[int, int, float] | None:
+def _pct(v: float, digits: int = 0) -> str:
+    return NOT_APPLICABLE if v != v else f"{v:.{digits}%}"
+
+
+def period_phrase(f: RunFolder) -> str:
+    """'a year (365 days after a 7-day warm-up)' from the scenario's horizon."""
+    days, warm = f.raw.get("horizon_days"), f.raw.get("warmup_days") or 0
+    if not isinstance(days, (int, float)):
+        return "the simulated period"
+    what = {365: "a year", 366: "a year", 7: "a week", 14: "two weeks"}.get(int(days) if days == int(days) else 0,
+                                                                         f"{days:g} days")
+    detail = f"{days:g} days" if what != f"{days:g} days" else ""
+    if warm:
+        detail = (detail + " " if detail else "") + f"after a {warm:g}-day warm-up"
+    return what + (f" ({detail})" if detail else "")
+
+
+def per_year(f: RunFolder) -> float:
+    """Factor from the measured period to a year of 365 days (NaN without a horizon)."""
+    days = f.raw.get("horizon_days")
+    return 365.0 / float(days) if isinstance(days, (int, float)) and days > 0 else math.nan
+
+
+def currency_of(f: RunFolder) -> str:
+    costs = f.raw.get("costs") or {}
+    return str(costs.get("currency") or "USD") if isinstance(costs, dict) else "USD"
+
+
+def program_pools(f: RunFolder) -> list[str]:
+    """The non-police pools of a scenario: its program (empty for a police-only scenario)."""
+    s = f.scenario
+    return [] if s is None else [p for p in s.pools if not s.pool_is_police(p)]
+
+
+def program_name(f: RunFolder) -> str:
+    """'CAHOOTS teams' / 'crisis team and street team teams' from the program pools' names,
+    spelled as the scenario's name spells them when it names them."""
+    pools = program_pools(f)
+    if not pools:
+        return "the program"
+    out = []
+    for p in pools:
+        w = plots.words(p)
+        m = re.search(re.escape(w), f.name, flags=re.I)
+        w = m.group(0) if m else w
+        out.append(w if re.search(r"teams$", w, flags=re.I) else f"{w}s" if re.search(r"team$", w, flags=re.I)
+                   else f"{w} teams")
+    return " and ".join(out)
+
+
+def fallback_window(calls, share: float = 0.5, reason: str | None = None) -> tuple[int, int, float] | None:
     """The shortest stretch of the day (whole hours, may wrap midnight) in which at least
-    ``share`` of the eligible calls that fell back to police arrived: (start hour, end hour,
-    share in it); None if no call fell back."""
+    ``share`` of the eligible calls answered by a later tier (fallback; with ``reason``, only
+    that ``fallback_reason``) came in: (start hour, end hour, share in it); None if none did."""
     c = calls[~calls["warmup"].to_numpy(bool)] if "warmup" in calls else calls
-    fell = c["eligible"].to_numpy(bool) & c["fallback"].to_numpy(bool) & c["police_pool"].to_numpy(bool)
+    fell = _fell_back(c, reason)
     hours = (np.floor_divide(c["t_received"].to_numpy(float)[fell], 60) % 24).astype(int)
     counts = np.bincount(hours, minlength=24)
     total = counts.sum()
@@ -187,7 +350,44 @@ def fallback_window(calls: pd.DataFrame, share: float = 0.5) -> tuple[int, int, 
     return 0, 0, 1.0  # pragma: no cover (width 24 always holds everything)
 
 
-def staffing_phrase(s: Scenario | None) -> str:
+def _fell_back(c, reason: str | None = None):
+    """Eligible calls answered by a later tier (as ``fallback_rate`` counts them)."""
+    later = pd.to_numeric(c["tier"], errors="coerce").fillna(-1).to_numpy() > 0
+    sel = c["eligible"].to_numpy(bool) & later
+    if reason is not None:
+        sel &= c["fallback_reason"].astype(object).to_numpy() == reason
+    return sel
+
+
+def busiest_day(calls, reason: str | None = None) -> tuple[str, float] | None:
+    """The day of the week on which most fallback calls came in, and its share of them."""
+    c = calls[~calls["warmup"].to_numpy(bool)] if "warmup" in calls else calls
+    fell = _fell_back(c, reason)
+    if not fell.any():
+        return None
+    days = (np.floor_divide(c["t_received"].to_numpy(float)[fell], 1440) % 7).astype(int)
+    counts = np.bincount(days, minlength=7)
+    k = int(np.argmax(counts))
+    names = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+    return names[k], float(counts[k] / counts.sum())
+
+
+def when_phrase(calls, reason: str) -> str:
+    """'mostly between 14:00 and 22:00 (61% of them), most on Saturdays (17%)' or ''."""
+    win = fallback_window(calls, reason=reason)
+    if win is None:
+        return ""
+    day = busiest_day(calls, reason)
+    start, end, share = win
+    end_txt = "midnight" if end == 0 else f"{end:02d}:00"
+    text = (f"{share:.0%} of them came in between {start:02d}:00 and {end_txt}" if (end - start) % 24 <= 10
+            else "they were spread across the day")
+    if day and day[1] >= 0.2:
+        text += f", the most on {day[0]} ({day[1]:.0%})"
+    return text
+
+
+def staffing_phrase(s) -> str:
     """'3 crisis teams on duty around the clock' from the alternative pools' schedules (pool
     names without a trailing 'team': crisis_team -> crisis)."""
     if s is None:
@@ -209,12 +409,12 @@ def staffing_phrase(s: Scenario | None) -> str:
     return " and ".join(parts) if parts else "police units only"
 
 
-def _pct(v: float) -> str:
-    return f"{v:.0%}"
+def _reps(f: RunFolder) -> int:
+    return int(f.summary["replications"].max()) if f.summary is not None and len(f.summary) else 0
 
 
 def _reps_phrase(f: RunFolder) -> str:
-    reps = int(f.summary["replications"].max()) if f.summary is not None and len(f.summary) else 0
+    reps = _reps(f)
     days = f.raw.get("horizon_days")
     if not reps:
         return ""
@@ -254,29 +454,25 @@ def scenario_paragraph(f: RunFolder) -> str:
     fb = _kpi(f.summary, "fallback_rate")
     p50, p90 = _kpi(f.summary, "response_time_p50")[0], _kpi(f.summary, "response_time_p90")[0]
     out = [f"With {staffing_phrase(f.scenario)}, "]
-    if edr[0] == edr[0]:
+    if not program_pools(f) and f.scenario is not None:
+        out.append("every call is answered by police. ")
+    elif edr[0] == edr[0]:
         out.append(f"{fmt_interval('eligible_diversion_rate', *edr)} of eligible calls are handled "
                    f"without police")
         if fb[0] == fb[0]:
             out.append(f"; {fmt_interval('fallback_rate', *fb)} fall back to police because no team "
-                       f"was free in time")
-            win = fallback_window(f.calls) if f.calls is not None and fb[0] > 0 else None
-            if win and (win[1] - win[0]) % 24 <= 8:
-                end = "midnight" if win[1] == 0 else f"{win[1]:02d}:00"
-                out.append(f", {win[2]:.0%} of them between {win[0]:02d}:00 and {end}")
-            elif win:
-                out.append(", spread across the day rather than at one time")
+                       f"was free in time or none was on shift")
         out.append(". ")
     else:
         out.append("no call is eligible for an alternative response. ")
     if p50 == p50:
-        out.append(f"Half of the answered calls have help on scene within {p50:.0f} min, "
+        out.append(f"Half of the calls reached on scene have help within {p50:.0f} min, "
                    f"90% within {p90:.0f} min. ")
     out.append(_reps_phrase(f))
     return "".join(out)
 
 
-def sensitivity_paragraph(grid: pd.DataFrame, metric: str = "reduction") -> str:
+def sensitivity_paragraph(grid, metric: str = "reduction") -> str:
     """How much the result depends on the branching ratio n, from an n x e grid (plain text)."""
     g = grid[grid["metric"] == metric]
     if g.empty:
@@ -290,7 +486,7 @@ def sensitivity_paragraph(grid: pd.DataFrame, metric: str = "reduction") -> str:
             f"about 0.1 to 0.63), so any single figure should be read against this range.")
 
 
-def compare_table(folders: list[RunFolder]) -> pd.DataFrame:
+def compare_table(folders: list[RunFolder]):
     """KPI means and intervals per scenario, and differences to the first scenario.
 
     Columns: scenario, metric, mean, ci_low, ci_high, diff_mean, diff_ci_low, diff_ci_high,
@@ -305,14 +501,14 @@ def compare_table(folders: list[RunFolder]) -> pd.DataFrame:
         paired = f is not base and base.kpis is not None and \
             f.manifest.get("seed") == base.manifest.get("seed") and f.manifest.get("seed") is not None
         for metric, g in f.kpis.groupby("metric", sort=False):
-            m, lo, hi = t_interval(g["value"])
+            m, lo, hi = metrics.t_interval(g["value"])
             d = (math.nan,) * 3
             if f is not base and base.kpis is not None:
                 b = base.kpis[base.kpis["metric"] == metric].set_index("replication")["value"]
                 v = g.set_index("replication")["value"]
                 if paired:
                     common = v.index.intersection(b.index)
-                    d = t_interval(v[common] - b[common]) if len(common) else d
+                    d = metrics.t_interval(v[common] - b[common]) if len(common) else d
                 elif len(b):
                     d = (m - float(b.mean()), math.nan, math.nan)
             rows.append({"scenario": f.name, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi,
@@ -322,22 +518,29 @@ def compare_table(folders: list[RunFolder]) -> pd.DataFrame:
                                        "diff_ci_low", "diff_ci_high", "replications", "paired"])
 
 
-def _diff_phrase(metric: str, d: float, lo: float, hi: float, more: str, less: str) -> str:
+def _diff_phrase(metric: str, d: float, lo: float, hi: float, more: str, less: str, scale_by: float = 1.0,
+                 currency: str = "USD") -> str:
     """'19.1 percentage points more [+17.0 to +21.3]'; 'the same' for an exact zero."""
-    unit = plots.metric_label(metric)[1]
-    scale, suffix = (100.0, " percentage points") if unit == "%" else (1.0, f" {unit}" if unit else "")
+    unit = plots.metric_label(metric, currency)[1]
     if d == 0 and (lo != lo or lo == hi == 0):
         return "the same"
     word = more if d >= 0 else less
-    text = f"{abs(d) * scale:.1f}{suffix} {word}"
-    if lo == lo:
-        text += f" [{lo * scale:+.1f} to {hi * scale:+.1f}]"
-        if lo <= 0 <= hi:
-            text += " (not distinguishable from no difference)"
+    if unit.startswith(currency) and currency:
+        text = f"{money(abs(d) * scale_by, currency)} {word}"
+        if lo == lo:
+            text += f" [{money(lo * scale_by, currency)} to {money(hi * scale_by, currency)}]"
+    else:
+        scale, suffix = (100.0, " percentage points") if unit == "%" else (scale_by, f" {unit}" if unit else "")
+        digits = 1 if abs(d) * scale < 1000 else 0
+        text = f"{abs(d) * scale:,.{digits}f}{suffix} {word}"
+        if lo == lo:
+            text += f" [{lo * scale:+,.{digits}f} to {hi * scale:+,.{digits}f}]"
+    if lo == lo and lo <= 0 <= hi:
+        text += " (not distinguishable from no difference)"
     return text
 
 
-def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
+def comparison_paragraph(table, base: str, name: str) -> str:
     """Plain-language difference of one scenario to the baseline (plain text); ``table`` in
     either layout :func:`sim.plots.differences` reads."""
     rows = plots.differences(table)[1]
@@ -368,7 +571,7 @@ def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
             if d and d[0] == d[0]:
                 parts.append(f"{_diff_phrase(metric, *d, 'more', 'fewer')} {what} averted")
     if not parts:
-        return f"No shared KPIs to compare '{name}' with '{base}'."
+        return f"No shared figures to compare {name} with {base}."
     if "paired" not in rows:
         how = "Differences are paired by replication; brackets are 95% intervals."
     elif rows["paired"].any():
@@ -376,125 +579,534 @@ def comparison_paragraph(table: pd.DataFrame, base: str, name: str) -> str:
                "brackets are 95% intervals.")
     else:
         how = "The runs used different seeds, so differences are of means only, without intervals."
-    return f"Compared with '{base}', '{name}' " + "; ".join(parts) + ". " + how
+    return f"Compared with {base}, {name} " + "; ".join(parts) + ". " + how
 
 
-# --------------------------------------------------------------------------- HTML pieces
+# --------------------------------------------------------------------------- the brief
+
+
+def shares_to_100(values: dict[str, float], digits: int = 1) -> dict[str, float]:
+    """Percentages (as fractions) rounded to ``digits`` decimals of a percent so that they add
+    up to exactly 100% when the shares add up to 1 (largest remainder); NaN stays NaN."""
+    units = 10 ** (digits + 2)
+    finite = {k: v for k, v in values.items() if v == v}
+    if not finite or abs(sum(finite.values()) - 1.0) > 1e-6:
+        return {k: (round(v * units) / units if v == v else v) for k, v in values.items()}
+    scaled = {k: v * units for k, v in finite.items()}
+    out = {k: math.floor(v) for k, v in scaled.items()}
+    left = units - sum(out.values())
+    for k in sorted(scaled, key=lambda k: scaled[k] - out[k], reverse=True)[:left]:
+        out[k] += 1
+    return {k: (out[k] / units if k in out else v) for k, v in values.items()}
+
+
+def _diff(table, name: str, metric: str) -> tuple[float, float, float]:
+    if table is None or not len(table):
+        return math.nan, math.nan, math.nan
+    r = table[(table["scenario"] == name) & (table["metric"] == metric)]
+    if r.empty:
+        return math.nan, math.nan, math.nan
+    r = r.iloc[0]
+    return float(r["diff_mean"]), float(r["diff_ci_low"]), float(r["diff_ci_high"])
+
+
+def target_of(views: list[RunFolder], target_min: float | None) -> float | None:
+    """The response target T (minutes) of the brief: ``target_min`` if the KPIs hold
+    ``share_within_<T>``, else the first T the scenarios' KPIs hold."""
+    have = set()
+    for f in views:
+        if f.summary is not None:
+            have |= {float(m.group(1)) for m in map(re.compile(r"share_within_([0-9.]+)\.eligible$").match,
+                                                   f.summary["metric"].astype(str)) if m}
+    if target_min is not None and float(target_min) in have:
+        return float(target_min)
+    return min(have) if have else None
+
+
+def _cell(text: str, cls: str = "") -> str:
+    return f"<td{f' class={chr(39)}{cls}{chr(39)}' if cls else ''}>{html.escape(text)}</td>"
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "kpi", row_heads: bool = True) -> str:
+    """An escaped table in its own horizontal scroll box (so a wide one never widens the page)."""
+    h = "".join(f"<th scope='col'>{html.escape(x)}</th>" for x in head)
+    body = []
+    for r in rows:
+        first = f"<th scope='row'>{html.escape(r[0])}</th>" if row_heads else _cell(r[0])
+        body.append("<tr>" + first + "".join(_cell(x) for x in r[1:]) + "</tr>")
+    return f"<div class='scroll'><table class='{cls}'><thead><tr>{h}</tr></thead><tbody>{''.join(body)}" \
+           f"</tbody></table></div>"
+
+
+def _kinds(f: RunFolder) -> list[str]:
+    """Responder kinds with an eligible response-time KPI in ``f`` (program kinds first)."""
+    have = set(f.summary["metric"].astype(str)) if f.summary is not None else set()
+    return [k for k in ("civilian", "co_responder", "remote", "police") if f"response_time_p50.eligible.{k}" in have]
+
+
+def response_html(views: list[RunFolder], table, T: float | None) -> str:
+    """Crisis callers: median, p90 and share within T of eligible calls, by who answered."""
+    within = f"share_within_{T:g}.eligible" if T is not None else None
+    head = ["Scenario and who answered", "Median wait", "90th percentile", f"Reached within {T:g} min" if T else ""]
+    rows = []
+    for f in views:
+        kinds = _kinds(f)
+        only = kinds[0] if len(kinds) == 1 else None
+        label = f"{f.name}: all eligible calls" + (
+            f" (all answered by {plots.RESPONDER_LABELS[only]})" if only else "")
+        rows.append([label, fmt_value("response_time_p50", _kpi(f.summary, "response_time_p50.eligible")[0]),
+                     fmt_value("response_time_p90", _kpi(f.summary, "response_time_p90.eligible")[0]),
+                     _pct(_kpi(f.summary, within)[0], 1) if within else ""])
+        if len(kinds) > 1:
+            for k in kinds:
+                who = program_name(f) if k != "police" and len(program_pools(f)) == 1 else plots.RESPONDER_LABELS[k]
+                rows.append([f"… answered by {who}",
+                             fmt_value("response_time_p50", _kpi(f.summary, f"response_time_p50.eligible.{k}")[0]),
+                             fmt_value("response_time_p90", _kpi(f.summary, f"response_time_p90.eligible.{k}")[0]),
+                             NOT_APPLICABLE])
+    if T is None:
+        head, rows = head[:3], [r[:3] for r in rows]
+    out = ["<h3>Crisis callers: how long until help is on scene</h3>", _table(head, rows)]
+    note = "Eligible calls reached on scene; mean over replications of each replication's median and 90th percentile."
+    if T is not None:
+        note += (f" The share within {T:g} min counts every eligible call (nobody reached counts as not reached) "
+                 f"and is given for all eligible calls, not by who answered.")
+    out.append(f"<p class='note'>{html.escape(note)}</p>")
+    base = views[0]
+    for f in views[1:]:
+        out.append(f"<p class='summary'>{html.escape(response_sentence(base, f, table, T))}</p>")
+    return "".join(out)
+
+
+def _change(metric: str, d: tuple[float, float, float], better_if_lower: bool, more: str, less: str) -> str:
+    """'17.8 min later [+17.1 to +18.6] (worse)' for one paired difference."""
+    m, lo, hi = d
+    text = _diff_phrase(metric, m, lo, hi, more, less)
+    if text == "the same" or "not distinguishable" in text:
+        return text
+    worse = (m > 0) == better_if_lower
+    return f"{text} ({'worse' if worse else 'better'})"
+
+
+def response_sentence(base: RunFolder, f: RunFolder, table, T: float | None) -> str:
+    """One sentence: what the program does to eligible callers' waits, worse said as worse."""
+    p50, p90 = _kpi(f.summary, "response_time_p50.eligible")[0], _kpi(f.summary, "response_time_p90.eligible")[0]
+    b50, b90 = _kpi(base.summary, "response_time_p50.eligible")[0], _kpi(base.summary, "response_time_p90.eligible")[0]
+    parts = [f"For eligible callers, {f.name} has the median wait at {p50:.1f} min against {b50:.1f} min with "
+             f"{base.name}: " + _change("response_time_p50", _diff(table, f.name, "response_time_p50.eligible"),
+                                        True, "longer", "shorter"),
+             f"the 90th percentile at {p90:.1f} min against {b90:.1f} min: "
+             + _change("response_time_p90", _diff(table, f.name, "response_time_p90.eligible"), True, "longer",
+                       "shorter")]
+    if T is not None:
+        key = f"share_within_{T:g}.eligible"
+        s, b = _kpi(f.summary, key)[0], _kpi(base.summary, key)[0]
+        parts.append(f"{_pct(s)} are reached within {T:g} min against {_pct(b)}: "
+                     + _change(key, _diff(table, f.name, key), False, "more", "fewer"))
+    return "; ".join(parts) + "."
+
+
+def has_program(f: RunFolder) -> bool:
+    """Whether some eligible calls go to a program first (else the program KPIs do not apply)."""
+    if f.scenario is not None:
+        return bool(program_pools(f))
+    police_first = _kpi(f.summary, "eligible_share.police_first")[0]
+    return not (police_first == police_first and police_first >= 1.0 - 1e-9)
+
+
+def shares_html(views: list[RunFolder]) -> str:
+    """Where eligible calls go: the ``eligible_share.*`` partition, adding up to 100% per scenario."""
+    cats = list(metrics.ELIGIBLE_CATEGORIES)
+    shares = {}
+    for f in views:
+        raw = {c: _kpi(f.summary, f"eligible_share.{c}")[0] for c in cats}
+        shares[f.name] = shares_to_100(raw)
+    shown = [c for c in cats if any((shares[f.name][c] or 0) > 0 for f in views)]
+    rows = []
+    for c in shown:
+        row = [plots.SHARE_LABELS[c]]
+        for f in views:
+            v = shares[f.name][c]
+            row.append(NOT_APPLICABLE if (not has_program(f) and f"eligible_share.{c}" in PROGRAM_ONLY)
+                       else _pct(v, 1))
+        rows.append(row)
+    rows.append(["All eligible calls"] + [_pct(sum(v for v in shares[f.name].values() if v == v), 1)
+                                          for f in views])
+    out = ["<h3>Where eligible calls go</h3>", _table(["Eligible calls answered by"] + [f.name for f in views], rows)]
+    note = "Share of the eligible calls of each scenario (means over replications); each column adds up to 100%."
+    if any(not has_program(f) for f in views):
+        note += f" {NOT_APPLICABLE}: the scenario has no program, so it has no program calls and no fallback."
+    out.append(f"<p class='note'>{html.escape(note)}</p>")
+    for f in views:
+        if has_program(f):
+            out.append(f"<p class='summary'>{html.escape(shares_sentence(f, shares[f.name]))}</p>")
+    return "".join(out)
+
+
+def shares_sentence(f: RunFolder, s: dict[str, float]) -> str:
+    """'With CAHOOTS, CAHOOTS teams take 76.7% of eligible calls ...; 18.3% go to police because ...'."""
+    prog = program_name(f)
+    take = (s["program_no_police"] or 0) + (s["program_police_on_scene"] or 0)
+    out = [f"In {f.name}, {prog} take {take:.1%} of eligible calls"
+           + (f" ({s['program_police_on_scene']:.1%} of all with police on scene too)"
+              if (s["program_police_on_scene"] or 0) > 0 else "") + "."]
+    rest = []
+    for key, why in (("fallback_busy", f"every one of the {prog} was busy"),
+                     ("fallback_unstaffed", f"none of the {prog} was on shift")):
+        v = s[key] or 0
+        if v > 0:
+            when = when_phrase(f.calls, key.removeprefix("fallback_")) if f.calls is not None else ""
+            rest.append(f"{v:.1%} because {why}" + (f" ({when})" if when else ""))
+        else:
+            rest.append(f"none because {why}")
+    if (s["police_first"] or 0) > 0:
+        rest.append(f"{s['police_first']:.1%} are sent to police first (their path or dispatch screening)")
+    out.append(" The rest go to police: " + "; ".join(rest) + ".")
+    lost = [(s[k] or 0, w) for k, w in (("unanswered", "nobody answered within the waits"),
+                                        ("unfinished", "were still open when the run stopped"))]
+    lost = [f"{v:.1%} {w}" for v, w in lost if v > 0]
+    if lost:
+        out.append(" " + " and ".join(lost).capitalize() + ".")
+    return "".join(out)
+
+
+def police_cost_per_hour(f: RunFolder) -> float:
+    """Cost of one police unit-hour: the hourly costs of the roles of the police pool (the
+    backup pool if the scenario names one, else its first all-sworn pool). NaN if none."""
+    s = f.scenario
+    if s is None:
+        return math.nan
+    pools = [p for p in s.pools if s.responder_kind(p) == "police"] or [p for p in s.pools if s.pool_is_police(p)]
+    if not pools:
+        return math.nan
+    pool = s.backup.pool if s.backup is not None and s.backup.pool in pools else pools[0]
+    return float(sum(s.roles[r].hourly_cost for r in s.pools[pool].roles if r in s.roles))
+
+
+def police_html(views: list[RunFolder], table) -> str:
+    """Police unit-hours per year, freed against the first scenario, and what they are worth."""
+    base = views[0]
+    rows = []
+    for f in views:
+        m, lo, hi = (v * per_year(f) for v in _kpi(f.summary, "police_hours"))
+        rows.append([f.name, fmt_interval("police_hours", m, lo, hi)])
+    out = ["<h3>Police time</h3>", _table(["Scenario", "Police unit-hours on calls a year"], rows)]
+    for f in views[1:]:
+        d, lo, hi = (v * per_year(f) for v in _diff(table, f.name, "police_hours"))
+        if d != d:
+            continue
+        cur, rate = currency_of(f), police_cost_per_hour(f)
+        freed = -d
+        text = (f"With {f.name}, police spend {abs(d):,.0f} {'fewer' if freed > 0 else 'more'} unit-hours a year on "
+                f"calls than with {base.name}" + (f" [{-hi:,.0f} to {-lo:,.0f} freed]" if lo == lo else "") + ".")
+        if rate == rate and rate > 0:
+            text += (f" At {money(rate, cur)} per police unit-hour (the hourly cost of the police pool's roles in "
+                     f"the scenario), that time is worth {money(freed * rate, cur)} a year"
+                     + (f" [{money(-hi * rate, cur)} to {money(-lo * rate, cur)}]" if lo == lo else "")
+                     + ": time freed for other police work, not money saved unless police staffing changes.")
+        out.append(f"<p class='summary'>{html.escape(text)}</p>")
+    return "".join(out)
+
+
+def cost_parts(f: RunFolder) -> dict[str, float]:
+    """What one scenario costs a year, by part: staff hours by role (on duty and overtime, at
+    the role's hourly cost, from the pools table as ``cost_total`` counts them), vehicles and
+    beds at the scenario's costs. Means over replications, scaled to 365 days; they add up to
+    the ``cost_per_year`` KPI."""
+    s, parts = f.scenario, {}
+    if s is None or f.pools is None or not len(f.pools):
+        return parts
+    reps = f.pools["replication"].nunique() if "replication" in f.pools else 1
+    year = per_year(f)
+    for r in f.pools.itertuples():
+        pool = str(r.pool)
+        roles = (s.pools[pool].roles if pool in s.pools else
+                 s.triage.desks[pool.removeprefix("desk:")].roles if pool.removeprefix("desk:") in s.triage.desks
+                 else None)
+        hours = (float(r.on_duty_min) + float(getattr(r, "overtime_min", 0.0) or 0.0)) / 60.0
+        if roles is None:
+            parts[f"Staff: {plots.words(pool)}"] = parts.get(f"Staff: {plots.words(pool)}", 0.0) + \
+                float(r.staffed_cost) * year / reps
+            continue
+        for role in roles:
+            key = f"Staff hours: {plots.words(role)}"
+            parts[key] = parts.get(key, 0.0) + hours * s.roles[role].hourly_cost * year / reps
+    for v, cost in s.costs.vehicle_per_year.items():
+        parts[f"Vehicles: {plots.words(v)}"] = s.vehicles.get(v, 0) * cost
+    for fac, cost in s.costs.bed_per_day.items():
+        parts[f"Beds: {plots.words(fac)}"] = (s.facilities[fac].beds or 0) * cost * 365.0
+    return parts
+
+
+def cost_html(views: list[RunFolder], table) -> str:
+    """Each scenario's annual cost by part and in total, and the difference to the first."""
+    base = views[0]
+    currencies = {currency_of(f) for f in views}
+    cur = currency_of(base)
+    parts = {f.name: cost_parts(f) for f in views}
+    keys = list(dict.fromkeys(k for f in views for k in parts[f.name]))
+    pairs = len(views) == 2
+    head = ["Cost a year"] + [f.name for f in views] + (["Difference"] if pairs else [])
+    rows = []
+    for k in keys:
+        vals = [parts[f.name].get(k, 0.0) for f in views]
+        if not any(vals):
+            continue
+        rows.append([k] + [money(v, cur) for v in vals] + ([money(vals[1] - vals[0], cur)] if pairs else []))
+    totals = [_kpi(f.summary, "cost_per_year") for f in views]
+    row = ["Total"] + [money(t[0], cur) for t in totals]
+    if pairs:
+        d = _diff(table, views[1].name, "cost_per_year")
+        row.append(money(d[0], cur) if d[0] == d[0] else money(totals[1][0] - totals[0][0], cur))
+    rows.append(row)
+    out = ["<h3>What it costs</h3>", _table(head, rows)]
+    costed = [w for w, has in (("vehicles", any(f.scenario is not None and f.scenario.costs.vehicle_per_year
+                                                 for f in views)),
+                               ("beds", any(f.scenario is not None and f.scenario.costs.bed_per_day for f in views)))
+              if has]
+    note = (f"In {cur}, as the scenario states its costs; staff hours at each role's hourly cost, whether busy or "
+            f"not" + (f", plus {' and '.join(costed)}" if costed else "; no vehicle or bed costs are given") + ".")
+    if len(currencies) > 1:
+        note += f" The scenarios state different currencies ({', '.join(sorted(currencies))}): do not add them up."
+    out.append(f"<p class='note'>{html.escape(note)}</p>")
+    for f, t in zip(views[1:], totals[1:]):
+        d, lo, hi = _diff(table, f.name, "cost_per_year")
+        if d != d:
+            continue
+        text = (f"{f.name} costs {money(t[0], cur)} a year against {money(totals[0][0], cur)} for {base.name}: "
+                + (f"{money(abs(d), cur)} {'more' if d > 0 else 'less'}" if d else "the same")
+                + (f" [{money(lo, cur)} to {money(hi, cur)}]" if lo == lo and hi - lo > 1e-6 * max(abs(d), 1) else "")
+                + ".")
+        out.append(f"<p class='summary'>{html.escape(text)}</p>")
+    return "".join(out)
+
+
+def screening_inputs(screening, top: int = 2) -> list[str]:
+    """The inputs that moved the KPIs most in a one-at-a-time screening (``sensitivity.csv``
+    with input, low, high, swing), in words with their ranges."""
+    if screening is None or not {"input", "swing"} <= set(screening.columns):
+        return []
+    best = screening.sort_values("swing", ascending=False).drop_duplicates("input").head(top)
+    return [f"{plots.describe_field(r.input).lower()} ({r.low:g} to {r.high:g})" for r in best.itertuples()]
+
+
+def caveat(views: list[RunFolder], screening=None) -> str:
+    """One sentence: what the figures rest on and what they are not."""
+    inputs = screening_inputs(screening)
+    costed = any(f.scenario is not None and (f.scenario.costs.vehicle_per_year or f.scenario.costs.bed_per_day)
+                 for f in views)
+    rest = (f"most of all on {' and '.join(inputs)}, the inputs that moved the results most in the sensitivity "
+            "screening" if inputs else
+            f"{sum(len(f.raw.get('assumptions') or []) for f in views[:2])} listed in the appendix, not screened for "
+            "sensitivity here (crisis-sim sensitivity ranks them)")
+    return (f"Caveat: these are simulated figures that rest on the scenarios' assumptions, {rest}; "
+            + ("costs count staff hours only, not supervision, training or overhead; " if not costed else "")
+            + "police hours freed are capacity for other work, not cash.")
+
+
+def brief_html(views: list[RunFolder], table, target_min: float | None, screening=None) -> str:
+    """The first screen of the report (see the module docstring)."""
+    if not views:
+        return ""
+    if all(f.raw.get("kind") == "violence" for f in views):
+        out = [f"<p class='summary'>{html.escape(violence_paragraph(f))}</p>" for f in views]
+        if table is not None and len(table) and len(views) > 1:
+            out += [f"<p class='summary'>{html.escape(comparison_paragraph(table, views[0].name, f.name))}</p>"
+                    for f in views[1:]]
+        return "".join(out)
+    base = views[0]
+    T = target_of(views, target_min)
+    reps = min((_reps(f) for f in views), default=0)
+    paired = table is not None and len(table) and bool(table["paired"].any())
+    names = " against ".join(f.name for f in views[1:] + views[:1]) if len(views) > 1 else base.name
+    intro = (f"{names}: what the model gives for {period_phrase(base)}, averaged over {reps} replication"
+             f"{'s' if reps != 1 else ''}" + (" that see the same calls in every scenario" if paired else "")
+             + ". Brackets are 95% intervals" + (" of paired differences" if paired else "") + ".")
+    if len(views) == 1:
+        intro += " No counterfactual was given: add a police-only run as the first folder to compare against."
+    out = [f"<p class='lead'>{html.escape(intro)}</p>", response_html(views, table, T), shares_html(views),
+           police_html(views, table), cost_html(views, table),
+           f"<p class='caveat'>{html.escape(caveat(views, screening))}</p>"]
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- charts
+
+
+@dataclass
+class Chart:
+    """A drawn chart: its title (alt text and file name) and the figure."""
+
+    alt: str
+    fig: object
 
 
 def figure_html(fig, alt: str) -> str:
-    """A Figure as an embedded PNG (no file, no URL)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+    """A Figure as an embedded SVG image (no file, no URL, no script)."""
+    import base64
+    data = base64.b64encode(plots.figure_svg(fig).encode("utf-8")).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}"></figure>'
 
 
-def kpi_table_html(columns: list[tuple[str, pd.DataFrame]]) -> str:
-    """Metrics as rows, one column per (label, summary table): 'mean [low–high]'."""
-    columns = [(label, t) for label, t in columns if t is not None and len(t)]
-    if not columns:
+def _try_chart(make, alt: str, notes: list[str], charts: list[Chart]) -> str:
+    """Draw one chart; a chart that cannot be drawn from this data is named, not fatal."""
+    try:
+        fig = make()
+    except (KeyError, ValueError, IndexError) as e:
+        notes.append(f"{alt}: not drawn ({type(e).__name__}: {e})")
         return ""
-    metrics = list(dict.fromkeys(m for _, t in columns for m in t["metric"]))
-    metrics = [m for m in HEADLINE if m in metrics] + [m for m in metrics if m not in HEADLINE]
-    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in columns)
-    body = []
-    for m in metrics:
-        label, unit = plots.metric_label(m)
-        cells = "".join(f"<td>{html.escape(fmt_interval(m, *_kpi(t, m)))}</td>" for _, t in columns)
-        body.append(f"<tr><th scope='row'>{html.escape(label)}<span class='unit'>"
-                    f"{html.escape(unit)}</span></th>{cells}</tr>")
-    reps = ", ".join(html.escape(f"{label}: {int(t['replications'].max())}") for label, t in columns)
-    return (f"<table class='kpi'><thead><tr><th>KPI</th>{head}</tr></thead><tbody>{''.join(body)}"
-            f"</tbody></table><p class='note'>Mean across replications [95% t-interval]. Replications: "
-            f"{reps}.</p>")
+    charts.append(Chart(alt, fig))
+    return figure_html(fig, alt)
+
+
+def _summaries(views: list[RunFolder]):
+    parts = [f.summary.assign(scenario=f.name) for f in views if f.summary is not None]
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def charts_html(views: list[RunFolder], table, target_min, notes, charts) -> str:
+    """The comparison's charts, then each scenario's own (utilisation, zones, beds)."""
+    crisis = [f for f in views if f.raw.get("kind") != "violence"]
+    out = []
+    T = target_of(crisis, target_min) if crisis else None
+    calls = [f.calls for f in crisis if f.calls is not None and len(f.calls)]
+    summary = _summaries(crisis)
+    if calls:
+        allcalls = pd.concat([c.assign(scenario=c["scenario"].astype(str)) for c in calls], ignore_index=True)
+        out.append(_try_chart(lambda: plots.response_time_cdf(
+            allcalls, target_min=T if T is not None else target_min, eligible_only=True, summary=summary,
+            title="Eligible calls: time until help is on scene"),
+            "Eligible calls: time until help is on scene", notes, charts))
+        prog = [f.calls for f in crisis if f.calls is not None and has_program(f)]
+        if prog:
+            pc = pd.concat([c.assign(scenario=c["scenario"].astype(str)) for c in prog], ignore_index=True)
+            out.append(_try_chart(lambda: plots.fallback_by_hour(pc), "When eligible calls go to police instead",
+                                  notes, charts))
+    if table is not None and len(table) and table["scenario"].nunique() > 1:
+        have = set(table["metric"])
+        wanted = [m.replace("{T}", f"{T:g}") if T is not None else m for m in FOREST_METRICS]
+        use = [m for m in wanted if m in have and "{T}" not in m]
+        out.append(_try_chart(lambda: plots.forest(table, metrics=use or None, currency=currency_of(views[0]),
+                                                   title=f"Each scenario against {views[0].name}"),
+                              f"Differences to {views[0].name}", notes, charts))
+    for f in crisis:
+        s = f.scenario
+        if f.hourly is not None and s is not None and len(f.hourly):
+            out.append(_try_chart(lambda: plots.utilisation_by_hour(
+                f.hourly, plots.hours_observed(s), pools=list(s.pools), summary=f.summary.assign(scenario=f.name)
+                if f.summary is not None else None, scenario=str(f.hourly["scenario"].iloc[0])
+                if "scenario" in f.hourly else None,
+                title=f"Units busy against units on duty: {f.name}"), f"Utilisation by hour: {f.name}", notes, charts))
+        if f.calls is not None and s is not None and len(s.zones) > 1 and has_program(f):
+            out.append(_try_chart(lambda: plots.zone_map(f.calls, s.zones, title=f"Eligible calls handled "
+                                  f"without police, by zone: {f.name}"), f"Zones: {f.name}", notes, charts))
+        if f.occupancy is not None and len(f.occupancy) and plots.limited_facilities(f.occupancy):
+            out.append(_try_chart(lambda: plots.bed_occupancy(f.occupancy, f.facilities,
+                                  title=f"After-care beds: {f.name}"), f"Beds: {f.name}", notes, charts))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- sweep
 
 
 SWEEP_META = {"scenario", "point", "metric", "mean", "ci_low", "ci_high", "replications", "error", "baseline"}
 
 
-def _store_table(path: Path) -> pd.DataFrame | None:
-    """A table an experiment stored Hive-partitioned by scenario/point/replication, or None."""
-    if not path.is_dir():
-        return None
-    try:
-        df = pd.read_parquet(path)
-    except (OSError, ValueError):
-        return None
-    for col in ("scenario", "replication"):
-        if col in df:
-            df[col] = df[col].astype(str if col == "scenario" else int)
-    return df
+def parse_goal(text: str) -> tuple[str, bool, float]:
+    """'share_within_30.eligible>=0.8' -> (KPI, at_least, value); ReportError if malformed."""
+    m = re.fullmatch(r"\s*([A-Za-z0-9_.:-]+)\s*(>=|<=)\s*([-+0-9.eE]+%?)\s*", text or "")
+    if not m:
+        raise ReportError(f"--goal '{text}': write KPI>=VALUE or KPI<=VALUE, e.g. "
+                          "share_within_30.eligible>=0.8 or response_time_p90.eligible<=60")
+    value = float(m.group(3).rstrip("%")) / (100.0 if m.group(3).endswith("%") else 1.0)
+    return m.group(1), m.group(2) == ">=", value
 
 
-def _experiment_section(f: RunFolder, idx: int, target_min: float | None) -> str:
-    """A compare or sweep folder: its KPI table, differences and sweep curve, manifest."""
-    notes: list[str] = []
-    out = [f"<section id='scenario-{idx}'><h2>{html.escape(f.kind.capitalize())}: {html.escape(f.name)}</h2>"]
+def sweep_html(f: RunFolder, goal, notes, charts) -> str:
+    """A sweep: the curve of the goal's KPI (or a headline KPI) against the first swept field
+    with the target as a line, the smallest configuration meeting it with its confidence, and
+    the key figures of every configuration in tables of at most four columns."""
     summary = f.summary
-    if f.kind == "sensitivity" and f.sensitivity is not None:
-        out.append(f"<p class='summary'>{html.escape(sensitivity_paragraph(f.sensitivity))}</p>")
-        from .violence.plots import plot_sensitivity
-        out.append(_try_chart(lambda: plot_sensitivity(f.sensitivity), f"Sensitivity: {f.name}", notes))
-        out.append(f"<h3>Run manifest</h3>" + manifest_html(f) + "</section>")
-        return "".join(out)
-    if f.kind == "sweep":
-        fields = [c for c in summary.columns if c not in SWEEP_META]
-        keys = summary[fields].drop_duplicates() if fields else summary[["scenario"]].drop_duplicates()
-        columns = [(", ".join(f"{k}={v}" for k, v in row.items()),
-                    summary.loc[(summary[list(row.index)] == row.values).all(axis=1)])
-                   for _, row in keys.iterrows()]
-        metric = next((m for m in HEADLINE if m in set(summary["metric"])), None)
-        if fields and metric:
-            out.append(_try_chart(lambda: plots.sweep_curve(
-                summary, fields[0], metric, by=fields[1] if len(fields) > 1 else None),
-                f"Sweep of {fields[0]}", notes))
-    else:
-        columns = [(str(k), g) for k, g in summary.groupby("scenario", sort=False)]
-        calls = _store_table(f.path / "calls")
-        if calls is not None and len(calls):
-            out.append(_try_chart(lambda: plots.response_time_cdf(calls, target_min=target_min),
-                                  f"Response-time distribution: {f.name}", notes))
-            out.append(_try_chart(lambda: plots.fallback_by_hour(calls), f"Fallback by hour: {f.name}", notes))
-    if f.compare is not None and len(f.compare):
-        base, diffs = plots.differences(f.compare)
-        for name in dict.fromkeys(diffs["scenario"].astype(str)):
-            out.append(f"<p class='summary'>{html.escape(comparison_paragraph(f.compare, base, name))}</p>")
-        metrics = [m for m in FOREST_METRICS if m in set(diffs["metric"])]
-        out.append(_try_chart(lambda: plots.forest(f.compare, metrics=metrics or None),
-                              f"Differences to {base}", notes))
-    out.append("<h3>Key figures</h3>" + kpi_table_html(columns))
-    if f.kind == "compare":
-        for k, member in enumerate(_compare_members(f)):
-            out.append(_scenario_section(member, f"{idx}-{k}", target_min, level=3))
-    out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
-    if notes:
-        out.append("<h3>Not shown</h3>" + _list_html(notes, ""))
-    out.append("</section>")
+    fields = [c for c in summary.columns if c not in SWEEP_META]
+    out = []
+    metric, at_least, target = goal if goal else (None, None, None)
+    have = set(summary["metric"])
+    if metric is not None and metric not in have:
+        raise ReportError(f"--goal: the sweep in {f.path} has no KPI '{metric}'; it has e.g. "
+                          f"{', '.join(sorted(have)[:6])}")
+    metric = metric or next((m for m in ("eligible_diversion_rate", "response_time_p90.eligible",
+                                         "response_time_p90") if m in have), None)
+    if fields and metric:
+        x = fields[0]
+        label, unit = plots.metric_label(metric)
+        if target is not None:
+            ok = summary[summary["error"].isna()] if "error" in summary else summary
+            best = plots.smallest_meeting(ok, x, metric, target, at_least)
+            goal_txt = f"{label.lower()} {'at least' if at_least else 'at most'} {plots.fmt_unit(target, unit)}"
+            if best is None:
+                text = f"No swept setting of {plots.describe_field(x).lower()} meets the target ({goal_txt})."
+            else:
+                iv = fmt_interval(metric, best["mean"], best["ci_low"], best["ci_high"])
+                conf = ("with 95% confidence: the whole interval meets it" if best["sure"] else
+                        "on average only: the 95% interval reaches past the target, so run more replications "
+                        "or take the next value to be sure")
+                text = (f"The smallest setting of {plots.describe_field(x).lower()} that meets the target ({goal_txt}) is "
+                        f"{best['value']:g}, with {iv}; it meets it {conf}.")
+            out.append(f"<p class='summary'>{html.escape(text)}</p>")
+        out.append(_try_chart(lambda: plots.sweep_curve(summary, x, metric, by=fields[1] if len(fields) > 1 else None,
+                                                        target=target, at_least=at_least),
+                              f"Sweep of {plots.describe_field(x)}", notes, charts))
+    keys = summary[fields].drop_duplicates() if fields else summary[["scenario"]].drop_duplicates()
+    columns = [(", ".join(f"{plots.describe_field(k)} = {v}" for k, v in row.items()),
+                summary.loc[(summary[list(row.index)] == row.values).all(axis=1)])
+               for _, row in keys.iterrows()]
+    out.append("<h3>Key figures by configuration</h3>" + kpi_table_html(columns, headline_only=True))
     return "".join(out)
 
 
-def _compare_members(f: RunFolder) -> list[RunFolder]:
-    """Each scenario of a compare folder as its own (manifest-less) folder view, so it gets
-    the same per-scenario charts, assumptions and sources as a single run."""
-    cells = _read(f.path / "cells.csv")
-    if cells is None:
-        return []
-    tables = {name: _store_table(f.path / name) for name in ("calls", "hourly", "occupancy", "facilities")}
-    members = []
-    for key in dict.fromkeys(cells["scenario"].astype(str)):
-        resolved = f.path / "resolved" / f"{key}-p0.yaml"
-        raw = _yaml_mapping(resolved) if resolved.exists() else {}
-        try:
-            scenario = validate_any(dict(raw), str(resolved), None) if raw else None
-        except ScenarioError:
-            scenario = None
-        pick = {name: (t[t["scenario"] == key] if t is not None and "scenario" in t else None)
-                for name, t in tables.items()}
-        summary = f.summary[f.summary["scenario"].astype(str) == key] if f.summary is not None else None
-        members.append(RunFolder(path=f.path, name=str(raw.get("name") or key), kind="run", raw=raw,
-                                 scenario=scenario, manifest={}, summary=summary, **pick))
-    return members
+# --------------------------------------------------------------------------- tables and appendix
+
+
+HEADLINE = ["response_time_p50.eligible", "response_time_p90.eligible", "share_within_{T}.eligible",
+            "eligible_diversion_rate", "fallback_busy_rate", "fallback_unstaffed_rate", "police_hours",
+            "cost_per_year", "response_time_p50", "response_time_p90", "no_response_rate", "unfinished_rate"]
+
+
+def kpi_table_html(columns: list[tuple[str, object]], currency: str = "USD", headline_only: bool = False,
+                   no_program: set[str] = frozenset()) -> str:
+    """Metrics in words as rows, one column per (label, summary table): 'mean [low–high]'.
+    Rows that are zero (or empty) in every column are folded into a closed details box; more
+    than :data:`MAX_TABLE_COLUMNS` columns fold into several tables. ``no_program``: labels
+    of columns without a program, whose program KPIs read –."""
+    columns = [(label, t) for label, t in columns if t is not None and len(t)]
+    if not columns:
+        return ""
+    metrics_ = list(dict.fromkeys(m for _, t in columns for m in t["metric"]))
+    heads = [h.replace("{T}", m.group(1)) for h in HEADLINE for m in
+             [re.match(r"share_within_([0-9.]+)\.eligible$", x) for x in metrics_] if m and "{T}" in h] + \
+        [h for h in HEADLINE if "{T}" not in h]
+    first = [m for m in heads if m in metrics_]
+    metrics_ = first + ([] if headline_only and first else [m for m in metrics_ if m not in first])
+    out = []
+    for k in range(0, len(columns), MAX_TABLE_COLUMNS):
+        chunk = columns[k:k + MAX_TABLE_COLUMNS]
+        shown, folded = [], []
+        for m in metrics_:
+            label, unit = plots.metric_label(m, currency)
+            vals = [_kpi(t, m) for _, t in chunk]
+            cells = [NOT_APPLICABLE if (lab in no_program and m in PROGRAM_ONLY) else fmt_interval(m, *v, currency)
+                     for (lab, _), v in zip(chunk, vals)]
+            row = [label + (f" ({unit})" if unit else "")] + cells
+            zero = all((v[0] == 0 or v[0] != v[0]) for v in vals)
+            (folded if zero else shown).append(row)
+        out.append(_table(["Figure"] + [label for label, _ in chunk], shown))
+        if folded:
+            out.append(f"<details><summary>{len(folded)} more figure{'s' if len(folded) != 1 else ''} "
+                       f"that are zero or empty in every column</summary>"
+                       + _table(["Figure"] + [label for label, _ in chunk], folded) + "</details>")
+    reps = ", ".join(f"{label}: {int(t['replications'].max())}" for label, t in columns)
+    out.append(f"<p class='note'>Mean across replications [95% t-interval]. Replications: {html.escape(reps)}.</p>")
+    return "".join(out)
 
 
 def _list_html(items, empty: str) -> str:
@@ -510,130 +1122,201 @@ def manifest_html(f: RunFolder) -> str:
         f"<tr><th scope='row'>{html.escape(str(k))}</th><td>"
         f"{html.escape(', '.join(map(str, v)) if isinstance(v, list) else str(v))}</td></tr>"
         for k, v in f.manifest.items())
-    return f"<table class='manifest'>{rows}</table>"
+    return f"<div class='scroll'><table class='manifest'>{rows}</table></div>"
 
 
-def _try_chart(make, alt: str, notes: list[str]) -> str:
-    """Draw one chart; a chart that cannot be drawn from this data is named, not fatal."""
-    try:
-        return figure_html(make(), alt)
-    except (KeyError, ValueError, IndexError) as e:
-        notes.append(f"{alt}: not drawn ({type(e).__name__}: {e})")
-        return ""
-
-
-def _scenario_section(f: RunFolder, idx, target_min: float | None, level: int = 2) -> str:
-    notes: list[str] = []
-    out = [f"<section id='scenario-{idx}'><h{level}>{html.escape(f.name)}</h{level}>"]
-    desc = f.raw.get("description")
-    if desc:
-        out.append(f"<p>{html.escape(str(desc))}</p>")
-    out.append(f"<p class='summary'>{html.escape(scenario_paragraph(f))}</p>")
-    s = f.scenario
-    if f.hourly is not None and s is not None and len(f.hourly):
-        alt_pools = [p for p in s.pools if not s.pool_is_police(p)] or list(s.pools)
-        out.append(_try_chart(lambda: plots.utilisation_by_hour(
-            f.hourly, plots.hours_observed(s), pools=alt_pools,
-            title=f"Teams busy against teams on duty: {f.name}"), f"Utilisation by hour: {f.name}", notes))
-    if f.calls is not None and s is not None and len(s.zones) > 1:
-        out.append(_try_chart(lambda: plots.zone_map(f.calls, s.zones, title=f"Eligible calls handled "
-                              f"without police, by zone: {f.name}"), f"Zones: {f.name}", notes))
-    if f.occupancy is not None and len(f.occupancy):
-        out.append(_try_chart(lambda: plots.bed_occupancy(f.occupancy, f.facilities,
-                              title=f"After-care beds: {f.name}"), f"Beds: {f.name}", notes))
-    out.append("<h3>Assumptions</h3>" + _list_html(f.raw.get("assumptions"), "None stated in the scenario file."))
-    out.append("<h3>Sources</h3>" + _list_html(f.raw.get("sources"), "None stated in the scenario file."))
-    if f.manifest:
-        out.append(f"<h3>Run manifest</h3><p class='note'>Folder: {html.escape(str(f.path))}</p>" + manifest_html(f))
-    if s is None and f.raw:
-        notes.append("scenario.resolved.yaml no longer validates with this version; staffing and "
-                     "per-hour charts are left out")
-    if notes:
-        out.append("<h3>Not shown</h3>" + _list_html(notes, ""))
-    out.append("</section>")
+def scenario_appendix(f: RunFolder, level: int = 3) -> str:
+    """A scenario's description, staffing, assumptions and sources."""
+    h = f"h{level}"
+    out = [f"<{h}>{html.escape(f.name)}</{h}>"]
+    if f.raw.get("description"):
+        out.append(f"<p>{html.escape(str(f.raw['description']))}</p>")
+    out.append(f"<p>{html.escape(scenario_paragraph(f))}</p>")
+    out.append("<h4>Assumptions</h4>" + _list_html(f.raw.get("assumptions"), "None stated in the scenario file."))
+    out.append("<h4>Sources</h4>" + _list_html(f.raw.get("sources"), "None stated in the scenario file."))
+    if f.scenario is None and f.raw:
+        f.notes.append(f"{f.name}: scenario.resolved.yaml no longer validates with this version; staffing and "
+                       "per-hour charts are left out")
     return "".join(out)
 
 
+def glossary_html() -> str:
+    """The report's own terms, then every KPI family of :func:`sim.metrics.glossary`."""
+    terms = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in TERMS.items())
+    kp = "".join(f"<dt>{html.escape(plots.metric_label(k.replace('<stat>', 'mean').replace('<T>', 'T'))[0])}"
+                 f" <code>{html.escape(k)}</code></dt><dd>{html.escape(v)}</dd>"
+                 for k, v in metrics.glossary().items())
+    return f"<h3>Glossary</h3><h4>Terms</h4><dl>{terms}</dl><h4>Figures</h4><dl>{kp}</dl>"
+
+
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;max-width:1000px;
-margin:2em auto;padding:0 1em;color:#111;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:0.2em} h2{border-bottom:2px solid #333;padding-bottom:0.2em;margin-top:2em}
-h3{margin-bottom:0.3em} .summary{font-size:1.08em;background:#f3f3f3;border-left:4px solid #333;padding:0.6em 0.9em}
-table{border-collapse:collapse;margin:0.5em 0;font-size:0.92em} th,td{border:1px solid #bbb;padding:0.25em 0.6em;
-text-align:left;vertical-align:top} thead th{background:#e6e6e6} td{font-variant-numeric:tabular-nums}
-.unit{color:#555;font-weight:normal;font-size:0.85em;margin-left:0.4em} .unit:empty{display:none}
-.note{color:#444;font-size:0.88em} figure{margin:1em 0} img{max-width:100%;height:auto;border:1px solid #ddd}
-nav ul{columns:2} @media print{h2{page-break-before:always}}
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;max-width:60em;margin:0 auto;
+padding:0.8em;color:#111;line-height:1.45;overflow-wrap:break-word}
+h1{font-size:1.5em;margin:0.3em 0} h2{border-bottom:2px solid #333;padding-bottom:0.2em;margin-top:1.6em}
+h3{margin:1.2em 0 0.3em} h4{margin:0.8em 0 0.2em}
+.lead{font-size:1.05em} .summary{background:#f3f3f3;border-left:4px solid #333;padding:0.5em 0.8em}
+.caveat{border-left:4px solid #a60;padding:0.4em 0.8em;background:#fbf4ea}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:0.4em 0;font-size:0.9em}
+th,td{border:1px solid #bbb;padding:0.25em 0.5em;text-align:left;vertical-align:top}
+thead th{background:#e6e6e6} td{font-variant-numeric:tabular-nums}
+table.kpi td{white-space:nowrap} table.manifest td{word-break:break-all}
+.note{color:#444;font-size:0.86em} figure{margin:1em 0}
+figure img{display:block;width:100%;max-width:44em;height:auto;border:1px solid #ddd}
+nav ul{display:flex;flex-wrap:wrap;gap:0.2em 1.2em;list-style:none;padding:0;margin:0.4em 0}
+nav li{break-inside:avoid}
+details summary{cursor:pointer;color:#333} dt{font-weight:600;margin-top:0.5em} dd{margin-left:1em}
+code{font-size:0.85em;color:#555}
+@media (max-width:480px){body{padding:0.5em;font-size:15px} table{font-size:0.82em}
+th,td{padding:0.2em 0.3em} table.kpi td{white-space:normal}}
+@page{size:A4;margin:14mm}
+@media print{body{max-width:none;padding:0} section.page{break-before:page}
+table,tr,.scroll,figure,.summary,.caveat,dl>dt{break-inside:avoid} h2,h3,h4{break-after:avoid}
+.scroll{overflow:visible} figure img{max-width:100%} details{display:none} a{color:inherit}}
 """
 
 
-def build_report(results_dirs, out_path, title: str | None = None,
-                 target_min: float | None = None, charts_dir=None) -> Path:
-    """Write one self-contained HTML report for ``results_dirs`` (the first is the baseline of
-    comparisons) to ``out_path``; ``target_min`` draws a response-time target (minutes).
-    With ``charts_dir``, every chart is also saved there as a PNG file (see :func:`save_charts`)."""
+def build_report(results_dirs, out_path, title: str | None = None, target_min: float | None = None,
+                 charts_dir=None, goal: str | None = None, pdf=None):
+    """Write one self-contained HTML report for ``results_dirs`` (the first scenario is the
+    counterfactual of comparisons) to ``out_path``; ``target_min``: the response target in
+    minutes (default: the scenarios' first ``response_targets_min``); ``goal``: a sweep's
+    target, 'KPI>=VALUE' or 'KPI<=VALUE'. With ``charts_dir``, every chart is also saved there
+    (SVG and PNG at 200 dpi, see :func:`save_charts`); with ``pdf``, the page is also printed
+    to that PDF file by headless Chromium (:func:`print_pdf`)."""
+    from .results import write_text
     every = [load_results(d) for d in results_dirs]
     if not every:
         raise ReportError("give at least one results folder")
-    folders = [f for f in every if f.kind == "run"]           # one scenario each
-    experiments = [f for f in every if f.kind != "run"]
-    title = title or ("crisis-sim: " + " vs ".join(f.name for f in every[:3])
-                      + (" ..." if len(every) > 3 else ""))
+    parsed_goal = parse_goal(goal) if goal else None
+    views: list[RunFolder] = []
+    for f in every:
+        if f.kind == "run" and f.summary is not None:
+            views.append(f)
+        elif f.kind == "compare":
+            views.extend(compare_members(f) or [])
+    sweeps = [f for f in every if f.kind == "sweep"]
+    grids = [f for f in every if f.kind == "sensitivity" and f.sensitivity is not None]
+    screening = next((f.sensitivity for f in every if f.sensitivity is not None
+                      and "swing" in f.sensitivity.columns), None)
+    title = title or ("crisis-sim: " + " vs ".join(f.name for f in (views or every)[:3])
+                      + (" ..." if len(views or every) > 3 else ""))
+    table = compare_table(views) if len(views) > 1 else None
     notes: list[str] = []
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='note'>Written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by crisis-sim "
-             f"{html.escape(__version__)} from {len(every)} results folder{'s' if len(every) > 1 else ''}. "
-             "Simulated numbers: what these scenarios imply under their stated assumptions, not forecasts.</p>"]
-    parts.append("<h2>Summary</h2>" if folders else "")
-    for f in folders:
-        parts.append(f"<h3>{html.escape(f.name)}</h3><p class='summary'>{html.escape(scenario_paragraph(f))}</p>")
-    table = compare_table(folders) if len(folders) > 1 else None
-    if table is not None and len(table):
-        for f in folders[1:]:
-            parts.append(f"<p class='summary'>{html.escape(comparison_paragraph(table, folders[0].name, f.name))}</p>")
-    if folders:
-        parts.append("<h2>Key figures</h2>" + kpi_table_html([(f.name, f.summary) for f in folders]))
-    calls = [f.calls for f in folders if f.calls is not None]
-    if calls:
-        parts.append("<h2>Charts</h2>")
-        allcalls = pd.concat(calls, ignore_index=True)
-        allcalls["scenario"] = allcalls["scenario"].astype(str)
-        parts.append(_try_chart(lambda: plots.response_time_cdf(allcalls, target_min=target_min),
-                                "Response-time distribution", notes))
-        parts.append(_try_chart(lambda: plots.fallback_by_hour(allcalls), "Fallback by hour of week", notes))
-    if table is not None and len(table) and table["scenario"].nunique() > 1:
-        metrics = [m for m in FOREST_METRICS if m in set(table["metric"])]
-        parts.append(_try_chart(lambda: plots.forest(table, metrics=metrics or None),
-                                "Differences to the first scenario", notes))
+    charts: list[Chart] = []
+    sections = []
+    brief = brief_html(views, table, target_min, screening)
+    for f in sweeps:
+        brief += f"<h3>{html.escape(f.name)}: staffing sweep</h3>" + sweep_html(f, parsed_goal, notes, charts)
+    for f in grids:
+        brief += f"<p class='summary'>{html.escape(sensitivity_paragraph(f.sensitivity))}</p>"
+    sections.append(("brief", "The brief", brief))
+    chart_parts = charts_html(views, table, target_min, notes, charts)
+    for f in grids:
+        from .violence.plots import plot_sensitivity
+        chart_parts += _try_chart(lambda: plot_sensitivity(f.sensitivity), f"Sensitivity: {f.name}", notes, charts)
+    if chart_parts:
+        sections.append(("charts", "Charts", chart_parts))
+    appendix = []
+    if views:
+        cur = currency_of(views[0])
+        appendix.append("<h3>Every figure</h3>" + kpi_table_html(
+            [(f.name, f.summary) for f in views], currency=cur,
+            no_program={f.name for f in views if not has_program(f)}))
+    for f in views:
+        appendix.append(scenario_appendix(f))
+    appendix.append("<h3>Run manifests</h3>")
+    for f in every:
+        appendix.append(f"<h4>{html.escape(f.name)}</h4><p class='note'>Folder: {html.escape(str(f.path))}</p>"
+                        + manifest_html(f))
+    notes += [n for f in views for n in f.notes]
     if notes:
-        parts.append("<h3>Not shown</h3>" + _list_html(notes, ""))
-    for i, f in enumerate(every):
-        parts.append(_scenario_section(f, i, target_min) if f.kind == "run" else _experiment_section(f, i, target_min))
-    nav = "".join(f"<li><a href='#scenario-{i}'>{html.escape(f.name)}</a></li>" for i, f in enumerate(every))
+        appendix.append("<h3>Not shown</h3>" + _list_html(notes, ""))
+    appendix.append(glossary_html())
+    sections.append(("appendix", "Appendix", "".join(appendix)))
+    nav = "".join(f"<li><a href='#{sid}'>{html.escape(head)}</a></li>" for sid, head, _ in sections)
+    head = (f"<h1>{html.escape(title)}</h1><p class='note'>Written {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} "
+            f"by crisis-sim {html.escape(__version__)} from {len(every)} results folder"
+            f"{'s' if len(every) > 1 else ''}. Simulated numbers: what these scenarios imply under their stated "
+            f"assumptions, not forecasts.</p><nav><ul>{nav}</ul></nav>")
+    body = "".join(f"<section id='{sid}' class='{'page' if k else 'first'}'><h2>{html.escape(h)}</h2>{content}"
+                   f"</section>" for k, (sid, h, content) in enumerate(sections))
     doc = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
            "<link rel='icon' href='data:,'>"
-           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-           + parts[0] + parts[1] + f"<nav><ul>{nav}</ul></nav>" + "".join(parts[2:]) + "</body></html>\n")
+           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>{head}{body}</body></html>\n")
     out = Path(out_path)
     write_text(out, doc)
     if charts_dir is not None:
-        save_charts(doc, charts_dir)
+        save_charts(charts, charts_dir)
+    if pdf is not None:
+        print_pdf(out, pdf)
     return out
 
 
-def save_charts(doc: str, folder) -> list[Path]:
-    """Write the PNG charts embedded in a report to ``folder``, named after their titles."""
+def chart_slug(alt: str) -> str:
+    """A whole-word file name for a chart title: 'Utilisation by hour: Eugene — CAHOOTS (2019)' ->
+    'utilisation-by-hour-eugene-cahoots-2019' (cut at a word boundary past 80 characters)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", alt.lower()).strip("-") or "chart"
+    if len(slug) > 80:
+        slug = slug[:81].rsplit("-", 1)[0]
+    return slug
+
+
+def save_charts(charts: list[Chart], folder) -> list[Path]:
+    """Write each chart to ``folder`` as ``NN-<title>.svg`` and ``.png`` (200 dpi), after
+    removing the ``NN-*.svg`` / ``.png`` files an earlier report left there."""
+    from .results import atomic_write
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():                 # charts of an earlier report, so no stale one stays
+        if re.fullmatch(r"\d\d-[a-z0-9-]+\.(svg|png)", old.name):
+            old.unlink()
     written = []
-    for k, (alt, data) in enumerate(re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"', doc)):
-        slug = re.sub(r"[^a-z0-9]+", "-", html.unescape(alt).lower()).strip("-")[:60] or "chart"
-        path = folder / f"{k + 1:02d}-{slug}.png"
-        payload = base64.b64decode(data)
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(payload))
-        written.append(path)
+    for k, c in enumerate(charts):
+        base = folder / f"{k + 1:02d}-{chart_slug(c.alt)}"
+        svg, png = plots.figure_svg(c.fig).encode("utf-8"), plots.figure_png(c.fig)
+        for path, payload in ((base.with_suffix(".svg"), svg), (base.with_suffix(".png"), png)):
+            atomic_write(path, lambda tmp, payload=payload: Path(tmp).write_bytes(payload))
+            written.append(path)
     return written
+
+
+def chromium() -> str | None:
+    """The headless Chromium on this machine (``make browser`` installs Debian's), or None."""
+    import shutil
+    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+class BrowserMissing(RuntimeError):
+    """No headless Chromium to print the PDF with."""
+
+
+def print_pdf(html_path, pdf_path, timeout_s: float = 180.0) -> Path:
+    """Print ``html_path`` to ``pdf_path`` with headless Chromium (A4, no header or footer;
+    the page's print styles break pages between sections, not inside tables or charts).
+    Written atomically with the umask's mode. :class:`BrowserMissing` without Chromium."""
+    import subprocess
+    import tempfile
+    from .results import atomic_write
+    exe = chromium()
+    if exe is None:
+        raise BrowserMissing("--pdf needs headless Chromium: run 'make browser' (apt-get install chromium)")
+    pdf_path = Path(pdf_path)
+
+    def write(tmp: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="crisis-sim-chromium-") as profile:
+            proc = subprocess.run(
+                [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                 "--no-pdf-header-footer", f"--print-to-pdf={tmp}", Path(html_path).resolve().as_uri()],
+                capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode != 0 or Path(tmp).stat().st_size == 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise BrowserMissing(f"chromium could not print {html_path} to PDF: {last}")
+    atomic_write(pdf_path, write)
+    return pdf_path
 
 
 # --------------------------------------------------------------------------- CLI
@@ -641,24 +1324,39 @@ def save_charts(doc: str, folder) -> list[Path]:
 
 def _cmd_report(args) -> int:
     import sys
+    from .scenario import printable
+    pdf = None
+    if args.pdf is not None:
+        pdf = Path(args.pdf) if args.pdf else Path(args.out).with_suffix(".pdf")
     try:
         out = build_report(args.results, args.out, title=args.title, target_min=args.target_min,
-                           charts_dir=args.charts_dir)
+                           charts_dir=args.charts_dir, goal=args.goal, pdf=pdf)
     except ReportError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
         return 2
-    print(f"wrote {out}")
+    except BrowserMissing as e:
+        print(f"error: {printable(str(e))}", file=sys.stderr)
+        return 1
+    print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
     return 0
 
 
 def register_cli(subparsers) -> None:
-    """Add ``crisis-sim report RESULTS_DIR... --out report.html`` to the CLI."""
-    p = subparsers.add_parser("report", help="write one self-contained HTML report from results folders")
+    """Add ``crisis-sim report RESULTS_DIR... --out report.html [--pdf]`` to the CLI."""
+    from .argtypes import positive_float
+    p = subparsers.add_parser("report", help="write one self-contained HTML report (and PDF) from results folders")
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR",
-                   help="results folders written by 'crisis-sim run'; the first is the baseline")
+                   help="results folders written by run, compare or sweep; the first scenario is the "
+                        "counterfactual the others are compared with")
     p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--title", default=None, help="report title (default: the scenario names)")
-    p.add_argument("--target-min", type=float, default=None,
-                   help="response-time target in minutes, drawn on the response-time chart")
-    p.add_argument("--charts-dir", default=None, help="also save every chart there as a PNG file")
+    p.add_argument("--target-min", type=positive_float, default=None,
+                   help="response target in minutes for the brief and charts (default: the scenario's first "
+                        "response_targets_min)")
+    p.add_argument("--goal", default=None, metavar="KPI>=VALUE",
+                   help="a sweep's target, e.g. share_within_30.eligible>=0.8 or response_time_p90.eligible<=60: "
+                        "drawn as a line, and the smallest configuration meeting it is named")
+    p.add_argument("--charts-dir", default=None, help="also save every chart there (SVG and 200-dpi PNG)")
+    p.add_argument("--pdf", nargs="?", const="", default=None, metavar="PDF",
+                   help="also print the report to PDF with headless Chromium (default: the --out name with .pdf)")
     p.set_defaults(func=_cmd_report)
