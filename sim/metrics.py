@@ -151,6 +151,7 @@ def add_call_columns(calls: pd.DataFrame, work: pd.DataFrame, n_reactive: int | 
     * ``response_time``: received -> first unit on scene (NaN when nobody went on scene);
     * ``callback_time``: received -> a remote team called back;
     * ``queue_wait``: ready for dispatch -> unit assigned; ``travel_time``: assigned -> on scene;
+    * ``police_pool``: answered by a pool with a sworn role (police or co-responder);
     * ``diverted``: the call was finished with no police unit on scene;
     * ``unfinished``: the call was still open at the end of the run;
     * ``police_minutes``: sworn units' minutes on the call, assigned -> back in service,
@@ -162,6 +163,7 @@ def add_call_columns(calls: pd.DataFrame, work: pd.DataFrame, n_reactive: int | 
     c["queue_wait"] = c["t_dispatched"] - c["t_triaged"]
     c["travel_time"] = c["t_on_scene"] - c["t_dispatched"]
     outcome = c["outcome"]
+    c["police_pool"] = c["responder"].isin(["police", "co_responder"]).to_numpy()
     c["diverted"] = outcome.isin(FINISHED).to_numpy() & ~c["police_on_scene"].to_numpy(bool)
     c["unfinished"] = (outcome == "unfinished").to_numpy()
     minutes = np.zeros(len(c))

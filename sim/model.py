@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,10 @@ from .scenario import Scenario
 from .streams import KeyedUniforms, Streams
 
 NAN = math.nan
+CHUNK = 4096        # calls whose inputs become Python objects at once (see Model._fill)
+# the per-call uniforms the call path reads (``m.u_<purpose>[i]``)
+CHUNK_DRAWS = ("processing", "turnout", "travel", "on_scene", "outcome", "consult", "destination", "consent",
+               "handover", "prevent", "escalate")
 _TASK_CODE = {name: k for k, name in enumerate(TASKS)}
 
 
@@ -201,7 +206,7 @@ class Model:
             ot += now - max(u.off_at, span[4])
         u.ot_carry = 0.0
         u.span_start = now
-        self.work.append((span[1], span[0], u.id, span[3], span[4], span[5], now, ot, preempted,
+        self.work.extend((span[1], span[0], u.id, span[3], span[4], span[5], now, ot, preempted,
                           span[6], span[7], u.x, u.y, span[8], span[9], open_at_end))
 
     def finish(self, unit, x: float, y: float, zone: int, span: list, call: int | None,
@@ -311,7 +316,8 @@ class Model:
         turnout = s.travel.turnout_min
         self.has_travel = geo.model != "none" or turnout.kind != "fixed" or turnout.fixed > 0
         self._keyed = KeyedUniforms(self.seed, self.replication)
-        self.work: list[tuple] = []          # the assignments log, one tuple per span
+        # the assignments log: 16 numbers per span (see close), packed as C doubles
+        self.work = array("d")
         self._open: dict[int, list] = {}     # spans not closed yet
 
         # screening: each call's path, with misclassification, decided up front
@@ -332,30 +338,54 @@ class Model:
         self.path_names = path_names
         self.screened_path = screened
         self.true_path = true_path
-        self.call_path = [self.paths[path_names[k]] for k in screened.tolist()]
-
-        # per-call columns as Python lists: scalar indexing in the hot loop is cheaper
-        self.x, self.y = c.x.tolist(), c.y.tolist()
-        self.zone = c.zone.tolist()
-        self.dzone = self.zone if geo.model != "none" else [0] * len(c)
-        self.ctype = c.call_type.tolist()
-        self.person = c.person.tolist()
+        # per-call inputs: numpy columns for the whole horizon, handed to the hot loop as
+        # dicts {call: value} filled a chunk at a time as calls arrive and emptied of a call
+        # when its process ends (scalar lookups in a dict cost what they cost in a list, and
+        # the Python objects then exist only for calls in flight, not for the whole horizon)
         prio = np.array([s.call_types[t].priority for t in type_names], dtype=np.int64)
-        self.priority = prio[c.call_type].tolist() if len(c) else []
-        for purpose in ("processing", "turnout", "travel", "on_scene", "outcome", "consult",
-                        "destination", "consent", "handover", "prevent", "escalate"):
-            setattr(self, f"u_{purpose}", c.u[purpose].tolist())
+        self.call_priority = prio[c.call_type] if len(c) else np.zeros(0, dtype=np.int64)
+        path_objects = np.empty(len(path_names), dtype=object)
+        path_objects[:] = [self.paths[name] for name in path_names]
+        self._inputs = [("call_path", path_objects[screened]), ("x", c.x), ("y", c.y), ("zone", c.zone),
+                        ("ctype", c.call_type), ("person", c.person), ("priority", self.call_priority)]
+        if geo.model == "none":
+            self._inputs.append(("dzone", np.zeros(len(c), dtype=np.int64)))
+        self._inputs += [(f"u_{purpose}", c.u.pop(purpose)) for purpose in CHUNK_DRAWS]
+        c.u.clear()                       # the misroute draws were used above; nothing else reads them
+        self._columns = []
+        for name, _ in self._inputs:
+            setattr(self, name, {})
+            self._columns.append(getattr(self, name))
+        if geo.model != "none":
+            self.dzone = self.zone        # the dispatch zone is the call's zone
 
         n = len(c)
         self.rec = {name: [value] * n for name, value in _DEFAULTS.items()}
 
+    def _fill(self, a: int, b: int) -> None:
+        """Make the inputs of calls a..b-1 available to the call path (``m.x[i]``...)."""
+        keys = list(range(a, b))         # one int object per call, shared by the columns
+        for col, (_, values) in zip(self._columns, self._inputs):
+            col.update(zip(keys, values[a:b].tolist()))
+
+    def _call(self, i: int):
+        """Call ``i``'s process; its inputs are dropped when it ends (nothing reads them
+        after: follow-ups, backups and drives back get what they need as arguments)."""
+        yield from call_process(self, i)
+        for col in self._columns:
+            del col[i]
+
     def _source(self):
         env = self.env
-        for i, t in enumerate(self.calls.t.tolist()):
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            self.open_calls += 1
-            env.process(call_process(self, i))
+        t_all = self.calls.t
+        for a in range(0, len(t_all), CHUNK):
+            b = min(a + CHUNK, len(t_all))
+            self._fill(a, b)
+            for i, t in enumerate(t_all[a:b].tolist(), a):
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                self.open_calls += 1
+                env.process(self._call(i))
         if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
             yield env.timeout(self.s.end_min - env.now)
         self.arrivals_done = True
@@ -413,12 +443,13 @@ class Model:
 
     def _calls_frame(self) -> pd.DataFrame:
         """The call log: facts the run recorded, one row per call (derived columns such as
-        ``response_time`` or ``diverted`` are added by ``metrics.add_call_columns``)."""
+        ``response_time`` or ``diverted`` are added by ``metrics.add_call_columns``). Each
+        record column is released as it is converted (built once, at the end of the run)."""
         s, c, r = self.s, self.calls, self.rec
         n = len(c)
         cat = pd.Categorical.from_codes
         pools = self.pool_names
-        pool_code = np.asarray(r["pool"], dtype=np.int64)
+        pool_code = np.asarray(r.pop("pool"), dtype=np.int64)
         kind = np.array([s.responder_kind(p) for p in pools] + ["none"])
         t = c.t
         df = pd.DataFrame({
@@ -427,7 +458,7 @@ class Model:
             "call_id": np.arange(n, dtype=np.int64),
             "channel": cat(c.channel, c.channel_names),
             "call_type": cat(c.call_type, c.type_names),
-            "priority": np.asarray(self.priority, dtype=np.int64),
+            "priority": self.call_priority,
             "zone": cat(c.zone, list(s.zones)),
             "x_km": c.x, "y_km": c.y,
             "person": c.person,
@@ -437,53 +468,52 @@ class Model:
             "path": cat(self.screened_path, self.path_names),
             "misrouted": self.screened_path != self.true_path,
             "t_received": t,
-            "t_triaged": np.asarray(r["t_triaged"]),
-            "t_dispatched": np.asarray(r["t_dispatched"]),
-            "t_on_scene": np.asarray(r["t_on_scene"]),
-            "t_callback": np.asarray(r["t_callback"]),
-            "t_cleared": np.asarray(r["t_cleared"]),
-            "t_team_free": np.asarray(r["t_team_free"]),
+            "t_triaged": np.asarray(r.pop("t_triaged")),
+            "t_dispatched": np.asarray(r.pop("t_dispatched")),
+            "t_on_scene": np.asarray(r.pop("t_on_scene")),
+            "t_callback": np.asarray(r.pop("t_callback")),
+            "t_cleared": np.asarray(r.pop("t_cleared")),
+            "t_team_free": np.asarray(r.pop("t_team_free")),
             "pool": cat(pool_code, pools),
             "responder": pd.Categorical(kind[pool_code], categories=list(RESPONDER_KINDS)),
-            "unit": np.asarray(r["unit"], dtype=np.int64),
-            "tier": np.asarray(r["tier"], dtype=np.int64),
-            "fallback_reason": cat(np.asarray(r["fallback_reason"], dtype=np.int64), list(REASON_NAMES)),
-            "waiting_for": cat(np.asarray(r["waiting_for"], dtype=np.int64), [t.name for t in self.disp.tiers]),
-            "backup": np.asarray(r["backup"], dtype=bool),
-            "backup_unit": np.asarray(r["backup_unit"], dtype=np.int64),
-            "backup_delay": np.asarray(r["backup_delay"]),
-            "backup_on_scene": np.asarray(r["backup_on_scene"]),
-            "desk_wait": np.asarray(r["desk_wait"]),
-            "second_pool": cat(np.asarray(r["second_pool"], dtype=np.int64), pools),
-            "second_unit": np.asarray(r["second_unit"], dtype=np.int64),
-            "t_second_dispatched": np.asarray(r["t_second_dispatched"]),
-            "t_second_on_scene": np.asarray(r["t_second_on_scene"]),
-            "t_second_free": np.asarray(r["t_second_free"]),
-            "second_unavailable": np.asarray(r["second_unavailable"], dtype=bool),
-            "police_on_scene": np.asarray(r["police_on_scene"], dtype=bool),
-            "outcome": cat(np.asarray(r["outcome"], dtype=np.int64), list(OUTCOME_NAMES)),
-            "destination": cat(np.asarray(r["destination"], dtype=np.int64), list(s.facilities)),
-            "consent_refused": np.asarray(r["consent_refused"], dtype=bool),
-            "transport_diverted": np.asarray(r["transport_diverted"], dtype=bool),
-            "door_wait": np.asarray(r["door_wait"]),
-            "t_handover": np.asarray(r["t_handover"]),
-            "stay": np.asarray(r["stay"]),
-            "followup": cat(np.asarray(r["followup"], dtype=np.int64), list(FOLLOWUP_NAMES)),
-            "t_followup_done": np.asarray(r["t_followup_done"]),
-            "followup_preempted": np.asarray(r["followup_preempted"], dtype=np.int64),
-            "escalated": np.asarray(r["escalated"], dtype=bool),
-            "t_scene_visit": np.asarray(r["t_scene_visit"]),
-            "advocacy": np.asarray(r["advocacy"], dtype=bool),
+            "unit": np.asarray(r.pop("unit"), dtype=np.int64),
+            "tier": np.asarray(r.pop("tier"), dtype=np.int64),
+            "fallback_reason": cat(np.asarray(r.pop("fallback_reason"), dtype=np.int64), list(REASON_NAMES)),
+            "waiting_for": cat(np.asarray(r.pop("waiting_for"), dtype=np.int64), [t.name for t in self.disp.tiers]),
+            "backup": np.asarray(r.pop("backup"), dtype=bool),
+            "backup_unit": np.asarray(r.pop("backup_unit"), dtype=np.int64),
+            "backup_delay": np.asarray(r.pop("backup_delay")),
+            "backup_on_scene": np.asarray(r.pop("backup_on_scene")),
+            "desk_wait": np.asarray(r.pop("desk_wait")),
+            "second_pool": cat(np.asarray(r.pop("second_pool"), dtype=np.int64), pools),
+            "second_unit": np.asarray(r.pop("second_unit"), dtype=np.int64),
+            "t_second_dispatched": np.asarray(r.pop("t_second_dispatched")),
+            "t_second_on_scene": np.asarray(r.pop("t_second_on_scene")),
+            "t_second_free": np.asarray(r.pop("t_second_free")),
+            "second_unavailable": np.asarray(r.pop("second_unavailable"), dtype=bool),
+            "police_on_scene": np.asarray(r.pop("police_on_scene"), dtype=bool),
+            "outcome": cat(np.asarray(r.pop("outcome"), dtype=np.int64), list(OUTCOME_NAMES)),
+            "destination": cat(np.asarray(r.pop("destination"), dtype=np.int64), list(s.facilities)),
+            "consent_refused": np.asarray(r.pop("consent_refused"), dtype=bool),
+            "transport_diverted": np.asarray(r.pop("transport_diverted"), dtype=bool),
+            "door_wait": np.asarray(r.pop("door_wait")),
+            "t_handover": np.asarray(r.pop("t_handover")),
+            "stay": np.asarray(r.pop("stay")),
+            "followup": cat(np.asarray(r.pop("followup"), dtype=np.int64), list(FOLLOWUP_NAMES)),
+            "t_followup_done": np.asarray(r.pop("t_followup_done")),
+            "followup_preempted": np.asarray(r.pop("followup_preempted"), dtype=np.int64),
+            "escalated": np.asarray(r.pop("escalated"), dtype=bool),
+            "t_scene_visit": np.asarray(r.pop("t_scene_visit")),
+            "advocacy": np.asarray(r.pop("advocacy"), dtype=bool),
             "proactive": np.arange(n) >= self.n_reactive,
             "warmup": t < s.warmup_min,
         })
-        df["police_pool"] = np.array(self.pool_police + [False])[pool_code]  # -1 picks the False
         return df
 
     def _assignments_frame(self) -> pd.DataFrame:
         """The record of work: one row per unit per task span (see ``sim/columns.py``)."""
-        # every field is a number (the task as its code): one C-speed conversion for all rows
-        rows = np.array(self.work, dtype=float).reshape(-1, 16)
+        # every field is a number (the task as its code), packed as doubles: a view, no conversion
+        rows = np.frombuffer(self.work, dtype=float).reshape(-1, 16)
         (call, task, unit, t_req, t_asg, t_arr, t_rel, ot, pre, x0, y0, x1, y1, texp, prio, at_end) = rows.T
         unit = unit.astype(np.int64)
         task = task.astype(np.int64)
@@ -587,7 +617,7 @@ class Model:
         c.zone = np.concatenate([c.zone, zone.astype(np.int64)])
         c.x, c.y = np.concatenate([c.x, x]), np.concatenate([c.y, y])
         c.person = np.concatenate([c.person, person.astype(np.int64)])
-        self.priority = self.priority + [0] * k
+        self.call_priority = np.concatenate([self.call_priority, np.zeros(k, dtype=np.int64)])
         self.screened_path = np.concatenate([self.screened_path, np.full(k, -1)])
         self.true_path = np.concatenate([self.true_path, np.full(k, -1)])
 
