@@ -311,7 +311,9 @@ def currency_of(f: RunFolder) -> str:
 def program_pools(f: RunFolder) -> list[str]:
     """The non-police pools of a scenario: its program (empty for a police-only scenario)."""
     s = f.scenario
-    return [] if s is None else [p for p in s.pools if not s.pool_is_police(p)]
+    if s is None or not hasattr(s, "pools"):          # a violence-interruption scenario has no pools
+        return []
+    return [p for p in s.pools if not s.pool_is_police(p)]
 
 
 def program_name(f: RunFolder) -> str:
