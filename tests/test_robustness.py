@@ -489,6 +489,10 @@ def scenario_texts(draw) -> str:
                               **draw(_rarely(st.just({"when_full": "wait"}),
                                              st.just({"when_full": "divert", "divert_to": "f0"}), 8))}},
     }
+    leaves = _number_leaves(data)
+    if leaves and draw(st.integers(0, 2)) == 2:                   # one odd number in a good file
+        node, key = draw(st.sampled_from(leaves))
+        node[key] = draw(ODD)
     nodes = {"top": data, "pool": pool_defs[pools[0]], "channel": data["channels"]["c"]}
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):       # structural damage
         node = nodes[draw(st.sampled_from(sorted(nodes)))]
@@ -507,6 +511,18 @@ def scenario_texts(draw) -> str:
     if draw(st.integers(0, 19)) == 19:
         text += "seed: 5\n"                                       # a duplicate key
     return text
+
+
+def _number_leaves(x, out=None) -> list[tuple]:
+    """(container, key) of every number in a nested mapping."""
+    out = [] if out is None else out
+    items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+    for k, v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append((x, k))
+        else:
+            _number_leaves(v, out)
+    return out
 
 
 def _replay(s, res) -> None:
@@ -564,7 +580,7 @@ def test_fuzz_whole_scenario_files(text):
                        for line in e.lines()), e.lines()
             return
     _fuzz_runs["valid"] += 1
-    assert _finite_everywhere(s.to_dict())
+    assert _finite_everywhere(s.model_dump())          # python mode: JSON mode would turn inf into null
     assert all(0 < t.priority <= 1000 for t in s.call_types.values())
     calls = sum(ch.volume.per_week_value() for ch in s.channels.values()) * (s.warmup_days + s.horizon_days) / 7
     if calls > 400 or zlib.crc32(text.encode()) % 4:             # run a small sample, keep the suite fast
