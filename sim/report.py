@@ -906,6 +906,45 @@ def caveat(views: list[RunFolder], screening=None) -> str:
             + "police hours freed are capacity for other work, not cash.")
 
 
+def key_points(base: RunFolder, f: RunFolder, table, T: float | None) -> list[str]:
+    """Four one-line points, each scenario against the first: the eligible callers' waits,
+    where the program's calls go, police time, cost (the tables below give the intervals)."""
+    def k(view, metric):
+        return _kpi(view.summary, metric)[0]
+
+    def cmp(a: float, b: float, lower_is_better: bool = True) -> str:
+        if a != a or b != b or abs(a - b) < 1e-9:
+            return "the same"
+        return "better" if (a < b) == lower_is_better else "worse"
+
+    p50, b50 = k(f, "response_time_p50.eligible"), k(base, "response_time_p50.eligible")
+    p90, b90 = k(f, "response_time_p90.eligible"), k(base, "response_time_p90.eligible")
+    wait = (f"Crisis callers (eligible calls) in {f.name}: median wait {p50:.0f} min against {b50:.0f} min in "
+            f"{base.name} ({cmp(p50, b50)}), 90th percentile {p90:.0f} min against {b90:.0f} min ({cmp(p90, b90)})")
+    if T is not None:
+        s, b = k(f, f"share_within_{T:g}.eligible"), k(base, f"share_within_{T:g}.eligible")
+        wait += f"; {_pct(s)} reached within {T:g} min against {_pct(b)} ({cmp(s, b, False)})"
+    points = [wait + "."]
+    if has_program(f):
+        take = k(f, "eligible_share.program_no_police") + k(f, "eligible_share.program_police_on_scene")
+        busy, off = k(f, "eligible_share.fallback_busy"), k(f, "eligible_share.fallback_unstaffed")
+        when = when_phrase(f.calls, "busy") if f.calls is not None and busy > 0 else ""
+        points.append(f"{program_name(f)} take {_pct(take)} of eligible calls; {_pct(busy)} go to police because "
+                      f"every unit was busy" + (f" ({when})" if when else "") + f", {_pct(off)} because none was on "
+                      "shift.")
+    d = _diff(table, f.name, "police_hours")[0] * per_year(f)
+    rate = police_cost_per_hour(f)
+    if d == d:
+        points.append(f"Police time: {abs(d):,.0f} unit-hours a year {'freed' if d < 0 else 'more'}"
+                      + (f", worth {money(abs(d) * rate, currency_of(f))} at {money(rate, currency_of(f))} an hour"
+                         if rate == rate and rate > 0 else "") + ".")
+    c, cb = k(f, "cost_per_year"), k(base, "cost_per_year")
+    if c == c and cb == cb:
+        points.append(f"Cost: {money(c, currency_of(f))} a year against {money(cb, currency_of(base))} "
+                      f"({'+' if c >= cb else ''}{money(c - cb, currency_of(f))}).")
+    return points
+
+
 def brief_html(views: list[RunFolder], table, target_min: float | None, screening=None) -> str:
     """The first screen of the report (see the module docstring)."""
     if not views:
@@ -926,7 +965,10 @@ def brief_html(views: list[RunFolder], table, target_min: float | None, screenin
              + ". Brackets are 95% intervals" + (" of paired differences" if paired else "") + ".")
     if len(views) == 1:
         intro += " No counterfactual was given: add a police-only run as the first folder to compare against."
-    out = [f"<p class='lead'>{html.escape(intro)}</p>", response_html(views, table, T), shares_html(views),
+    points = [p for f in views[1:] for p in key_points(base, f, table, T)]
+    out = [f"<p class='lead'>{html.escape(intro)}</p>",
+           ("<ul class='points'>" + "".join(f"<li>{html.escape(p)}</li>" for p in points) + "</ul>") if points else "",
+           response_html(views, table, T), shares_html(views),
            police_html(views, table), cost_html(views, table),
            f"<p class='caveat'>{html.escape(caveat(views, screening))}</p>"]
     return "".join(out)
@@ -1159,7 +1201,7 @@ h1{font-size:1.5em;margin:0.3em 0} h2{border-bottom:2px solid #333;padding-botto
 h3{margin:1.2em 0 0.3em} h4{margin:0.8em 0 0.2em}
 .lead{font-size:1.05em} .summary{background:#f3f3f3;border-left:4px solid #333;padding:0.5em 0.8em}
 .caveat{border-left:4px solid #a60;padding:0.4em 0.8em;background:#fbf4ea}
-.scroll{overflow-x:auto;max-width:100%}
+.scroll{overflow-x:auto;max-width:100%} ul.points{font-size:1.05em;padding-left:1.2em} ul.points li{margin:0.3em 0}
 table{border-collapse:collapse;margin:0.4em 0;font-size:0.9em}
 th,td{border:1px solid #bbb;padding:0.25em 0.5em;text-align:left;vertical-align:top}
 thead th{background:#e6e6e6} td{font-variant-numeric:tabular-nums}

@@ -133,6 +133,13 @@ def test_eugene_brief_response_by_responder_against_the_counterfactual(eugene):
     assert d50 > 0 and f"{d50:.1f} min longer [" in text and "(worse)" in text
     dshare = _paired((police, cahoots), "share_within_30.eligible")
     assert f"{abs(dshare) * 100:.1f} percentage points {'fewer' if dshare < 0 else 'more'}" in text
+    # the first lines: four points a reader takes in at a glance
+    points = visible(re.search(r"<ul class='points'>.*?</ul>", brief, flags=re.S).group(0))
+    p50, b50 = _kpi(cahoots, "response_time_p50.eligible"), _kpi(police, "response_time_p50.eligible")
+    assert f"median wait {p50:.0f} min against {b50:.0f} min in {police.name} (worse)" in points
+    take = _kpi(cahoots, "eligible_share.program_no_police") + _kpi(cahoots, "eligible_share.program_police_on_scene")
+    assert f"CAHOOTS teams take {take:.0%} of eligible calls" in points
+    assert "unit-hours a year freed, worth USD" in points and "Cost: USD" in points
 
 
 def test_eugene_brief_eligible_shares_add_to_100_and_name_the_reasons(eugene):
