@@ -30,6 +30,7 @@ EVIL = "Pilot <script>alert(1)</script>"
 SOURCE_URL = "https://example.org/eugene-cahoots-2020"
 CHROMIUM = report.chromium()
 PDFTOPPM = shutil.which("pdftoppm")
+EUGENE_DAYS = 7
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -69,9 +70,9 @@ def built(folders, tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def eugene(tmp_path_factory):
-    """Eugene police-only against CAHOOTS on the same calls: two weeks, two replications."""
+    """Eugene police-only against CAHOOTS on the same calls: a week, two replications."""
     root = tmp_path_factory.mktemp("eugene")
-    over = {"horizon_days": 14, "warmup_days": 1}
+    over = {"horizon_days": EUGENE_DAYS, "warmup_days": 1}
     runs = [sim.load_scenario(EUGENE / f, over) for f in ("police_only.yaml", "cahoots.yaml")]
     sim.compare(runs, replications=2, seed=11, out=root / "cmp", workers=1)
     out = root / "report.html"
@@ -169,7 +170,7 @@ def test_eugene_brief_eligible_shares_add_to_100_and_name_the_reasons(eugene):
 def test_eugene_brief_police_hours_value_and_annual_costs(eugene):
     _, _, doc, (police, cahoots) = eugene
     text = visible(section(doc, "brief"))
-    year = 365.0 / 14
+    year = 365.0 / EUGENE_DAYS
     freed = -_paired((police, cahoots), "police_hours") * year
     assert freed > 0 and f"police spend {freed:,.0f} fewer unit-hours a year" in text
     officer = cahoots.scenario.roles["officer"].hourly_cost
@@ -195,7 +196,7 @@ def test_no_raw_metric_key_in_the_brief_or_main_tables(eugene):
     shown = visible(section(doc, "brief")) + " " + visible(section(doc, "charts"))
     labels = [r[0] for r in table_after(section(doc, "appendix"), "Every figure")]
     for name in [v.name for v in views]:
-        shown = shown.replace(name, " ")            # labels carry their overrides (horizon_days=14)
+        shown = shown.replace(name, " ")            # labels carry their overrides (horizon_days=7)
     assert [k for k in keys if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w.])", shown)] == []
     assert RAW_KEY.findall(shown) == []
     assert [lab for lab in labels if RAW_KEY.search(lab)] == [] and len(labels) > 20
@@ -462,9 +463,9 @@ def test_report_reads_compare_and_sweep_folders(tmp_path):
 
 
 def test_compare_report_has_each_scenario_in_the_appendix(tmp_path):
-    a = sim.load_scenario(SCENARIO, {"horizon_days": 5, "name": "Two teams",
+    a = sim.load_scenario(SCENARIO, {"horizon_days": 3, "name": "Two teams",
                                      "assumptions": ["Two teams <always> on"]})
-    b = sim.load_scenario(SCENARIO, {"horizon_days": 5, "name": "Three teams", "pools.crisis_team.teams": 3})
+    b = sim.load_scenario(SCENARIO, {"horizon_days": 3, "name": "Three teams", "pools.crisis_team.teams": 3})
     sim.compare([a, b], replications=2, seed=3, out=tmp_path / "cmp", workers=1)
     views = report.compare_members(report.load_results(tmp_path / "cmp"))
     doc = report.build_report([tmp_path / "cmp"], tmp_path / "report.html").read_text(encoding="utf-8")
