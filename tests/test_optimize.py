@@ -26,10 +26,10 @@ from sim.store import Store
 MMC = "scenarios/validation/mmc.yaml"
 PEAKED = "tests/data/optimize_peaked.yaml"
 WAIT = 8.0                       # minutes: M/M/c mean wait target (8 calls/h, 60 min service)
-MMC_SPEC = {"decisions": [{"pool": "team", "blocks": {"hours": 24}, "min": 1, "max": 16}],
+MMC_SPEC = {"decisions": [{"pool": "team", "blocks": {"hours": 24}, "min": 1, "max": 13}],
             "targets": [{"kpi": "response_time_mean", "at_most": WAIT}],
             "overrides": {"horizon_days": 10, "warmup_days": 1},
-            "search": {"start": "upper"}}       # walk down from 16: the search, not the formula, decides
+            "search": {"start": "upper"}}       # walk down from 13: the search, not the formula, decides
 PEAKED_SPEC = {"decisions": [{"pool": "crisis", "blocks": {"hours": 6}, "min": 0, "max": 10}],
                "targets": [{"kpi": "fallback_rate", "at_most": 0.10}]}
 
