@@ -525,25 +525,6 @@ def _number_leaves(x, out=None) -> list[tuple]:
     return out
 
 
-def _replay(s, res) -> None:
-    """Nothing silently lost: every call has an outcome, is closed or flagged unfinished, and
-    its times run forward."""
-    c = res.calls
-    assert c["outcome"].notna().all()
-    assert (c["unfinished"] == (c["outcome"] == "unfinished")).all()
-    times = ["t_received", "t_dispatched", "t_on_scene", "t_cleared"]
-    prev = c["t_received"].to_numpy(float)
-    for col in times[1:]:
-        v = c[col].to_numpy(float)
-        ok = ~pd.isna(v)
-        assert (v[ok] >= prev[ok] - 1e-9).all(), col
-        assert pd.Series(v[ok]).map(math.isfinite).all(), col
-        prev = pd.Series(v).fillna(pd.Series(prev)).to_numpy(float)
-    for col in ("response_time", "queue_wait", "travel_time"):
-        v = c[col].dropna()
-        assert ((v >= -1e-9) & v.map(math.isfinite)).all(), col     # -4e-15: a difference of equal times
-
-
 def _finite_everywhere(x) -> bool:
     if isinstance(x, float):
         return math.isfinite(x)
@@ -564,6 +545,7 @@ def test_fuzz_whole_scenario_files(text):
     """Invalid -> a ScenarioError of one line per problem, each naming the file; valid ->
     every number finite and within the limits, and (a sample of the small ones) runs to the
     end with nothing lost."""
+    from invariants import check_invariants
     from sim.metrics import kpis
     from sim.model import Model
     from sim.scenario import ScenarioError, load_scenario
@@ -587,7 +569,7 @@ def test_fuzz_whole_scenario_files(text):
         return
     _fuzz_runs["ran"] += 1
     res = Model(s, s.seed, 0).run()
-    _replay(s, res)
+    check_invariants(res, s)          # tests/invariants.py: nothing lost, times forward, every rule replayed
     k = kpis(res.calls, res.pools, s.horizon_days, res.facilities, s)
     measured = res.calls[~res.calls["warmup"]]
     if len(measured) and "unfinished_rate" in k:
