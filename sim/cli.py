@@ -57,13 +57,13 @@ def _cmd_run(args) -> int:
     from .results import manifest, write_run
 
     from .experiment import unfinished_warnings
-    from .results import ensure_writable
+    from .results import can_replace
     from .scenario import printable
 
     s = load_scenario(args.scenario, args.set)
     seed = s.seed if args.seed is None else args.seed
     out = Path(args.out or Path("results") / Path(args.scenario).stem)
-    ensure_writable(out.parent)                  # before computing, not after
+    can_replace(out)                             # before computing, not after
     with tqdm(total=args.replications, desc=printable(s.name)[:40], unit="rep", disable=args.quiet,
               file=sys.stderr) as bar:
         res = run(s, replications=args.replications, seed=seed, workers=args.workers,

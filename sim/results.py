@@ -61,6 +61,16 @@ def ensure_writable(folder: str | Path) -> Path:
     return folder
 
 
+def can_replace(out: str | Path) -> Path:
+    """Check, before computing, that a finished folder can later be swapped in at ``out``:
+    ``out`` is a folder or absent, and its parent is writable; raises OSError if not."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(20, "exists and is not a folder", str(out))
+    ensure_writable(out.parent if str(out.parent) else Path("."))
+    return out
+
+
 def replace_dir(tmp: Path, out: Path) -> None:
     """Move the finished folder ``tmp`` to ``out``, replacing any old ``out`` whole.
 
@@ -170,7 +180,8 @@ def _write_run_files(out: Path, scenario, calls, pools, hourly, kpis, summary, i
     if occupancy is not None and len(occupancy):
         write_parquet(out / "occupancy.parquet", occupancy)
     write_text(out / "scenario.resolved.yaml", resolved_yaml(scenario))
-    write_parquet(out / "calls.parquet", calls)
+    if calls is not None:                       # None: run with --no-calls
+        write_parquet(out / "calls.parquet", calls)
     write_parquet(out / "pools.parquet", pools)
     write_parquet(out / "hourly.parquet", hourly)
     write_csv(out / "kpis.csv", kpis)
