@@ -520,7 +520,7 @@ class OptimizeResult:
     best_value: float | None = None
 
 
-def _number(text: str) -> bool:
+def _is_number(text: str) -> bool:
     try:
         float(text)
         return True
@@ -541,7 +541,7 @@ class _Search:
         raw = apply_overrides(raw, dict(spec.overrides) or None, self.file)
         raw = apply_overrides(raw, overrides, self.file)
         wanted = [float(t.kpi.removeprefix("share_within_").split(".")[0]) for t in spec.targets
-                  if t.kpi.startswith("share_within_") and _number(t.kpi.removeprefix("share_within_").split(".")[0])]
+                  if t.kpi.startswith("share_within_") and _is_number(t.kpi.removeprefix("share_within_").split(".")[0])]
         have = [float(v) for v in raw.get("response_targets_min", [30])]
         if any(T not in have for T in wanted):   # share_within_T is computed for the scenario's T's
             raw = dict(raw, response_targets_min=have + [T for T in dict.fromkeys(wanted) if T not in have])
@@ -1084,14 +1084,25 @@ def optimize(scenario: str | Path, targets: str | Path | OptimizeSpec | dict, ou
     else:
         tfile = str(targets)
         spec, positions = load_targets(targets)
-    search = _Search(str(scenario), spec, Path(out), seed=seed, overrides=overrides, workers=workers,
-                     backend=backend, scheduler=scheduler, budget=budget, progress=progress)
-    check_against(spec, search.base, tfile, positions)
+    cluster = None
+    if backend == "dask" and scheduler is None:    # one local cluster for every round, not one each
+        from distributed import LocalCluster
+        from .experiment import default_workers
+        cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        scheduler = cluster.scheduler_address
     try:
-        found = search.run()
-    except _BudgetSpent:
-        found = {"status": "budget", "x": None, "table": None,
-                 "message": f"budget of {search.budget} replications used up before a roster was confirmed"}
+        search = _Search(str(scenario), spec, Path(out), seed=seed, overrides=overrides, workers=workers,
+                         backend=backend, scheduler=scheduler, budget=budget, progress=progress)
+        check_against(spec, search.base, tfile, positions)
+        try:
+            found = search.run()
+        except _BudgetSpent:
+            found = {"status": "budget", "x": None, "table": None,
+                     "message": f"budget of {search.budget} replications used up before a roster was confirmed"}
+    finally:
+        if cluster is not None:
+            cluster.close()
     x = found["x"]
     scenario_yaml = None
     if x is not None:
