@@ -16,6 +16,7 @@ allowed. Three kinds of rule:
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -40,6 +41,7 @@ MIN_SPEED_KMH = 0.1
 MAX_CV = 10.0                 # day-to-day, travel and propensity variation
 MIN_GAMMA_CV = 1e-3           # a gamma factor's cv: 0 (none) or at least this (its shape is 1 / cv^2)
 MAX_OUTREACH_PER_HOUR = 60.0
+MAX_KM = 100_000.0            # a coordinate (km) of a post
 
 
 def allow_large() -> bool:
@@ -133,6 +135,14 @@ def check_scenario(s: Any) -> list[tuple[str, str]]:
                    None, MAX_OUTREACH_PER_HOUR, "contacts per idle team-hour")
         if p.follow_ups:
             _range(errs, f"pools.{name}.follow_ups.priority", p.follow_ups.priority, 1, MAX_PRIORITY, "priority")
+
+    for where, _name, x in _schedules(s):          # ShiftEntry (sim/shifts.py) lets inf through
+        for i, e in enumerate(x.shifts or []):
+            for j, post in enumerate([getattr(e, "post", None)] + list(getattr(e, "posts", None) or [])):
+                if isinstance(post, tuple) and not all(math.isfinite(v) and abs(v) <= MAX_KM for v in post):
+                    errs.append((f"{where}.shifts.{i}." + ("post" if j == 0 else f"posts.{j - 1}"),
+                                 f"a post is [x_km, y_km] with finite coordinates within {MAX_KM:g} km "
+                                 f"(got {list(post)})"))
 
     # --- sizes
     weeks = (s.warmup_days + s.horizon_days) / 7.0

@@ -131,6 +131,7 @@ CASES = [
     ("speed 1e-300", ["validate", _f("speed_tiny")], 2, "speed (km/h) must be at least 0.1"),
     ("travel cv .inf", ["validate", _f("variation_cv_inf")], 2, "finite number"),
     ("NaN in rect_km", ["validate", _f("rect_nan")], 2, "finite number"),
+    ("inf in a shift's post", ["validate", _f("post_inf")], 2, "finite coordinates"),
     ("duplicate keys", ["validate", _f("duplicate_keys")], 2, "duplicate key 'horizon_days' (first given at line 2)"),
     ("days: []", ["validate", _f("days_empty")], 2, "no day given"),
     ("teams: true", ["validate", _f("teams_true")], 2, "expects a number, not true"),
