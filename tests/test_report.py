@@ -609,3 +609,15 @@ def test_pdf_breaks_between_sections_and_cuts_no_text(browser, eugene, tmp_path)
         assert img.std() > 0.01                                       # something on every page
         margin = int(img.shape[1] * 0.03)
         assert img[:, -margin:].min() > 0.95 and img[-margin:, :].min() > 0.95, shot.name
+
+
+def test_pdf_without_chromium_is_one_line(folders, tmp_path, monkeypatch, capsys):
+    from sim.cli import main
+    monkeypatch.setattr(report, "chromium", lambda: None)
+    assert main(["report", str(folders[0]), "--out", str(tmp_path / "r.html"), "--pdf"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--pdf needs headless Chromium: run 'make browser'" in err[0]
+    assert (tmp_path / "r.html").exists() and not (tmp_path / "r.pdf").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["report", str(folders[0]), "--target-min", "-5"])
+    assert e.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
