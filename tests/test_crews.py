@@ -57,6 +57,15 @@ def _replay(s, res) -> pd.DataFrame:
         assert busy.get(u, 0.0) <= on + ot + 1e-6, f"unit {u}: busy {busy.get(u, 0.0):.1f} > {on:.1f} + {ot:.1f}"
     for p in res.pools.itertuples():
         assert p.busy_min <= p.on_duty_min + p.overtime_min + 1e-6, p
+    # the team's audit over the measured window, recomputed from the rows and the crews' hours
+    t0, t1 = s.warmup_min, s.end_min
+    audit = res.pools.set_index("pool").loc["team"]
+    inside = [(max(r.t_assigned, t0), min(r.t_released, t1), duty[int(r.unit)]) for r in a.itertuples()]
+    busy_w = sum(max(0.0, hi - lo) for lo, hi, _ in inside)
+    off_w = sum(max(0.0, hi - lo) - overlap(iv, lo, hi) for lo, hi, iv in inside if hi > lo)
+    assert audit["on_duty_min"] == pytest.approx(sum(overlap(iv, t0, t1) for iv in duty.values()), abs=1e-6)
+    assert audit["busy_min"] == pytest.approx(busy_w, abs=1e-6)
+    assert audit["overtime_min"] == pytest.approx(off_w, abs=1e-6)
     return a
 
 
