@@ -912,18 +912,23 @@ def key_points(base: RunFolder, f: RunFolder, table, T: float | None) -> list[st
     def k(view, metric):
         return _kpi(view.summary, metric)[0]
 
-    def cmp(a: float, b: float, lower_is_better: bool = True) -> str:
-        if a != a or b != b or abs(a - b) < 1e-9:
+    def cmp(metric: str, lower_is_better: bool = True) -> str:
+        """better / worse from the paired difference; no clear difference when its interval holds 0."""
+        d, lo, hi = _diff(table, f.name, metric)
+        if d != d or d == 0:
             return "the same"
-        return "better" if (a < b) == lower_is_better else "worse"
+        if lo == lo and lo <= 0 <= hi:
+            return "no clear difference"
+        return "better" if (d < 0) == lower_is_better else "worse"
 
     p50, b50 = k(f, "response_time_p50.eligible"), k(base, "response_time_p50.eligible")
     p90, b90 = k(f, "response_time_p90.eligible"), k(base, "response_time_p90.eligible")
     wait = (f"Crisis callers (eligible calls) in {f.name}: median wait {p50:.0f} min against {b50:.0f} min in "
-            f"{base.name} ({cmp(p50, b50)}), 90th percentile {p90:.0f} min against {b90:.0f} min ({cmp(p90, b90)})")
+            f"{base.name} ({cmp('response_time_p50.eligible')}), 90th percentile {p90:.0f} min against {b90:.0f} "
+            f"min ({cmp('response_time_p90.eligible')})")
     if T is not None:
-        s, b = k(f, f"share_within_{T:g}.eligible"), k(base, f"share_within_{T:g}.eligible")
-        wait += f"; {_pct(s)} reached within {T:g} min against {_pct(b)} ({cmp(s, b, False)})"
+        key = f"share_within_{T:g}.eligible"
+        wait += f"; {_pct(k(f, key))} reached within {T:g} min against {_pct(k(base, key))} ({cmp(key, False)})"
     points = [wait + "."]
     if has_program(f):
         take = k(f, "eligible_share.program_no_police") + k(f, "eligible_share.program_police_on_scene")
