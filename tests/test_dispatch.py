@@ -333,26 +333,18 @@ def test_shared_van_goes_to_the_most_urgent_call_of_any_pool():
     assert ((pools_ == "A") == (c["priority"] == 3)).all()
 
 
-def test_priority_one_call_preempts_a_follow_up_and_routine_calls_wait():
-    s = scenario({
-        "name": "preemption", "horizon_days": 20, "roles": ROLES,
-        "call_types": {"urgent": {"priority": 1}, "routine": {"priority": 3}},
-        "channels": {"911": {"volume": {"per_hour": 0.25}, "mix": {"urgent": 0.4, "routine": 0.6}}},
-        "triage": {"paths": {"all": {"call_types": ["urgent", "routine"], "tiers": [{"pools": ["team"]}]}}},
-        "pools": {"team": pool(1, 30.0, preemption={"priority": 1},
-                               outcomes={"default": {"resolved": 0.2, "follow_up": 0.8}},
-                               follow_ups={"delay_min": {"exponential": {"mean": 30}},
-                                           "expires_after_min": 2880, "on_scene_min": 240})}})
-    from sim.model import Model
-    res = Model(s, seed=8).run()
+def _replay_preemption(res, task: str) -> pd.DataFrame:
+    """Every live call that came in while the unit was on ``task`` (and on no live call): an
+    urgent one was answered at that instant and the task's span ends there, pre-empted; a
+    routine one waited. Returns the task's spans."""
     a, c = res.assignments, res.calls
-    fu = a[a["task"].astype(str) == "follow_up"]
-    assert len(fu) > 20
-    live = c[c["t_dispatched"].notna() & ~c["proactive"]] if "proactive" in c else c[c["t_dispatched"].notna()]
+    side = a[a["task"].astype(str) == task]
+    assert len(side) > 20
+    live = c[c["t_dispatched"].notna() & ~c["proactive"]]
     hits = {"urgent": 0, "routine": 0}
     for r in live.itertuples():
-        # follow-ups under way when the call came in (one pre-empted by it ends at that instant)
-        during = fu[(fu["t_assigned"] < r.t_triaged) & (fu["t_released"] >= r.t_triaged)]
+        # spans under way when the call came in (one pre-empted by it ends at that instant)
+        during = side[(side["t_assigned"] < r.t_triaged) & (side["t_released"] >= r.t_triaged)]
         if during.empty:
             continue
         busy_live = a[(a["task"].astype(str) == CALL) & (a["t_assigned"] < r.t_triaged)
@@ -362,23 +354,55 @@ def test_priority_one_call_preempts_a_follow_up_and_routine_calls_wait():
         kind = str(r.call_type)
         hits[kind] += 1
         if kind == "urgent":
-            assert r.t_dispatched == pytest.approx(r.t_triaged, abs=1e-9), "urgent call waited for a follow-up"
+            assert r.t_dispatched == pytest.approx(r.t_triaged, abs=1e-9), f"urgent call waited for {task}"
             assert during["preempted"].all()
             assert during["t_released"].to_numpy() == pytest.approx(r.t_triaged, abs=1e-9)
-        else:                            # waits: the follow-up ends by itself or for a later urgent call
-            assert r.t_dispatched > r.t_triaged + 1e-9, "a routine call pre-empted a follow-up"
+        else:                            # waits: the span ends by itself or for a later urgent call
+            assert r.t_dispatched > r.t_triaged + 1e-9, f"a routine call pre-empted {task}"
             assert r.t_dispatched >= during["t_released"].min() - 1e-9
             assert (during["t_released"] > r.t_triaged + 1e-9).all()
     assert hits["urgent"] >= 3 and hits["routine"] >= 3, hits
+    return side
+
+
+def _preemption_scenario(**team):
+    types = {"urgent": {"priority": 1}, "routine": {"priority": 3}, "contact": {"priority": 5}}
+    return scenario({
+        "name": "preemption", "horizon_days": 20, "roles": ROLES, "call_types": types,
+        "channels": {"911": {"volume": {"per_hour": 0.25}, "mix": {"urgent": 0.4, "routine": 0.6}}},
+        "triage": {"paths": {"all": {"call_types": list(types), "tiers": [{"pools": ["team"]}]}}},
+        "pools": {"team": pool(1, 30.0, preemption={"priority": 1}, **team)}})
+
+
+def test_priority_one_call_preempts_a_follow_up_and_routine_calls_wait():
+    s = _preemption_scenario(outcomes={"default": {"resolved": 0.2, "follow_up": 0.8}},
+                             follow_ups={"delay_min": {"exponential": {"mean": 30}},
+                                         "expires_after_min": 2880, "on_scene_min": 240})
+    from sim.model import Model
+    res = Model(s, seed=8).run()
+    fu = _replay_preemption(res, "follow_up")
     # an interrupted visit goes back to the queue and resumes for the time it had left
     # (no travel: its spans add up to the 240 minutes of the visit), or is recorded missed
     per_call = fu.groupby("call_id").agg(n_pre=("preempted", "sum"), worked=("t_released", "sum"))
     per_call["worked"] -= fu.groupby("call_id")["t_assigned"].sum()
-    log = c.set_index("call_id")
+    log = res.calls.set_index("call_id")
     assert (per_call["n_pre"] == log.loc[per_call.index, "followup_preempted"]).all()
     done = log.loc[per_call.index, "followup"].astype(str) == "done"
     assert per_call["n_pre"].gt(0).sum() >= 3
     np.testing.assert_allclose(per_call.loc[done, "worked"], 240.0, atol=1e-6)
+
+
+def test_priority_one_call_preempts_outreach_which_ends_there():
+    s = _preemption_scenario(outreach={"per_idle_team_hour": 0.5, "call_type": "contact", "on_scene_min": 180})
+    from sim.model import Model
+    res = Model(s, seed=9).run()
+    out = _replay_preemption(res, "outreach")
+    assert out["preempted"].sum() >= 3
+    # an interrupted contact is not resumed: one span per contact, and it is logged as such
+    assert out["call_id"].ge(0).all() and not out["call_id"].duplicated().any()
+    whole = out[~out["preempted"] & ~out["open_at_end"]]
+    np.testing.assert_allclose(whole["t_released"] - whole["t_assigned"], 180.0, atol=1e-6)
+    assert (out.loc[out["preempted"], "t_released"] - out.loc[out["preempted"], "t_assigned"] < 180.0).all()
 
 
 # --------------------------------------------------------------------------- facilities
