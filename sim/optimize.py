@@ -1142,9 +1142,13 @@ def optimize(scenario: str | Path, targets: str | Path | OptimizeSpec | dict, ou
 def _cmd_optimize(args) -> int:
     out = Path(args.out or Path("results") / f"optimize-{Path(args.scenario).stem}")
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    res = optimize(args.scenario, args.targets, out, seed=args.seed, overrides=args.set or None,
-                   budget=args.budget, workers=args.workers, backend=args.backend, scheduler=args.scheduler,
-                   progress=say)
+    try:
+        res = optimize(args.scenario, args.targets, out, seed=args.seed, overrides=args.set or None,
+                       budget=args.budget, workers=args.workers, backend=args.backend,
+                       scheduler=args.scheduler, progress=say)
+    except OptimizeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INFEASIBLE
     if res.status != "optimal":
         print(res.message, file=sys.stderr)
         return EXIT_INFEASIBLE
