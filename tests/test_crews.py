@@ -161,3 +161,25 @@ def test_call_whose_wait_ends_before_the_shift_starts_goes_on_at_once():
     assert len(edge) >= 3
     assert (edge["t_dispatched"] - edge["t_triaged"]).abs().max() < 1e-9
     assert (edge["fallback_reason"].astype(str) == "unstaffed").all()
+
+
+def test_shift_end_cutoff_takes_no_routine_call_in_the_last_half_hour():
+    """shift_end_cutoff {minutes: 30, except_priority: 1}: from 15:30 the day crew takes only
+    priority-1 calls; routine calls then go to police (or wait for a crew free of the cut-off)."""
+    data = {
+        "name": "cutoff", "horizon_days": 30, "roles": ROLES,
+        "call_types": {"urgent": {"priority": 1}, "routine": {"priority": 3}},
+        "channels": {"911": {"volume": {"per_hour": 1.5}, "mix": {"urgent": 0.3, "routine": 0.7}}},
+        "triage": {"paths": {"all": {"call_types": ["urgent", "routine"],
+                                     "tiers": [{"pools": ["team"], "max_wait_min": 10}, {"pools": ["police"]}]}}},
+        "pools": {"team": pool(None, 40.0, shifts=[{"days": "daily", "start": "08:00", "end": "16:00", "teams": 2}],
+                               shift_end_cutoff={"minutes": 30, "except_priority": 1}),
+                  "police": {"roles": ["officer"], "teams": 30, "on_scene_min": {"default": 45}}}}
+    s = scenario(data)
+    res = runs(s, seed=10, replications=1)[0]
+    a = _replay(s, res)
+    minute = a["t_assigned"] % DAY
+    last_half_hour = (minute >= 930) & (minute < 960)
+    assert (a.loc[last_half_hour, "priority"] == 1).all(), "a routine call was taken in the cut-off"
+    assert (last_half_hour & (a["priority"] == 1)).sum() >= 3
+    assert ((minute >= 900) & (minute < 930) & (a["priority"] == 3)).sum() >= 3
