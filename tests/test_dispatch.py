@@ -8,12 +8,14 @@
 * Exactly closest (hypothesis): every dispatch chose a unit with minimal expected travel time
   among the units on duty and free at that instant, replayed from the assignments log.
 * Vehicles: the van goes to the most urgent waiting call of any pool sharing it, then the oldest.
-* Pre-emption: a priority-1 call takes a unit off a follow-up at once; a priority-3 call waits.
+* Crews starting at the same instant are all candidates for the oldest waiting call.
+* Pre-emption: a priority-1 call takes a unit off a follow-up (which resumes for the time it
+  had left) or an outreach contact (which ends there) at once; a priority-3 call waits.
 * A divert cycle between facilities is one line and exit 2, never a hang.
 
 Statistical comparisons use fixed seeds and t-intervals across replications at family-wise
-95% (Bonferroni over the comparisons of one test), and check that the intervals are tight
-enough to see a 5% error.
+95% (Bonferroni over the comparisons of one test), and first check that each quantity's own
+95% interval is tight enough to matter (hypercube shares within +-0.015; Erlang C within +-10%).
 """
 from __future__ import annotations
 
