@@ -256,3 +256,22 @@ def test_budget_stops_the_search_with_one_line(tmp_path, capsys):
     assert code == 1 and len(err) == 1 and "budget of 5 replications" in err[0]
     info = json.loads((tmp_path / "o" / "result.json").read_text())
     assert info["status"] == "budget" and info["replications"] <= 5
+
+
+def test_patterns_become_shift_entries_and_per_block_targets_one_goal_per_block(scenario_path):
+    spec = opt.OptimizeSpec.model_validate({
+        "decisions": [{"pool": "crisis", "min": 0, "max": 4, "patterns": [
+            {"name": "day", "start": "07:00", "end": "15:00"},
+            {"name": "night", "days": "weekends", "start": "23:00", "end": "07:00"}]}],
+        "targets": [{"kpi": "fallback_rate", "at_most": 0.2, "per_block": {"hours": 8, "over": "week"}},
+                    {"kpi": "share_within_30.eligible", "at_least": 0.8}]})
+    vs = opt.variables(spec)
+    raw, _ = sim.scenario.load_raw(scenario_path(PEAKED))
+    s = sim.scenario.validate(opt.apply_roster(raw, vs, (3, 2)))
+    per_hour = s.pools["crisis"].schedule().hourly().reshape(7, 24)
+    assert per_hour[0, 7:15].tolist() == [3] * 8 and per_hour[0, 15:23].sum() == 0
+    assert per_hour[5, 23] == 2 and per_hour[6, 3] == 2 and per_hour[0, 3] == 2    # Sun 23:00 -> Mon 07:00
+    assert per_hour[4, 23] == 0 and per_hour[1, 3] == 0                             # no Fri/Tue nights
+    g = opt.goals(spec)
+    assert len(g) == 7 * 3 + 1 and str(g[4]) == "fallback_rate@tue 08:00-16:00 <= 0.2"
+    assert g[0].holds(float("nan")) and not g[-1].holds(float("nan"))   # a block with no calls is no miss
