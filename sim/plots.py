@@ -678,9 +678,10 @@ def differences(compare: pd.DataFrame) -> tuple[str, pd.DataFrame]:
 
 
 def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
-           title: str | None = None, currency: str = "USD") -> Figure:
+           title: str | None = None, currency: str = "USD", titles: Mapping | None = None) -> Figure:
     """Differences of each scenario to the baseline, one panel per metric, with 95%
-    intervals; a marker is filled where the interval leaves out zero.
+    intervals; a marker is filled where the interval leaves out zero. ``titles``: panel
+    titles to use instead of the metric's label (e.g. to name the period a count is over).
 
     ``compare``: either layout :func:`differences` reads (the baseline's own rows are skipped)."""
     base, others = differences(compare)
@@ -703,8 +704,9 @@ def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
         ax.axvline(0.0, color="#555555", linewidth=1.0, linestyle=(0, (2, 2)))
         ax.set_yticks(y, labels=[textwrap.fill(s, 22) for s in scen])
         ax.set_ylim(-0.7, len(scen) - 0.3)
-        ax.set_title(textwrap.fill(label + (f" ({'percentage points' if unit == '%' else unit})" if unit else ""),
-                                   70), fontsize=10, loc="left")
+        text = (titles or {}).get(metric) or label + (f" ({'percentage points' if unit == '%' else unit})"
+                                                      if unit else "")
+        ax.set_title(textwrap.fill(text, 70), fontsize=10, loc="left")
         if unit == "%":
             ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0, symbol=" pp"))
         else:

@@ -1035,8 +1035,11 @@ def charts_html(views: list[RunFolder], table, target_min, notes, charts) -> str
         have = set(table["metric"])
         wanted = [m.replace("{T}", f"{T:g}") if T is not None else m for m in FOREST_METRICS]
         use = [m for m in wanted if m in have and "{T}" not in m]
+        days = views[0].raw.get("horizon_days")
+        over = {"police_hours": f"Police unit-hours on calls over the {days:g} measured days (hours)"} \
+            if isinstance(days, (int, float)) else None
         out.append(_try_chart(lambda: plots.forest(table, metrics=use or None, currency=currency_of(views[0]),
-                                                   title=f"Each scenario against {views[0].name}"),
+                                                   title=f"Each scenario against {views[0].name}", titles=over),
                               f"Differences to {views[0].name}", notes, charts))
     for f in crisis:
         s = f.scenario

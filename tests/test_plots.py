@@ -340,6 +340,12 @@ def test_forest_one_panel_per_metric_one_row_per_other_scenario():
     assert "10 replications" in footnote(fig) and "0 to" not in footnote(fig)      # the empty KPI is not a count
 
 
+def test_forest_panel_titles_can_name_the_period():
+    fig = plots.forest(compare_fixture(), metrics=["response_time_p90"],
+                       titles={"response_time_p90": "90th percentile over the 7 measured days (min)"})
+    assert fig.axes[0].get_title(loc="left") == "90th percentile over the 7 measured days (min)"
+
+
 def test_forest_reads_the_paired_differences_layout():
     c = compare_fixture()
     d = c[c["scenario"] != "Police only"].drop(columns=["mean", "ci_low", "ci_high"]).rename(
