@@ -109,9 +109,11 @@ def generate_calls(s: Scenario, streams: Streams) -> Calls:
         parts.append(dict(t=t, channel=np.full(n, ci, dtype=np.int64), call_type=ctype, zone=zone,
                           x=x, y=y, person=person, **{f"u_{p}": u(p) for p in CALL_DRAWS}))
 
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    order = np.argsort(merged["t"], kind="stable")
-    merged = {k: v[order] for k, v in merged.items()}
+    if len(parts) == 1:                 # one channel: already in time order
+        merged = parts[0]
+    else:                               # merged column by column (one extra column at a time)
+        order = np.argsort(np.concatenate([p["t"] for p in parts]), kind="stable")
+        merged = {k: np.concatenate([p.pop(k) for p in parts])[order] for k in list(parts[0])}
     return Calls(t=merged["t"], channel=merged["channel"], call_type=merged["call_type"],
                  zone=merged["zone"], x=merged["x"], y=merged["y"], person=merged["person"],
                  u={p: merged[f"u_{p}"] for p in CALL_DRAWS},

@@ -19,6 +19,7 @@ the log with ``warmup=True`` and left out of KPIs.
 from __future__ import annotations
 
 import math
+import struct
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ CHUNK = 4096        # calls whose inputs become Python objects at once (see Mode
 CHUNK_DRAWS = ("processing", "turnout", "travel", "on_scene", "outcome", "consult", "destination", "consent",
                "handover", "prevent", "escalate")
 _TASK_CODE = {name: k for k, name in enumerate(TASKS)}
+_SPAN = struct.Struct("16d").pack   # one span of the assignments log as 16 doubles (128 bytes)
 
 
 # what every log column holds before anything is recorded
@@ -206,8 +208,8 @@ class Model:
             ot += now - max(u.off_at, span[4])
         u.ot_carry = 0.0
         u.span_start = now
-        self.work.extend((span[1], span[0], u.id, span[3], span[4], span[5], now, ot, preempted,
-                          span[6], span[7], u.x, u.y, span[8], span[9], open_at_end))
+        self.work.frombytes(_SPAN(span[1], span[0], u.id, span[3], span[4], span[5], now, ot, preempted,
+                                  span[6], span[7], u.x, u.y, span[8], span[9], open_at_end))
 
     def finish(self, unit, x: float, y: float, zone: int, span: list, call: int | None,
                role: int | None, answering: bool = False):
@@ -339,9 +341,10 @@ class Model:
         self.screened_path = screened
         self.true_path = true_path
         # per-call inputs: numpy columns for the whole horizon, handed to the hot loop as
-        # dicts {call: value} filled a chunk at a time as calls arrive and emptied of a call
-        # when its process ends (scalar lookups in a dict cost what they cost in a list, and
-        # the Python objects then exist only for calls in flight, not for the whole horizon)
+        # dicts {call: value} filled a chunk at a time as calls arrive and emptied of calls
+        # whose process has ended at the next chunk (scalar lookups in a dict cost what they
+        # cost in a list; the Python objects exist only for about a chunk and the calls in
+        # flight, not for the whole horizon)
         prio = np.array([s.call_types[t].priority for t in type_names], dtype=np.int64)
         self.call_priority = prio[c.call_type] if len(c) else np.zeros(0, dtype=np.int64)
         path_objects = np.empty(len(path_names), dtype=object)
@@ -368,24 +371,33 @@ class Model:
         for col, (_, values) in zip(self._columns, self._inputs):
             col.update(zip(keys, values[a:b].tolist()))
 
-    def _call(self, i: int):
-        """Call ``i``'s process; its inputs are dropped when it ends (nothing reads them
-        after: follow-ups, backups and drives back get what they need as arguments)."""
-        yield from call_process(self, i)
-        for col in self._columns:
-            del col[i]
+    def _drop_finished(self, live: list) -> list:
+        """Drop the inputs of calls whose process has ended (nothing reads them after:
+        follow-ups, backups and drives back get what they need as arguments); returns the
+        calls still in flight."""
+        still = []
+        for i, proc in live:
+            if proc.is_alive:
+                still.append((i, proc))
+            else:
+                for col in self._columns:
+                    del col[i]
+        return still
 
     def _source(self):
         env = self.env
         t_all = self.calls.t
+        live: list = []                     # (call, process) since the last sweep
         for a in range(0, len(t_all), CHUNK):
             b = min(a + CHUNK, len(t_all))
+            live = self._drop_finished(live)
             self._fill(a, b)
             for i, t in enumerate(t_all[a:b].tolist(), a):
                 if t > env.now:
                     yield env.timeout(t - env.now)
                 self.open_calls += 1
-                env.process(self._call(i))
+                live.append((i, env.process(call_process(self, i))))
+        del live
         if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
             yield env.timeout(self.s.end_min - env.now)
         self.arrivals_done = True
