@@ -21,6 +21,7 @@ from .fromdata.cli import register_cli as register_fromdata_cli
 from .schema import register_cli as register_schema_cli
 from .report import register_cli as register_report_cli
 from .argtypes import positive_int, seed as seed_type
+from .callsample import fraction as calls_fraction
 from .scenario import ScenarioError, load_scenario
 from .violence.cli import register_cli as register_violence_cli
 
@@ -53,6 +54,7 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from .callsample import setting as calls_setting
     from .experiment import run
     from .results import manifest, write_run
 
@@ -66,14 +68,18 @@ def _cmd_run(args) -> int:
     can_replace(out)                             # before computing, not after
     with tqdm(total=args.replications, desc=printable(s.name)[:40], unit="rep", disable=args.quiet,
               file=sys.stderr) as bar:
+        keep = calls_setting(args.no_calls, args.calls_sample)
         res = run(s, replications=args.replications, seed=seed, workers=args.workers,
-                  progress=lambda n: bar.update(n - bar.n))
+                  progress=lambda n: bar.update(n - bar.n), keep_calls=keep)
     info = manifest([s], seed, args.replications, res.wall_s, scenario_file=str(args.scenario),
-                    overrides=args.set or [])
-    write_run(out, s, res.calls_all, res.pools, res.hourly, res.kpis, res.summary, info,
-              facilities=res.facilities, occupancy=res.occupancy, assignments=res.assignments)
+                    overrides=args.set or [], calls_stored="all" if keep is True else "none" if keep is False
+                    else f"sample {keep:g}")
+    write_run(out, s, res.calls_all if keep is not False else None, res.pools, res.hourly, res.kpis,
+              res.summary, info, facilities=res.facilities, occupancy=res.occupancy,
+              assignments=res.assignments)
     _print_summary(res.summary)
-    print(f"\nwrote {out}/ (calls.parquet, summary.csv, scenario.resolved.yaml, manifest.json)")
+    calls_file = "" if keep is False else "calls.parquet, "
+    print(f"\nwrote {out}/ ({calls_file}summary.csv, scenario.resolved.yaml, manifest.json)")
     warnings = unfinished_warnings(res.summary)
     for w in warnings:
         print(w, file=sys.stderr)
@@ -115,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--strict", action="store_true",
                    help="exit 3 when calls were left unfinished (a starved pool), instead of a warning")
+    r.add_argument("--no-calls", action="store_true", help="write no call log (KPIs still count every call)")
+    r.add_argument("--calls-sample", type=calls_fraction, default=None, metavar="F",
+                   help="write the call log of a share F of calls (0 < F <= 1); KPIs still count every call")
     add_set(r)
     r.set_defaults(func=_cmd_run)
     register_report_cli(sub)

@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .callsample import sample
 from .columns import nullify
 from .metrics import kpis, summarise
 from .model import Model, RunResult
@@ -155,10 +156,11 @@ def _replication_frames(scenario, seed: int, replication: int, keep_calls: bool
     res, values = single_run(scenario, seed, replication)
     frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
               "pools": res.pools, "hourly": res.hourly}
-    if keep_calls:
-        frames["calls"] = nullify(res.calls)
-        if len(getattr(res, "assignments", ())):
-            frames["assignments"] = nullify(res.assignments)
+    calls, work = sample(res.calls, res.assignments, keep_calls, seed, replication)   # KPIs above: all calls
+    if calls is not None:
+        frames["calls"] = nullify(calls)
+        if work is not None and len(work):
+            frames["assignments"] = nullify(work)
     frames.update({name: df for name, df in (("facilities", res.facilities),
                                              ("occupancy", res.occupancy)) if len(df)})
     return frames, values, len(res.calls)
@@ -410,7 +412,7 @@ def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_
     baseline = cells[0].key if precision is not None and precision_on == "differences" else None
     t0 = time.perf_counter()
     resolved = {f"{c.key}-p{c.point}": resolved_yaml(c.scenario) for c in cells}
-    settings = {"kind": kind, "keep_calls": bool(keep_calls),
+    settings = {"kind": kind, "keep_calls": keep_calls if isinstance(keep_calls, float) else bool(keep_calls),
                 "cells": [{"scenario": c.key, "point": c.point, "name": c.scenario.name, "seed": c.seed,
                            "sha256": fingerprint(text), "values": c.values}
                           for c, text in zip(cells, resolved.values())]}
@@ -647,8 +649,11 @@ def parse_vary(items: list[str] | dict[str, list]) -> dict[str, list]:
 
 
 def run(scenario: Scenario, replications: int = 10, seed: int | None = None,
-        workers: int | None = None, progress=None) -> Results:
+        workers: int | None = None, progress=None, keep_calls: bool | float = True) -> Results:
     """Run ``replications`` of ``scenario``; ``workers=1`` runs in this process.
+
+    ``keep_calls``: ``False`` keeps no call rows, a fraction keeps that share of calls
+    (``sim.callsample``); KPIs are computed from every call either way.
 
     ``progress`` is called with the number of finished replications after each one. A
     replication that raises makes this raise :class:`ReplicationFailed` (experiments
@@ -656,7 +661,7 @@ def run(scenario: Scenario, replications: int = 10, seed: int | None = None,
     """
     seed = scenario.seed if seed is None else int(seed)
     cell = Cell(scenario, _slug(scenario.name), 0, seed)
-    res = _execute("run", [cell], replications, workers=workers,
+    res = _execute("run", [cell], replications, workers=workers, keep_calls=keep_calls,
                    progress=(lambda done, total: progress(done)) if progress else None)
     if len(res.failed):
         first = res.failed.iloc[0]
@@ -857,6 +862,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _add_options(sp) -> None:
     from .argtypes import positive_float, positive_int, seed
+    from .callsample import fraction as calls_fraction
     sp.add_argument("--replications", "-r", type=positive_int, default=10,
                     help="replications per scenario (with --precision: the first batch)")
     sp.add_argument("--precision", type=positive_float, default=None, metavar="REL",
@@ -873,6 +879,9 @@ def _add_options(sp) -> None:
     sp.add_argument("--strict", action="store_true",
                     help="exit 3 when calls were left unfinished (a starved pool), instead of a warning")
     sp.add_argument("--no-calls", action="store_true", help="do not store the call logs (KPIs only)")
+    sp.add_argument("--calls-sample", type=calls_fraction, default=None, metavar="F",
+                    help="store the call log of a share F of calls (0 < F <= 1, the same calls in every "
+                         "scenario); KPIs still count every call")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--set", action="append", metavar="FIELD=VALUE", default=[],
                     help="change a scenario field (repeatable): FIELD=VALUE, FIELD+=ITEM (append), "
@@ -901,10 +910,11 @@ class _Bar:
 
 
 def _experiment_kwargs(args) -> dict:
+    from .callsample import setting as calls_setting
     return dict(replications=args.replications, seed=args.seed, overrides=args.set or None,
                 precision=args.precision, precision_metrics=args.precision_metric,
                 max_replications=args.max_replications, backend=args.backend, scheduler=args.scheduler,
-                workers=args.workers, keep_calls=not args.no_calls)
+                workers=args.workers, keep_calls=calls_setting(args.no_calls, args.calls_sample))
 
 
 UNFINISHED_WARN = 0.01   # a share of unfinished calls above this ends a run with a warning

@@ -1,0 +1,104 @@
+"""City scale (issue 17): per-call inputs in chunks, bounded by the calls in flight, with the
+very same run; fewer call rows on disk (--no-calls, --calls-sample) with the very same KPIs."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+import sim.model as model_mod
+from sim.cli import main
+from sim.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+CAHOOTS = ROOT / "scenarios/eugene/cahoots.yaml"          # follow-ups, transports, backups
+LA = ROOT / "scenarios/los_angeles/meu_smart.yaml"        # desk consults, second units, hand-overs
+SCALE = ROOT / "scenarios/scale/city_100k.yaml"
+
+
+def _run(path: Path, chunk: int, monkeypatch, days: float = 6):
+    """One replication with inputs made ``chunk`` calls at a time; records, at every chunk,
+    the time and how many calls' inputs were held once finished calls were dropped."""
+    monkeypatch.setattr(model_mod, "CHUNK", chunk)
+    held = []
+    fill = Model._fill
+
+    def spy(self, a, b):
+        held.append((self.env.now, len(self.x), a))
+        fill(self, a, b)
+    monkeypatch.setattr(Model, "_fill", spy)
+    s = sim.load_scenario(path, {"horizon_days": days, "warmup_days": 1})
+    return Model(s, seed=5).run(), held
+
+
+@pytest.mark.parametrize("path", [CAHOOTS, LA, SCALE], ids=lambda p: p.stem)
+def test_inputs_in_chunks_give_the_same_run_and_hold_only_calls_in_flight(path, monkeypatch):
+    small, held = _run(path, 7, monkeypatch)
+    whole, _ = _run(path, 10 ** 9, monkeypatch)
+    pd.testing.assert_frame_equal(small.calls, whole.calls)
+    pd.testing.assert_frame_equal(small.assignments, whole.assignments)
+    pd.testing.assert_frame_equal(small.pools, whole.pools)
+    # at each chunk, the inputs held are those of calls whose process had not ended: calls in
+    # [received, last time the call's own process recorded] (or still open at the end)
+    c = whole.calls[~whole.calls["proactive"]]
+    t0 = c["t_received"].to_numpy()
+    end = np.nanmax(np.vstack([t0] + [c[k].to_numpy(float) for k in
+                                      ("t_cleared", "t_team_free", "t_second_free", "t_handover")]), axis=0)
+    end[c["unfinished"].to_numpy()] = math.inf
+    assert len(held) > 10
+    for now, n_held, a in held[1:]:
+        in_flight = int(((t0[:a] <= now) & (end[:a] >= now)).sum())
+        assert n_held <= in_flight, (now, n_held, in_flight, a)
+    assert max(h for _, h, _ in held) < len(c) / 4      # not the horizon's calls
+
+
+def _cli_run(out: Path, *extra: str) -> Path:
+    assert main(["run", str(CAHOOTS), "-r", "2", "--workers", "1", "--quiet", "--out", str(out),
+                 "--set", "horizon_days=8", "--set", "warmup_days=1", *extra]) == 0
+    return out
+
+
+def test_calls_sample_and_no_calls_keep_kpis_exact(tmp_path):
+    full = _cli_run(tmp_path / "full")
+    part = _cli_run(tmp_path / "sample", "--calls-sample", "0.3")
+    none = _cli_run(tmp_path / "none", "--no-calls")
+    summary = (full / "summary.csv").read_text()
+    assert (part / "summary.csv").read_text() == summary
+    assert (none / "summary.csv").read_text() == summary
+    assert not (none / "calls.parquet").exists() and not (none / "assignments.parquet").exists()
+    assert json.loads((none / "manifest.json").read_text())["calls_stored"] == "none"
+    assert json.loads((part / "manifest.json").read_text())["calls_stored"] == "sample 0.3"
+
+    key = ["replication", "call_id"]
+    a = pd.read_parquet(full / "calls.parquet").sort_values(key).reset_index(drop=True)
+    b = pd.read_parquet(part / "calls.parquet").sort_values(key).reset_index(drop=True)
+    # the sampled rows are the full log's rows of those calls, unchanged
+    same = a.merge(b[key], on=key)
+    pd.testing.assert_frame_equal(same, b, check_categorical=False)
+    # about 30% of calls, in each replication (99.9% binomial bounds)
+    for _, g in a.groupby("replication"):
+        n = len(g)
+        k = len(b[b["replication"] == g["replication"].iloc[0]])
+        half = 3.3 * math.sqrt(n * 0.3 * 0.7)
+        assert abs(k - 0.3 * n) < half, (k, n)
+    # a call's spans are kept with it, and only those
+    wa = pd.read_parquet(full / "assignments.parquet")
+    wb = pd.read_parquet(part / "assignments.parquet")
+    expect = wa.merge(b[key], on=key).sort_values(key + ["t_assigned", "unit"]).reset_index(drop=True)
+    got = wb.sort_values(key + ["t_assigned", "unit"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expect, check_categorical=False)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "nan", "x"])
+def test_calls_sample_out_of_range_is_one_line_exit_2(value, capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(CAHOOTS), "--calls-sample", value, "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--calls-sample" in err
+    assert not (tmp_path / "o").exists()
