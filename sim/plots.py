@@ -687,7 +687,7 @@ def forest(compare: pd.DataFrame, metrics: list[str] | None = None,
     base, others = differences(compare)
     metrics = metrics or [m for m in pd.unique(others["metric"])]
     scen = _names(others)
-    fig, axes = _figure(len(metrics), 1, size=(WIDTH, 1.2 + len(metrics) * (0.45 * len(scen) + 1.0)))
+    fig, axes = _figure(len(metrics), 1, size=(WIDTH, 1.4 + len(metrics) * (0.4 * len(scen) + 0.85)))
     for ax, metric in zip(axes[:, 0], metrics):
         d = others[others["metric"] == metric]
         d = d.set_index(d["scenario"].astype(object)).reindex(scen)

@@ -1225,7 +1225,7 @@ th,td{padding:0.2em 0.3em} table.kpi td{white-space:normal}}
 @page{size:A4;margin:14mm}
 @media print{body{max-width:none;padding:0} section.page{break-before:page}
 table,tr,.scroll,figure,.summary,.caveat,dl>dt{break-inside:avoid} h2,h3,h4{break-after:avoid}
-.scroll{overflow:visible} figure img{max-width:100%} details{display:none} a{color:inherit}}
+.scroll{overflow:visible} figure img{max-width:100%;max-height:245mm;width:auto} details{display:none} a{color:inherit}}
 """
 
 
