@@ -16,19 +16,22 @@ Method (simulation optimisation under common random numbers):
    roster within the bounds meets it (the answer is one line naming it);
 2. an *analytic start*: the pilot's busy team-minutes per hour give the offered load
    (erlangs) per hour; each hour gets the smallest crew count that meets the targets in an
-   M/M/c (Erlang-C) reading of them (see :func:`hourly_requirement`); blocks take the
-   largest hourly requirement they cover, patterns are chosen by an integer covering
-   program (``scipy.optimize.milp``); vehicles and beds likewise (Erlang-B for beds);
+   M/M/c (Erlang-C) reading of them (see :func:`hourly_requirement`); a block gets the
+   requirement of its mean load, patterns are chosen by an integer covering program over
+   the hourly requirement (``scipy.optimize.milp``); vehicles start at the most crews on
+   duty at once, beds by Erlang-B on the pilot's mean occupancy;
 3. *marginal moves*, each round screened with ``screening_replications`` of the same seed
-   (common random numbers): while the incumbent meets the targets (point estimates), take
-   the removal of one unit that keeps them and costs least; when none does, *confirm*;
-   when the incumbent fails (or failed confirmation), add the unit that mends the
-   violations most per unit of cost;
+   (common random numbers): while the incumbent meets the targets (one-sided bounds at
+   ``screening_level`` over the screening replications), take the removal of one unit that
+   keeps them and costs least; when none does, *confirm*; when the incumbent fails (or
+   failed confirmation), add the unit that mends the shortfalls most per unit of cost (or,
+   when one is not enough, the fewest best units whose single gains add up to it);
 4. *confirmation*: a sequential test on fresh streams (``seed + 1``): up to ``looks``
    batches of ``confirmation_replications`` x 1, 2, 4...; the roster is accepted when every
    target's one-sided bound at level ``1 - (1 - confidence) / (targets x looks)`` holds
    (Bonferroni: all targets hold together with probability >= ``confidence``), rejected as
-   soon as one target's opposite bound fails or after the last look.
+   soon as one target's mean is on the wrong side or after the last look (then the
+   screening level moves halfway to 1, so the search keeps more margin).
 
 Every evaluation runs through :func:`sim.experiment.compare` into a results store under
 ``out/evals/``; the search is deterministic given the stored values, so a rerun after a
@@ -38,12 +41,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import types
 import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -817,11 +820,6 @@ class _Search:
                     best = min(self.cost(c) for c in evs)
                     near = [c for c in evs if self.cost(c) <= best + 0.01 * abs(best)]
                     y = max(near, key=lambda c: (self.slack(c), -self.cost(c))).x
-                    if len(evs) > 1:           # every removal that keeps the targets, at once
-                        both = tuple(int(n) for n in np.array(x) - sum(np.array(x) - np.array(c.x) for c in evs))
-                        if both not in visited and both not in rejected and self.valid(both) and \
-                                self.screen_ok(self.evaluate([both], R, self.seed)[0]):
-                            y = both
                     self.log("remove", frm=self.key(x), to=self.key(y), x=[int(n) for n in y],
                              cost=self.cost(self.cache[y, self.seed]))
                     self.progress(f"remove -> {self.describe(y)}")
@@ -850,16 +848,39 @@ class _Search:
                 return d / max(self.cost(c) - base_c, 1e-9 * max(abs(base_c), 1.0))
             b = max(evs, key=lambda c: (gain(c), -self.cost(c)))
             y = b.x
-            helps = [c for c in evs if gain(c) > 0]
-            if base_v > 0 and not self.screen_ok(b) and len(helps) > 1:   # far off: every helping addition
-                both = tuple(int(n) for n in np.array(x) + sum(np.array(c.x) - np.array(x) for c in helps))
-                if both not in visited and self.valid(both) and \
+            if base_v > 0 and not self.screen_ok(b):     # far off: the additions the shortfall needs
+                both = self.combine(x, self.additions_that_cover(e, sorted(evs, key=gain, reverse=True)))
+                if both is not None and both not in visited and \
                         self.violation(self.evaluate([both], R, self.seed)[0]) < self.violation(b):
                     y = both
             self.log("add", frm=self.key(x), to=self.key(y), x=[int(n) for n in y])
             self.progress(f"add -> {self.describe(y)}")
             x = y
             visited.add(x)
+
+    # --- a combined addition (a linear guess from the single ones, then screened) ------
+
+    def additions_that_cover(self, e: Evaluation, ranked: list[Evaluation]) -> list[Evaluation]:
+        """The fewest additions, best first, whose violation reductions summed cover the
+        incumbent's violation (all that help, if they never do)."""
+        need, taken = self.violation(e), []
+        for c in ranked:
+            gain = self.violation(e) - self.violation(c)
+            if gain <= 0:
+                break
+            taken.append(c)
+            need -= gain
+            if need <= 0:
+                break
+        return taken
+
+    def combine(self, x, moves: list[Evaluation]) -> tuple[int, ...] | None:
+        """``x`` with the one-unit moves of several neighbours applied together (None if
+        fewer than two, or the result is not a valid roster)."""
+        if len(moves) < 2:
+            return None
+        y = tuple(int(n) for n in np.array(x) + sum(np.array(c.x) - np.array(x) for c in moves))
+        return y if self.valid(y) else None
 
     def check_kpis(self, e: Evaluation) -> None:
         for name in [g.kpi for g in self.goals if not g.block] + [t.kpi for t in self.spec.targets] \
