@@ -1129,8 +1129,14 @@ def optimize(scenario: str | Path, targets: str | Path | OptimizeSpec | dict, ou
     if x is not None:
         import yaml
         data = apply_roster(search.raw, search.vars, x)
+        applied = {**spec.overrides, **(dict(overrides) if isinstance(overrides, dict) else {})}
         scenario_yaml = (f"# Roster chosen by crisis-sim optimize from {search.file}\n"
-                         f"# (targets: {tfile or 'given in code'}; seed {search.seed})\n"
+                         f"# (targets: {tfile or 'given in code'}; seed {search.seed}). The scenario as it was\n"
+                         f"# evaluated: parents merged, overrides applied"
+                         + (f" ({', '.join(sorted(applied))}; --set {' '.join(overrides)})"
+                            if isinstance(overrides, list) and overrides else
+                            f" ({', '.join(sorted(applied))})" if applied else "")
+                         + ", the decided shifts, vehicles and beds written in.\n"
                          + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
         table = found["table"]
         cost = float(table.loc[table["target"] == "objective", "mean"].iloc[0])
