@@ -521,6 +521,7 @@ class OptimizeResult:
     scenario_file: Path | None = None
     infeasible_target: str | None = None
     best_value: float | None = None
+    currency: str = ""              # the scenario's costs.currency
 
 
 def _is_number(text: str) -> bool:
@@ -1157,7 +1158,8 @@ def optimize(scenario: str | Path, targets: str | Path | OptimizeSpec | dict, ou
         kpis=table, evaluations=evals, frontier=front, confidence=spec.confidence,
         replications=search.used, computed=search.computed, wall_s=time.perf_counter() - t0, out=Path(out),
         scenario_file=Path(out) / "scenario.yaml" if x is not None else None,
-        infeasible_target=found.get("target"), best_value=found.get("best"))
+        infeasible_target=found.get("target"), best_value=found.get("best"),
+        currency=getattr(getattr(search.base, "costs", None), "currency", ""))
     _write(result, search, scenario_yaml)
     search.log("end", status=result.status, replications=result.replications, computed=result.computed)
     return result
@@ -1179,7 +1181,8 @@ def _cmd_optimize(args) -> int:
     if res.status != "optimal":
         print(res.message, file=sys.stderr)
         return EXIT_INFEASIBLE
-    print(f"optimal roster: {res.kpis['kpi'].iloc[-1]} {res.cost:,.2f}")
+    unit = f" {res.currency}" if res.kpis["kpi"].iloc[-1].startswith("cost") else ""
+    print(f"optimal roster: {res.kpis['kpi'].iloc[-1]} {res.cost:,.0f}{unit}")
     print(res.message)
     for (kind, target), g in res.roster.groupby(["kind", "target"], sort=False):
         print(f"\n{kind} {target}:")
