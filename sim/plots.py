@@ -656,8 +656,10 @@ def _plain_number(v: float, millions: bool = False) -> str:
     """A tick label without an offset or exponent: 1,500; in millions on an axis that reaches
     a million: 0.4M, 1.2M."""
     if millions:
-        return "0" if v == 0 else f"{v / 1e6:,.1f}M"
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"
+        text = "0" if v == 0 else f"{v / 1e6:,.1f}M"
+    else:
+        text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"
+    return text.replace("-", "\N{MINUS SIGN}")             # as matplotlib's own ticks
 
 
 def differences(compare: pd.DataFrame) -> tuple[str, pd.DataFrame]:

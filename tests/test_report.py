@@ -108,6 +108,11 @@ def _kpi(view, metric: str) -> float:
     return float(s.loc[metric, "mean"])
 
 
+def _paired_interval(views, metric: str) -> tuple[float, float, float]:
+    a, b = (v.kpis[v.kpis["metric"] == metric].set_index("replication")["value"] for v in views)
+    return sim.metrics.t_interval(b - a)
+
+
 def _paired(views, metric: str) -> float:
     a, b = (v.kpis[v.kpis["metric"] == metric].set_index("replication")["value"] for v in views)
     return float((b - a).mean())
@@ -131,14 +136,17 @@ def test_eugene_brief_response_by_responder_against_the_counterfactual(eugene):
                                                    f"{_kpi(cahoots, f'response_time_p90.eligible.{kind}'):.1f} min"]
     # the comparison says worse when it is worse (CAHOOTS' median wait is longer than police-only's)
     text = visible(brief)
-    d50 = _paired((police, cahoots), "response_time_p50.eligible")
-    assert d50 > 0 and f"{d50:.1f} min longer [" in text and "(worse)" in text
+    m, lo, hi = _paired_interval((police, cahoots), "response_time_p50.eligible")
+    assert m > 0 and f"{m:.1f} min longer [{lo:+.1f} to {hi:+.1f}] " + (
+        "(worse)" if lo > 0 else "(not distinguishable from no difference)") in text
     dshare = _paired((police, cahoots), "share_within_30.eligible")
     assert f"{abs(dshare) * 100:.1f} percentage points {'fewer' if dshare < 0 else 'more'}" in text
     # the first lines: four points a reader takes in at a glance
     points = visible(re.search(r"<ul class='points'>.*?</ul>", brief, flags=re.S).group(0))
     p50, b50 = _kpi(cahoots, "response_time_p50.eligible"), _kpi(police, "response_time_p50.eligible")
-    assert f"median wait {p50:.0f} min against {b50:.0f} min in {police.name} (worse)" in points
+    lo = _paired_interval((police, cahoots), "response_time_p50.eligible")[1]
+    assert f"median wait {p50:.0f} min against {b50:.0f} min in {police.name} " \
+           f"({'worse' if lo > 0 else 'no clear difference'})" in points
     take = _kpi(cahoots, "eligible_share.program_no_police") + _kpi(cahoots, "eligible_share.program_police_on_scene")
     assert f"CAHOOTS teams take {take:.0%} of eligible calls" in points
     assert "unit-hours a year freed, worth USD" in points and "Cost: USD" in points
