@@ -633,3 +633,20 @@ def test_pdf_without_chromium_is_one_line(folders, tmp_path, monkeypatch, capsys
     with pytest.raises(SystemExit) as e:
         main(["report", str(folders[0]), "--target-min", "-5"])
     assert e.value.code == 2 and len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_caveat_names_the_inputs_the_screening_ranks_first(folders, tmp_path):
+    screen = tmp_path / "screening"
+    screen.mkdir()
+    pd.DataFrame([{"kpi": "fallback_rate", "input": inp, "low": lo, "high": hi, "at_low": 0.1, "at_high": 0.1 + sw,
+                   "at_value": 0.12, "swing": sw, "rank": r}
+                  for r, (inp, lo, hi, sw) in enumerate((("pools.crisis_team.teams", 1, 4, 0.30),
+                                                         ("triage.paths.crisis.max_wait_min", 10, 60, 0.12),
+                                                         ("channels.911.volume.per_year", 9000, 11000, 0.01)), 1)]
+                 ).to_csv(screen / "sensitivity.csv", index=False)
+    doc = report.build_report([*folders, screen], tmp_path / "r.html").read_text(encoding="utf-8")
+    caveat = visible(re.search(r"<p class='caveat'>.*?</p>", doc).group(0))
+    assert ("most of all on teams on duty, crisis team (24/7) (1 to 4) and longest wait for the first responder, "
+            "crisis calls (min) (10 to 60), the inputs that moved the results most in the sensitivity screening") \
+        in caveat
+    assert "channels" not in caveat and not RAW_KEY.search(caveat)
