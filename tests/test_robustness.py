@@ -252,8 +252,8 @@ def test_two_writers_with_other_settings_one_is_refused(tmp_path):
     codes = sorted([a.returncode, b.returncode])
     assert codes == [0, 2], (ae, be)
     refused = be if b.returncode == 2 else ae
-    assert len(refused.strip().splitlines()) == 1 and "in use by process" in refused or \
-        "holds an experiment with" in refused, refused
+    assert len(refused.strip().splitlines()) == 1, refused
+    assert "in use by process" in refused or "holds an experiment with" in refused, refused
     winner_seed = [] if a.returncode == 0 else ["--seed", "99"]
     solo = tmp_path / "solo"
     subprocess.run(_compare_cmd(solo, *winner_seed), check=True, env=env, cwd=ROOT, capture_output=True)
