@@ -1148,7 +1148,7 @@ def kpi_table_html(columns: list[tuple[str, object]], currency: str = "USD", hea
             vals = [_kpi(t, m) for _, t in chunk]
             cells = [NOT_APPLICABLE if (lab in no_program and m in PROGRAM_ONLY) else fmt_interval(m, *v, currency)
                      for (lab, _), v in zip(chunk, vals)]
-            row = [label + (f" ({unit})" if unit else "")] + cells
+            row = [label + (f" ({unit})" if unit and unit.lower() not in label.lower() else "")] + cells
             zero = all((v[0] == 0 or v[0] != v[0]) for v in vals)
             (folded if zero else shown).append(row)
         out.append(_table(["Figure"] + [label for label, _ in chunk], shown))
