@@ -64,11 +64,22 @@ def _kind(path: Path) -> str | None:
     return data.get("kind")
 
 
+def _is_optimize_targets(path: Path) -> bool:
+    """An optimizer's targets file (``decisions:`` + ``targets:``, see sim/optimize.py),
+    which may sit beside the scenario it optimises but is not a scenario."""
+    try:
+        data, _ = load_raw(path)
+    except ScenarioError:
+        return False          # load_scenario will report the problem properly
+    return "decisions" in data and "name" not in data
+
+
 def yaml_files(paths: list[str | Path]) -> list[Path]:
-    """YAML files named or found under folders, sorted."""
+    """Scenario YAML files named, or found under folders (sorted; optimizer targets files
+    found in folders are left out)."""
     files: list[Path] = []
     for p in map(Path, paths):
-        files.extend(sorted(p.rglob("*.yaml")) if p.is_dir() else [p])
+        files.extend([f for f in sorted(p.rglob("*.yaml")) if not _is_optimize_targets(f)] if p.is_dir() else [p])
     return files
 
 
