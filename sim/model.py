@@ -47,6 +47,7 @@ _TASK_CODE = {name: k for k, name in enumerate(TASKS)}
 _SPAN = struct.Struct("16d").pack   # one span of the assignments log as 16 doubles (128 bytes)
 
 
+_TYPECODE = {float: "d", int: "q", bool: "b"}     # a record column's C type, by its default's type
 # what every log column holds before anything is recorded
 _DEFAULTS = {
     "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_callback": NAN, "t_cleared": NAN,
@@ -363,7 +364,8 @@ class Model:
             self.dzone = self.zone        # the dispatch zone is the call's zone
 
         n = len(c)
-        self.rec = {name: [value] * n for name, value in _DEFAULTS.items()}
+        # the record: one C array per column (8 bytes a call for times and ids, 1 for flags)
+        self.rec = {name: array(_TYPECODE[type(value)], [value]) * n for name, value in _DEFAULTS.items()}
 
     def _fill(self, a: int, b: int) -> None:
         """Make the inputs of calls a..b-1 available to the call path (``m.x[i]``...)."""
@@ -435,10 +437,12 @@ class Model:
         for span in list(self._open.values()):   # units still busy at the cap: booked to the end
             self.close(span, open_at_end=True)
         wall = time.perf_counter() - wall0
+        self._inputs = self._columns = None      # the hot loop's inputs: not read after the run
         self.n_reactive = len(self.calls)
         self._append_outreach()
         fac, occ = self._facility_frames()
         calls, work, units = self._calls_frame(), self._assignments_frame(), self._units_frame()
+        self.work = array("d")                   # the frame holds the spans now
         add_call_columns(calls, work, self.n_reactive)
         t0, t1 = self.s.warmup_min, self.s.end_min
         pools = resource_audit(work, calls, self._pool_info(), t0, t1)
@@ -615,12 +619,12 @@ class Model:
         t0, t1, tf, pool, team, zone, x, y, person, ctype = (np.asarray(col) for col in zip(*rows))
         c, r = self.calls, self.rec
         for name, col in r.items():
-            col.extend([_DEFAULTS[name]] * k)
+            col.extend(array(col.typecode, [_DEFAULTS[name]]) * k)
         n = len(c)
         for name, values in (("t_triaged", t0), ("t_dispatched", t0), ("t_on_scene", t0), ("t_cleared", t1),
                              ("t_team_free", tf), ("pool", pool), ("unit", team), ("tier", np.zeros(k, np.int64))):
-            r[name][n:] = values.tolist()
-        r["outcome"][n:] = [RESOLVED] * k
+            r[name][n:] = array(r[name].typecode, values.tolist())
+        r["outcome"][n:] = array(r["outcome"].typecode, [RESOLVED]) * k
         if "outreach" not in c.channel_names:
             c.channel_names.append("outreach")
         c.t = np.concatenate([c.t, t0])
