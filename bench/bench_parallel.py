@@ -5,9 +5,11 @@ alternative-eligible calls plus ~86,000 police calls a year) through ``sim.compa
 path ``crisis-sim compare`` takes, results store and call logs included - once on 1 worker
 (in this process) and once on a pool of 2 worker processes, checks the two gave identical
 KPIs, and prints wall times and the speed-up (target >= 1.8x) with the machine.
-With ``--rounds N`` it alternates the two N times and keeps the fastest of each (the
-machine may be shared); each round also prints how many cores other processes used
-meanwhile, so a measurement taken while the machine was busy can be told apart.
+With ``--rounds N`` it alternates the two N times and reports the median of the N per-round
+speed-ups (each round's 1-worker and N-worker runs taken back to back, under the same other
+load: the fastest of each side from different rounds would flatter the ratio); each round
+also prints how many cores other processes used meanwhile, so a measurement taken while the
+machine was busy can be told apart.
 
     python bench/bench_parallel.py [--scenario FILE] [--replications 20] [--workers 2] [--rounds 1]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import tempfile
 import time
@@ -72,18 +75,25 @@ def main() -> None:
     a = ap.parse_args()
     s = sim.load_scenario(a.scenario)
     load0 = os.getloadavg()
-    best = {}
+    rounds = []          # (1-worker wall s, N-worker wall s) of each round
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(a.rounds):
+            walls = {}
             for w in (1, a.workers):
                 t, cpu, others, res = timed(s, a.replications, w, Path(tmp) / f"w{w}-{k}")
                 print(f"round {k + 1}, {w} worker(s): {t:6.1f} s wall, {cpu:6.1f} s CPU ({cpu / t:.2f} cores); "
                       f"other processes: {max(others, 0) / t:.2f} cores; mean replication "
                       f"{res.runs['wall_s'].mean():.2f} s", flush=True)
-                if w not in best or t < best[w][0]:
-                    best[w] = (t, res)
-        (t1, one), (tn, many) = best[1], best[a.workers]
-        pd.testing.assert_frame_equal(one.kpis, many.kpis)
+                walls[w] = t
+                if w == 1:
+                    one = res
+                else:
+                    pd.testing.assert_frame_equal(one.kpis, res.kpis)
+            rounds.append((walls[1], walls[a.workers]))
+            print(f"round {k + 1} speed-up: {walls[1] / walls[a.workers]:.2f}x", flush=True)
+        t1 = statistics.median(r[0] for r in rounds)
+        tn = statistics.median(r[1] for r in rounds)
+        speedup = statistics.median(r[0] / r[1] for r in rounds)
         calls = one.runs["calls"].mean()
         log = pd.read_parquet(one.out / "calls", columns=["eligible", "warmup"])
         eligible = (log["eligible"] & ~log["warmup"]).sum() / a.replications
@@ -92,9 +102,10 @@ def main() -> None:
           f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"scenario: {s.name} ({s.horizon_days:g} days + {s.warmup_days:g} warm-up), "
           f"{calls:,.0f} calls per replication, {eligible:,.0f} of them alternative-eligible after warm-up")
-    print(f"{a.replications} replications, 1 worker:  {t1:7.1f} s  ({t1 / a.replications:.2f} s per replication)")
-    print(f"{a.replications} replications, {a.workers} workers: {tn:7.1f} s")
-    print(f"speed-up: {t1 / tn:.2f}x   (target >= 1.8x on 2 workers); identical KPIs: yes")
+    print(f"{a.replications} replications, 1 worker:  {t1:7.1f} s median  ({t1 / a.replications:.2f} s per replication)")
+    print(f"{a.replications} replications, {a.workers} workers: {tn:7.1f} s median")
+    print(f"speed-up: {speedup:.2f}x, median of {a.rounds} paired round(s)   (target >= 1.8x on 2 workers); "
+          "identical KPIs: yes")
 
 
 if __name__ == "__main__":

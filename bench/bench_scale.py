@@ -1,0 +1,139 @@
+"""City scale: per-call time and peak memory of one replication at 1e5, 1e6 (and 1e7) calls a year.
+
+Runs the synthetic reference city of ``scenarios/scale/`` (the same structure with volume and
+teams x1, x10, x100) for a year, each size in a fresh child process so its peak RSS is its own,
+and prints per size: calls, the replication's CPU time per call (model, call log, audit and
+KPIs: what ``crisis-sim run`` does per replication, without writing files; wall time beside it,
+but on a shared machine wall time measures the other load), peak RSS and RSS above the imports, and the same calls fed to a bare SimPy M/M/c (``bench_engine.bare_mmc``:
+the very arrival times, each call's answering-unit busy time as its service, as many servers as
+the scenario has units), alternated round by round, with the median of the per-round ratios.
+
+    python bench/bench_scale.py [--sizes 100k 1m 10m] [--days 365] [--rounds 1] [--max-gb 8]
+
+Targets (issue 17): time(1e6)/time(1e5) <= 11; peak RSS <= 600 MB at 1e6 and <= 1 GB at 1e7;
+full model <= 2.5x bare SimPy per call. 1e7 calls need ``--allow-large``; the child sets it.
+``--max-gb`` caps each child's address space so a size that does not fit fails cleanly
+instead of pushing a shared machine into swap or the OOM killer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"100k": "city_100k.yaml", "1m": "city_1m.yaml", "10m": "city_10m.yaml"}
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now (MB)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(file: str, days: float, rounds: int) -> dict:
+    """One size in this process: (rounds x) a replication and the bare loop on its calls."""
+    os.environ["CRISIS_SIM_ALLOW_LARGE"] = "1"
+    import numpy as np
+
+    import sim
+    from bench_engine import bare_mmc
+    from sim.experiment import single_run
+
+    s = sim.load_scenario(ROOT / "scenarios" / "scale" / file, {"horizon_days": days})
+    base = rss_mb()
+    engine_t, bare_t, engine_cpu, bare_cpu, peak = [], [], [], [], None
+    arrivals = services = None
+    servers = 0
+    n = 0
+    for k in range(rounds):
+        t0, c0 = time.perf_counter(), time.process_time()
+        res, values = single_run(s, s.seed, 0)
+        engine_t.append(time.perf_counter() - t0)
+        engine_cpu.append(time.process_time() - c0)
+        if k == 0:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before the bare loop
+            c = res.calls
+            n = len(c)
+            arrivals = c["t_received"].to_numpy(float)
+            busy = (c["t_team_free"] - c["t_dispatched"]).to_numpy(float)
+            services = np.nan_to_num(busy, nan=0.0).tolist()
+            arrivals = arrivals.tolist()
+            servers = int((~res.units["pool"].astype(str).str.startswith("desk:")).sum())
+            kpi = {m: values.get(m) for m in ("response_time_mean", "utilisation.police", "fallback_rate")}
+        del res, values
+        t0, c0 = time.perf_counter(), time.process_time()
+        bare_mmc(arrivals, services, servers)
+        bare_t.append(time.perf_counter() - t0)
+        bare_cpu.append(time.process_time() - c0)
+    return {"file": file, "days": days, "calls": n, "servers": servers, "engine_s": engine_t, "bare_s": bare_t,
+            "engine_cpu": engine_cpu, "bare_cpu": bare_cpu,
+            "peak_rss_mb": peak, "import_rss_mb": base, "kpis": kpi}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", nargs="+", default=["100k", "1m"], choices=list(SIZES))
+    ap.add_argument("--days", type=float, default=365, help="horizon of every size (days)")
+    ap.add_argument("--rounds", type=int, default=1, help="paired engine/bare rounds per size")
+    ap.add_argument("--max-gb", type=float, default=8.0, help="address-space cap of each child (GB)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(child(a.child, a.days, a.rounds)))
+        return
+    from bench_parallel import machine
+
+    def cap():
+        lim = int(a.max_gb * 2 ** 30)
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
+
+    load0 = os.getloadavg()
+    rows = []
+    for size in a.sizes:
+        cmd = [sys.executable, __file__, "--child", SIZES[size], "--days", str(a.days), "--rounds", str(a.rounds)]
+        p = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap,
+                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        if p.returncode != 0:
+            tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"{size}: failed (exit {p.returncode}): {tail}", flush=True)
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        n = r["calls"]
+        e, b = statistics.median(r["engine_cpu"]), statistics.median(r["bare_cpu"])
+        r.update(size=size, engine_us=e / n * 1e6, bare_us=b / n * 1e6,
+                 ratio=statistics.median(x / y for x, y in zip(r["engine_cpu"], r["bare_cpu"])),
+                 wall_ratio=statistics.median(x / y for x, y in zip(r["engine_s"], r["bare_s"])),
+                 bytes_per_call=(r["peak_rss_mb"] - r["import_rss_mb"]) * 2 ** 20 / n)
+        rows.append(r)
+        print(f"{size:>5}: {n:>10,} calls  model {r['engine_us']:6.1f} us/call CPU ({e:6.1f} s CPU, "
+              f"{statistics.median(r['engine_s']):6.1f} s wall)  bare SimPy {r['bare_us']:5.1f} us/call CPU  "
+              f"ratio {r['ratio']:4.2f}x CPU ({r['wall_ratio']:4.2f}x wall)  "
+              f"peak RSS {r['peak_rss_mb']:7.0f} MB ({r['import_rss_mb']:.0f} MB after imports, "
+              f"{r['bytes_per_call']:,.0f} B/call above)  {r['servers']} units  kpis {r['kpis']}", flush=True)
+    print(f"machine: {machine()}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in load0)}; "
+          f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{a.days:g}-day horizon (+ warm-up), median of {a.rounds} paired round(s) per size")
+    by = {r["size"]: r for r in rows}
+    if "100k" in by and "1m" in by:
+        ratio = statistics.median(by["1m"]["engine_cpu"]) / statistics.median(by["100k"]["engine_cpu"])
+        print(f"CPU time(1e6) / time(1e5): {ratio:.1f}   (target <= 11)")
+    for size, limit in (("1m", 600), ("10m", 1024)):
+        if size in by:
+            print(f"peak RSS at {size}: {by[size]['peak_rss_mb']:.0f} MB   (target <= {limit} MB)")
+    for r in rows:
+        print(f"model / bare SimPy at {r['size']}: {r['ratio']:.2f}x CPU   (target <= 2.5x)")
+
+
+if __name__ == "__main__":
+    main()
