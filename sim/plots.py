@@ -277,15 +277,18 @@ def figure_svg(fig: Figure) -> str:
     date and a fixed id salt: the same chart gives the same bytes."""
     from matplotlib import rc_context
     buf = io.StringIO()
-    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "crisis-sim"}):
+    # text.parse_math off: a scenario named "Budget $5M" is text, not an unbalanced formula
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "crisis-sim", "text.parse_math": False}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
 
 
 def figure_png(fig: Figure, dpi: int = 200) -> bytes:
     """The figure as PNG at ``dpi`` (200: twice a 100-dpi screen)."""
+    from matplotlib import rc_context
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    with rc_context({"text.parse_math": False}):
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
 
 

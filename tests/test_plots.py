@@ -473,3 +473,17 @@ def test_svg_keeps_text_and_is_reproducible():
     assert "Every program unit busy" in one                          # text as text, not outlines
     png = plots.figure_png(plots.fallback_by_hour(calls))
     assert int.from_bytes(png[16:20], "big") == round(plots.WIDTH * 200)
+
+
+def test_a_dollar_sign_in_a_name_is_text_not_a_formula():
+    """'$' in a scenario name (an unbalanced mathtext formula) still saves, as SVG and PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from sim.plots import figure_png, figure_svg
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.set_title("Budget $5M (pilot $")
+    svg = figure_svg(fig)
+    assert "Budget $5M (pilot $" in svg
+    assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
