@@ -102,3 +102,22 @@ def test_calls_sample_out_of_range_is_one_line_exit_2(value, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--calls-sample" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_compare_calls_sample_keeps_the_same_calls_in_every_scenario(tmp_path):
+    """Through the results store: KPIs as without sampling; each scenario stores the rows of
+    the same (replication, call id) pairs, so sampled rows can be paired across scenarios."""
+    police = ROOT / "scenarios/eugene/police_only.yaml"
+    args = [str(CAHOOTS), str(police), "-r", "2", "--workers", "1", "--quiet", "--set", "horizon_days=4",
+            "--set", "warmup_days=1"]
+    assert main(["compare", *args, "--out", str(tmp_path / "full")]) == 0
+    assert main(["compare", *args, "--out", str(tmp_path / "part"), "--calls-sample", "0.2"]) == 0
+    k = [pd.read_parquet(tmp_path / o / "kpis").sort_values(["scenario", "replication", "metric"])
+         .reset_index(drop=True) for o in ("full", "part")]
+    pd.testing.assert_frame_equal(k[0], k[1])
+    full, part = (pd.read_parquet(tmp_path / o / "calls") for o in ("full", "part"))
+    ids = {str(s): set(zip(g["replication"], g["call_id"])) for s, g in part.groupby("scenario", observed=True)}
+    assert len(ids) == 2 and ids["cahoots"] == ids["police_only"]
+    kept, n = len(ids["cahoots"]), int((full["scenario"] == "cahoots").sum())
+    assert abs(kept - 0.2 * n) < 3.3 * math.sqrt(n * 0.2 * 0.8), (kept, n)
+    assert json.loads((tmp_path / "part" / "experiment.json").read_text())["keep_calls"] == 0.2
