@@ -5,19 +5,24 @@ For notebooks::
     import sim
     s = sim.load_scenario("scenarios/validation/mmc.yaml")
     res = sim.run(s, replications=10, seed=1)
-    res.calls      # one row per call
+    res.calls      # one row per call received after the warm-up (res.calls_all: with it)
     res.summary    # KPI, mean, 95% CI
+
+The names below are imported on first use (PEP 562), so ``import sim`` and the command
+line's start-up load no simulation, data-frame or plotting library until one is needed.
 """
+from ._lazy import lazy_exports
+
 __version__ = "0.1.0"
 
-from .scenario import Scenario, ScenarioError, load_scenario  # noqa: E402
-from .experiment import Results, compare, run, sweep  # noqa: E402
-from .model import Model  # noqa: E402
-from . import plots  # noqa: E402
-from . import optimize  # noqa: E402  (callable: sim.optimize(scenario, targets, out))
-from .violence import load_violence_scenario, plot_sensitivity, run_violence, sensitivity_grid  # noqa: E402
-from .fromdata import from_cad  # noqa: E402
-
-__all__ = ["Scenario", "ScenarioError", "load_scenario", "run", "compare", "sweep", "Results", "Model",
-           "plots", "load_violence_scenario", "run_violence", "sensitivity_grid", "plot_sensitivity",
-           "from_cad", "__version__"]
+# public name -> the submodule that defines it (a name mapped to itself is the submodule;
+# sim.optimize is callable: sim.optimize(scenario, targets, out))
+_EXPORTS = {
+    "Scenario": "scenario", "ScenarioError": "scenario", "load_scenario": "scenario",
+    "Results": "experiment", "compare": "experiment", "run": "experiment", "sweep": "experiment",
+    "Model": "model", "plots": "plots", "optimize": "optimize",
+    "load_violence_scenario": "violence", "run_violence": "violence", "sensitivity_grid": "violence",
+    "plot_sensitivity": "violence", "from_cad": "fromdata",
+}
+__all__ = [*_EXPORTS, "__version__"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)

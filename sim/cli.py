@@ -6,24 +6,49 @@ line, what is allowed) and exits with code 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from . import __version__
-from .calibrate import register_cli as register_calibrate_cli
-from .predictions import register_cli as register_predictions_cli
-from .sensitivity import register_cli as register_sensitivity_cli
-from .experiment import register_cli as register_experiment_cli
-from .optimize import register_cli as register_optimize_cli
-from .fromdata.cli import register_cli as register_fromdata_cli
-from .schema import register_cli as register_schema_cli
-from .report import register_cli as register_report_cli
 from .argtypes import positive_int, seed as seed_type
-from .callsample import fraction as calls_fraction
-from .scenario import ScenarioError, load_scenario
-from .violence.cli import register_cli as register_violence_cli
+
+
+def calls_fraction(text: str) -> float:
+    """``--calls-sample``: sim.callsample.fraction, imported only when the option is given."""
+    from .callsample import fraction
+    return fraction(text)
+
+
+# command -> (module whose register_cli(sub) adds it, or None for the two defined here; the
+# line `crisis-sim --help` shows). A command's module is imported only when that command
+# runs, so --help, validate and schema load no simulation, data-frame or plotting library.
+# A new command is one line here (tests/test_startup.py checks the table against the modules).
+COMMANDS: dict[str, tuple[str | None, str]] = {
+    "validate": (None, "check scenario files; every problem of every file on its own line (exit 2 if any)"),
+    "run": (None, "run one scenario with replications and write results"),
+    "compare": ("sim.experiment", "run scenarios with common random numbers; KPIs and paired differences"),
+    "sweep": ("sim.experiment", "run a grid over scenario fields; tidy KPIs per point"),
+    "warmup": ("sim.experiment", "course of a measure from time 0 and a suggested warmup_days"),
+    "report": ("sim.report", "write one self-contained HTML report (and PDF) from results folders"),
+    "optimize": ("sim.optimize",
+                 "the cheapest roster (crews per block, vehicles, beds) that meets targets at a stated "
+                 "confidence"),
+    "calibrate": ("sim.fromdata.cli", "build a scenario from a calls-for-service (CAD) export"),
+    "calibrate-check": ("sim.calibrate",
+                        "run scenarios with targets and compare them to published figures; exit 1 when a "
+                        "required target is missed"),
+    "validate-predictions": ("sim.predictions",
+                             "run the predicted targets with input uncertainty and write docs/validation.md "
+                             "(reports hits and misses; exit 0)"),
+    "sensitivity": ("sim.sensitivity",
+                    "one-at-a-time screening of the ranges: inputs (common random numbers); ranks the inputs"
+                    " that move the headline KPIs most"),
+    "violence": ("sim.violence.cli",
+                 "violence-interruption programs (ONS, Cure Violence, focused deterrence)"),
+    "schema": ("sim.schema",
+               "write the JSON Schema of scenario files (for editors) and the generated references"),
+}
 
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1
@@ -40,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_validate(args) -> int:
     """Every file checked; each problem of each file on its own line; 2 if any failed."""
-    from .scenario import load_any, printable
+    from .scenario import ScenarioError, load_any, printable
     failed = 0
     for path in args.scenarios:
         try:
@@ -54,6 +79,9 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from tqdm import tqdm
+
+    from .scenario import load_scenario
     from .callsample import setting as calls_setting
     from .experiment import run
     from .results import manifest, write_run
@@ -94,7 +122,9 @@ def _print_summary(summary) -> None:
         print(f"{metric:<{w}}  {mean:>14}  {ci}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``crisis-sim`` parser. ``only`` names the one command given its real options (its
+    module is imported); the others get their name and help line only. Default: every one."""
     p = _Parser(prog="crisis-sim", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"crisis-sim {__version__}")
     p.add_argument("--allow-large", action="store_true",
@@ -107,12 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="change a scenario field (repeatable): FIELD=VALUE, FIELD+=ITEM (append), "
                              "FIELD-=NAME (remove), e.g. pools.cahoots.shifts.0.teams=2")
 
-    v = sub.add_parser("validate", help="check scenario files and exit 0, or 2 on the first problem")
+    v = sub.add_parser("validate", help=COMMANDS["validate"][1])
     v.add_argument("scenarios", nargs="+")
     add_set(v)
     v.set_defaults(func=_cmd_validate)
 
-    r = sub.add_parser("run", help="run one scenario with replications and write results")
+    r = sub.add_parser("run", help=COMMANDS["run"][1])
     r.add_argument("scenario")
     r.add_argument("--replications", "-r", type=positive_int, default=10)
     r.add_argument("--seed", type=seed_type, default=None, help="default: the scenario's seed")
@@ -126,19 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the call log of a share F of calls (0 < F <= 1); KPIs still count every call")
     add_set(r)
     r.set_defaults(func=_cmd_run)
-    register_report_cli(sub)
-    register_violence_cli(sub)
-    register_experiment_cli(sub)
-    register_optimize_cli(sub)
-    register_calibrate_cli(sub)
-    register_predictions_cli(sub)
-    register_sensitivity_cli(sub)
-    register_fromdata_cli(sub)
-    register_schema_cli(sub)
+    wanted = [module for name, (module, _) in COMMANDS.items() if module and only in (None, name)]
+    for module in dict.fromkeys(wanted):
+        importlib.import_module(module).register_cli(sub)
+    for name, (_, text) in COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=text, add_help=False)
     return p
 
 
-def _print_error(e: ScenarioError) -> None:
+def _command(argv: list[str]) -> str:
+    """The command named on the line ('' when none): the first word that is not an option."""
+    word = next((a for a in argv if not a.startswith("-")), "")
+    return word if word in COMMANDS else ""
+
+
+def _print_error(e) -> None:
+    """A ScenarioError, one line per problem."""
     for line in e.lines():
         print(f"error: {line}", file=sys.stderr)
 
@@ -150,13 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     its traceback), 3 for ``--strict`` warnings."""
     import os
     from .limits import ALLOW_LARGE_ENV
-    from .scenario import printable
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--allow-large" in argv:                  # accepted anywhere on the line
         argv = [a for a in argv if a != "--allow-large"]
         os.environ[ALLOW_LARGE_ENV] = "1"
-    args = build_parser().parse_args(argv)
+    args = build_parser(only=_command(argv)).parse_args(argv)
+    from .scenario import ScenarioError, printable
     debug = os.environ.get("CRISIS_SIM_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)

@@ -29,7 +29,6 @@ import numpy as np
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy import special
 
 MAX_MINUTES = 10 * 365 * 1440.0   # ten years: the longest duration a scenario may give
 MAX_CV = 100.0                    # sd / mean of a lognormal or gamma
@@ -161,12 +160,12 @@ def _inverse_cdf(d: Dist) -> Callable[[float], float]:
         m, s = d.lognormal.mean, d.lognormal.sd
         sigma2 = math.log1p((s / m) ** 2)
         mu, sigma = math.log(m) - sigma2 / 2, math.sqrt(sigma2)
-        ndtri = special.ndtri
+        from scipy.special import ndtri      # here, not at import: validate stays light
         return lambda u: math.exp(mu + sigma * float(ndtri(u)))
     if k == "gamma":
         m, s = d.gamma.mean, d.gamma.sd
         shape, scale = (m / s) ** 2, s * s / m
-        inv = special.gammaincinv
+        from scipy.special import gammaincinv as inv
         return lambda u: scale * float(inv(shape, u))
     if k == "uniform":
         lo, hi = d.uniform.low, d.uniform.high

@@ -15,12 +15,13 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from . import __version__
 from .scenario import Scenario, resolved_yaml
+
+if TYPE_CHECKING:      # pandas is imported where a table is written, not at start-up
+    import pandas as pd
 
 
 def current_umask() -> int:
@@ -136,7 +137,7 @@ def git_commit() -> str:
 
 def manifest(scenarios: list[Scenario], seed: int, replications: int, wall_s: float,
              **extra) -> dict:
-    import numpy, simpy
+    import numpy, pandas, simpy
     return {
         "crisis_sim_version": __version__,
         "git_commit": git_commit(),
@@ -149,7 +150,7 @@ def manifest(scenarios: list[Scenario], seed: int, replications: int, wall_s: fl
         "platform": platform.platform(),
         "numpy": numpy.__version__,
         "simpy": simpy.__version__,
-        "pandas": pd.__version__,
+        "pandas": pandas.__version__,
         **extra,
     }
 

@@ -16,12 +16,15 @@ Modules: ``schema`` (scenario files), ``history`` (the self-exciting process),
 ``programs`` (SimPy programs and cancellation), ``kpis``, ``experiment`` (replications,
 grid), ``plots``. Times are minutes inside; scenario fields say their unit.
 """
-from .experiment import ViolenceResults, run_violence, sensitivity_grid, single_run
-from .history import History, People, generate_history
-from .kpis import check_targets
-from .plots import plot_sensitivity
-from .schema import ViolenceScenario, load_violence_scenario
+from .._lazy import lazy_exports
 
-__all__ = ["ViolenceScenario", "load_violence_scenario", "run_violence", "ViolenceResults",
-           "sensitivity_grid", "plot_sensitivity", "single_run", "generate_history", "History",
-           "People", "check_targets"]
+# public name -> the submodule that defines it, imported on first use (PEP 562): reading a
+# violence scenario (crisis-sim validate, schema) loads no simulation library
+_EXPORTS = {
+    "ViolenceResults": "experiment", "run_violence": "experiment", "sensitivity_grid": "experiment",
+    "single_run": "experiment", "History": "history", "People": "history", "generate_history": "history",
+    "check_targets": "kpis", "plot_sensitivity": "plots", "ViolenceScenario": "schema",
+    "load_violence_scenario": "schema",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
