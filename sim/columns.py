@@ -116,8 +116,9 @@ _ASSIGNMENTS = {
     "open_at_end": (FLAG, "the unit was still on this task when the run stopped (released = the stop)"),
     "x_from": (KM, "unit position when assigned, east"),
     "y_from": (KM, "unit position when assigned, north"),
-    "x_to": (KM, "task location, east"),
-    "y_to": (KM, "task location, north"),
+    "x_to": (KM, "unit position when the span ended, east: the task's location, its post for pools that "
+                 "return to base, where it was dispatched from for a span cut off by the end of the run"),
+    "y_to": (KM, "unit position when the span ended, north (as x_to)"),
     "travel_expected": (MIN, "expected drive from the unit's position when dispatched (distance / speed, "
                              "or matrix minutes; turnout is the same for every unit); the dispatcher picks "
                              "the smallest; null for spans that continue a task"),

@@ -239,9 +239,11 @@ class Pool:
         wait for a pool that nobody will staff before its wait runs out."""
         if self.n_on_duty:
             return True
+        # shifts start on whole minutes: someone is on duty within [t, t + wait] exactly when
+        # a minute from floor(t) to floor(t + wait) has a unit on duty
         per_minute = self.schedule.per_minute
-        start = int(t)
-        for m in range(start, start + min(int(wait) + 2, WEEK)):
+        start = int(math.floor(t))
+        for m in range(start, min(int(math.floor(t + wait)), start + WEEK - 1) + 1):
             if per_minute[m % WEEK]:
                 return True
         return False

@@ -96,7 +96,7 @@ def test_back_to_back_shifts_are_two_crews():
     c = res.calls
     minute = c["t_received"] % DAY
     police = c["pool"].astype(str) == "police"
-    night, staffed = minute < 455, (minute >= 480) & (minute < 1420)     # (edge: see the xfail below)
+    night, staffed = minute < 455, (minute >= 480) & (minute < 1420)     # (edge: see the test below)
     assert police[night].all() and (c.loc[night, "fallback_reason"].astype(str) == "unstaffed").all()
     assert (police & staffed).sum() >= 3
     assert (c.loc[police & staffed, "fallback_reason"].astype(str) == "busy").all()
@@ -147,9 +147,6 @@ def test_by_hour_curve_with_no_drop_books_no_overtime():
     assert res.pools.set_index("pool").loc["team", "overtime_min"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="engine: Pool.staffed_within checks whole minutes up to int(t) + "
-                   "int(wait) + 1, past the end of the wait, so a call whose wait ends up to a minute before a "
-                   "shift start waits in vain and is booked 'busy'")
 def test_call_whose_wait_ends_before_the_shift_starts_goes_on_at_once():
     """Day crew from 08:00, wait 20 min: a call at 07:38-07:40 cannot be reached by the crew
     within its wait, so it goes to police at once, and no crew was on shift: 'unstaffed'."""
