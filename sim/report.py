@@ -103,7 +103,7 @@ class RunFolder:
 
     path: Path
     name: str
-    kind: str                       # run (one scenario), compare or sweep (manifest "kind")
+    kind: str                       # run (one scenario), compare, sweep (manifest "kind") or optimize
     raw: dict                       # scenario.resolved.yaml as a mapping
     scenario: object | None         # the same, validated (None if it no longer validates)
     manifest: dict
@@ -117,6 +117,7 @@ class RunFolder:
     compare: object | None = None
     sweep: object | None = None
     sensitivity: object | None = None    # violence n x e grid, or a tornado screening
+    optimize: dict | None = None         # an optimisation: result.json, roster, kpis, frontier chart
     notes: list[str] = field(default_factory=list)
 
 
@@ -165,6 +166,8 @@ def load_results(path: str | Path) -> RunFolder:
     if not path.is_dir():
         raise ReportError(f"{path}: not a folder (give the results folder a run wrote)")
     files = {p.name for p in path.iterdir()}
+    if "result.json" in files and "evaluations.csv" in files:      # a `crisis-sim optimize` folder
+        return _optimize_folder(path, files)
     if "summary.csv" not in files and "sensitivity.csv" not in files:
         raise ReportError(f"{path}: no summary.csv: not a results folder")
     raw = _read_yaml(path / "scenario.resolved.yaml") if "scenario.resolved.yaml" in files else {}
@@ -187,6 +190,58 @@ def load_results(path: str | Path) -> RunFolder:
     if f.kind != "run" and manifest.get("scenarios"):
         f.name = ", ".join(map(str, manifest["scenarios"][:3])) + (" ..." if len(manifest["scenarios"]) > 3 else "")
     return f
+
+
+def _optimize_folder(path: Path, files: set[str]) -> RunFolder:
+    """An optimisation's output folder (result.json, roster.csv, kpis.csv, frontier.png)."""
+    result = _read_json(path / "result.json")
+    raw = _read_yaml(path / "scenario.yaml") if "scenario.yaml" in files else {}
+    f = RunFolder(path=path, name=str(raw.get("name") or result.get("scenario") or path.name), kind="optimize",
+                  raw=raw, scenario=None, manifest=result)
+    f.optimize = {"result": result, "roster": _read(path / "roster.csv") if "roster.csv" in files else None,
+                  "kpis": _read(path / "kpis.csv") if "kpis.csv" in files else None,
+                  "frontier": (path / "frontier.png") if "frontier.png" in files else None}
+    return f
+
+
+def optimize_html(f: RunFolder) -> str:
+    """The smallest roster an optimisation found: what it costs, the roster, whether each
+    target holds at the stated confidence, and the cost-against-target frontier."""
+    import base64
+    o = f.optimize
+    res = o["result"]
+    out = [f"<h3>Smallest roster meeting the targets: {html.escape(f.name)}</h3>"]
+    if res.get("status") != "optimal":
+        out.append(f"<p class='summary'>{html.escape(str(res.get('message', 'No roster found.')))}</p>")
+    else:
+        conf = float(res.get("confidence") or 0.95)
+        cost = f"{float(res.get('cost') or 0):,.0f}"
+        out.append(f"<p class='summary'>The cheapest roster found costs {html.escape(cost)}"
+                   f" a year ({html.escape(str(res.get('objective', 'cost_per_year')))}); every target holds with "
+                   f"{conf:.0%} confidence, confirmed on fresh random numbers. {html.escape(str(res.get('message', '')))}"
+                   "</p>")
+        roster = o["roster"]
+        if roster is not None and len(roster):
+            out.append("<div class='scroll'>" + _table(
+                ["Decision", "Item", "Chosen", "Allowed"],
+                [[f"{r.kind} {r.target}", str(r.item), str(r.value), f"{r.min}–{r.max}"]
+                 for r in roster.itertuples()]) + "</div>")
+        k = o["kpis"]
+        if k is not None and len(k):
+            rows = [[plots.metric_label(str(r.kpi))[0] if hasattr(r, "kpi") else str(r.target),
+                     f"{r.mean:.3g} [{r.ci_low:.3g}–{r.ci_high:.3g}]", f"{r.one_sided:.3g}",
+                     "yes" if bool(r.holds) else "no"]
+                    for r in k.itertuples() if str(r.target) != "objective"]
+            out.append("<div class='scroll'>" + _table(["Target", "Mean [95% interval]", "One-sided bound",
+                                                        "Holds"], rows) + "</div>")
+    out.append(f"<p class='note'>{int(res.get('evaluations', 0))} rosters evaluated, "
+               f"{int(res.get('replications', 0))} replications.</p>")
+    if o["frontier"] is not None:
+        data = base64.b64encode(o["frontier"].read_bytes()).decode("ascii")
+        out.append("<figure><img alt='What each step towards the target costs' "
+                   f"src='data:image/png;base64,{data}'><figcaption class='note'>Screened rosters: the "
+                   "frontier is the cheapest roster reaching each level of the target.</figcaption></figure>")
+    return "".join(out)
 
 
 def _store_table(path: Path):
@@ -1249,6 +1304,7 @@ def build_report(results_dirs, out_path, title: str | None = None, target_min: f
         elif f.kind == "compare":
             views.extend(compare_members(f) or [])
     sweeps = [f for f in every if f.kind == "sweep"]
+    optimized = [f for f in every if f.kind == "optimize"]
     grids = [f for f in every if f.kind == "sensitivity" and f.sensitivity is not None]
     screening = next((f.sensitivity for f in every if f.sensitivity is not None
                       and "swing" in f.sensitivity.columns), None)
@@ -1263,6 +1319,8 @@ def build_report(results_dirs, out_path, title: str | None = None, target_min: f
         brief += f"<h3>{html.escape(f.name)}: staffing sweep</h3>" + sweep_html(f, parsed_goal, notes, charts)
     for f in grids:
         brief += f"<p class='summary'>{html.escape(sensitivity_paragraph(f.sensitivity))}</p>"
+    for f in optimized:
+        brief += optimize_html(f)
     sections.append(("brief", "The brief", brief))
     chart_parts = charts_html(views, table, target_min, notes, charts)
     for f in grids:

@@ -275,3 +275,18 @@ def test_patterns_become_shift_entries_and_per_block_targets_one_goal_per_block(
     g = opt.goals(spec)
     assert len(g) == 7 * 3 + 1 and str(g[4]) == "fallback_rate@tue 08:00-16:00 <= 0.2"
     assert g[0].holds(float("nan")) and not g[-1].holds(float("nan"))   # a block with no calls is no miss
+
+
+def test_the_report_has_a_section_for_the_optimised_roster(peaked_run, tmp_path):
+    """`crisis-sim report OPT_DIR` puts the roster, its cost, each target with its bound and
+    the frontier chart in the brief."""
+    from sim.report import build_report
+    out = build_report([peaked_run.out], tmp_path / "report.html")
+    page = out.read_text(encoding="utf-8")
+    assert "Smallest roster meeting the targets" in page
+    assert f"{peaked_run.cost:,.0f}" in page                       # the cost, as the result states it
+    for r in peaked_run.roster.itertuples():                       # every decision and its value
+        assert f"<td>{r.value}</td>" in page
+    assert page.count("data:image/png;base64,") >= 1               # the frontier chart, embedded
+    holds = ["yes" if h else "no" for h in peaked_run.kpis.loc[peaked_run.kpis["target"] != "objective", "holds"]]
+    assert all(f"<td>{h}</td>" in page for h in holds)
