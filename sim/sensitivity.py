@@ -127,15 +127,13 @@ def tornado_chart(table: pd.DataFrame, kpi: str, out: str | Path, title: str = "
 
 
 def parse_sets(items: list[str], file: str | None = None) -> dict[str, Any]:
-    """``--set field.path=value`` strings -> an overrides dict (values read as YAML)."""
-    from .scenario import parse_value
-    overrides = {}
-    for item in items:
-        if "=" not in item:
-            raise ScenarioError(file, None, f"--set '{item}' must look like field.path=value")
-        k, v = item.split("=", 1)
-        overrides[k.strip()] = parse_value(v)
-    return overrides
+    """``--set`` strings -> an overrides dict, every form ``--set`` takes elsewhere
+    (``field=value``, ``list+=item``, ``list-=name``: :func:`sim.overrides.pairs`)."""
+    from .overrides import pairs
+    try:
+        return pairs(items)
+    except ScenarioError as e:
+        raise ScenarioError(file, None, e.message) from None
 
 
 def _cmd(args) -> int:
