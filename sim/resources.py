@@ -366,8 +366,18 @@ class Dispatcher:
     # --- finding a unit -----------------------------------------------------------------
 
     def _best(self, tier: Tier, x: float, y: float, zone: int, priority: int) -> Unit | None:
-        key, best = (INF, INF, INF), None
-        for pool in tier.pools:
+        pools = tier.pools
+        if len(pools) == 1 and pools[0].cutoff is None:      # the common case: one pool, no cut-off
+            pool = pools[0]
+            if not pool.n_idle or (pool.vehicles is not None and not pool.vehicles.free):
+                return None
+            found = pool.idle.best(x, y, zone, _NO_KEY, _always)
+            if found is None:
+                return None
+            found[1].travel_expected = found[0][0]
+            return found[1]
+        key, best = _NO_KEY, None
+        for pool in pools:
             if not pool.can_send():
                 continue
             cut = pool.cutoff
@@ -421,7 +431,10 @@ class Dispatcher:
     def _serve(self, tiers: list[Tier]) -> None:
         """Hand available units to waiting requests: most urgent, then longest waiting,
         across the given tiers (a freed unit or vehicle may serve any of them)."""
-        if not any(t.queue for t in tiers):      # the common case: nobody waits
+        for t in tiers:                          # the common case: nobody waits
+            if t.queue:
+                break
+        else:
             return
         tiers = list(tiers)
         while tiers:
@@ -430,8 +443,12 @@ class Dispatcher:
                 q = t.queue
                 while q and q[0][2].done:
                     heapq.heappop(q)
-                if q and any(p.can_send() for p in t.pools) and (best is None or q[0][:2] < best.queue[0][:2]):
-                    best = t
+                if not q or (best is not None and q[0][:2] >= best.queue[0][:2]):
+                    continue
+                for p in t.pools:
+                    if p.n_idle and (p.vehicles is None or p.vehicles.free):
+                        best = t
+                        break
             if best is None:
                 return
             _, _, r = best.queue[0]
@@ -502,6 +519,9 @@ class Dispatcher:
 
 def _always(_u) -> bool:
     return True
+
+
+_NO_KEY = (INF, INF, INF)
 
 
 def crew_process(env: simpy.Environment, disp: Dispatcher, u: Unit, cutoff_min: float | None):
