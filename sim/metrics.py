@@ -179,6 +179,11 @@ def add_call_columns(calls: pd.DataFrame, work: pd.DataFrame, n_reactive: int | 
 # --------------------------------------------------------------------------- resource audit
 
 
+def _spans_by_pool(work: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The assignments log's spans of each pool (by pool name)."""
+    return {str(k): g for k, g in work.groupby("pool", observed=True)} if len(work) else {}
+
+
 def _clipped(a: np.ndarray, b: np.ndarray, t0: float, t1: float) -> float:
     return float((np.clip(b, t0, t1) - np.clip(a, t0, t1)).sum())
 
@@ -191,7 +196,7 @@ def resource_audit(work: pd.DataFrame, calls: pd.DataFrame, pools: list[dict], t
     calls the pool answered, backed up, was sent to second, or handled at a desk).
     ``pools``: dicts with pool, police, remote, schedule, cost_per_hour."""
     measured = set(calls.loc[~calls["warmup"].to_numpy(bool), "call_id"].tolist()) if len(calls) else set()
-    groups = {str(k): g for k, g in work.groupby("pool", observed=True)} if len(work) else {}
+    groups = _spans_by_pool(work)
     rows = []
     for p in pools:
         w = groups.get(p["pool"])
@@ -232,7 +237,7 @@ def hourly_audit(work: pd.DataFrame, pools: list[dict], t0: float, t1: float) ->
     h0, h1 = int(math.ceil(t0 / 60)), int(t1 // 60)
     edges = 60.0 * np.arange(h0, h1 + 1)
     how = np.arange(h0, h1) % 168
-    groups = {str(k): g for k, g in work.groupby("pool", observed=True)} if len(work) else {}
+    groups = _spans_by_pool(work)
     frames = []
     for p in pools:
         w = groups.get(p["pool"])

@@ -447,10 +447,11 @@ class Model:
         self.work = array("d")                   # the frame holds the spans now
         add_call_columns(calls, work, self.n_reactive)
         t0, t1 = self.s.warmup_min, self.s.end_min
-        pools = resource_audit(work, calls, self._pool_info(), t0, t1)
+        info = self._pool_info()
+        pools = resource_audit(work, calls, info, t0, t1)
         pools.insert(0, "replication", self.replication)
         pools.insert(0, "scenario", self.s.name)
-        hourly = hourly_audit(work, self._pool_info(), t0, t1)
+        hourly = hourly_audit(work, info, t0, t1)
         hourly.insert(0, "replication", self.replication)
         hourly.insert(0, "scenario", self.s.name)
         return RunResult(calls, pools, hourly, work, units, fac, occ,

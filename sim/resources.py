@@ -369,7 +369,7 @@ class Dispatcher:
         pools = tier.pools
         if len(pools) == 1 and pools[0].cutoff is None:      # the common case: one pool, no cut-off
             pool = pools[0]
-            if not pool.n_idle or (pool.vehicles is not None and not pool.vehicles.free):
+            if not pool.can_send():
                 return None
             found = pool.idle.best(x, y, zone, _NO_KEY, _always)
             if found is None:
@@ -445,10 +445,8 @@ class Dispatcher:
                     heapq.heappop(q)
                 if not q or (best is not None and q[0][:2] >= best.queue[0][:2]):
                     continue
-                for p in t.pools:
-                    if p.n_idle and (p.vehicles is None or p.vehicles.free):
-                        best = t
-                        break
+                if any(p.can_send() for p in t.pools):
+                    best = t
             if best is None:
                 return
             _, _, r = best.queue[0]
@@ -540,7 +538,7 @@ def crew_process(env: simpy.Environment, disp: Dispatcher, u: Unit, cutoff_min: 
     while True:
         for minute, _, action in events:
             t = week * WEEK + minute
-            if t <= env.now and not (t == 0 and action is disp.come_on):
+            if t <= env.now:             # (time 0 is the state set above)
                 continue
             if t > env.now:
                 yield env.timeout(t - env.now)
