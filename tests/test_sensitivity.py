@@ -69,3 +69,15 @@ def test_latin_hypercube_points_cover_each_range_once_per_stratum():
         strata = np.floor((x - lo) / (hi - lo) * 20).astype(int)
         assert sorted(strata) == list(range(20))       # one point in each twentieth
     assert sample_inputs(ranges, {"a": 1.0, "b": 150.0}, 20, seed=7) == pts   # reproducible
+
+
+def test_set_takes_every_form_the_other_commands_take():
+    """sensitivity / validate-predictions read --set through sim.overrides.pairs: appends and
+    removals pass through, and a malformed item is the same one-line error."""
+    import pytest
+    from sim.scenario import ScenarioError
+    from sim.sensitivity import parse_sets
+    assert parse_sets(["a.b=1", "pools.x.shifts+={teams: 1}", "pools.x.shifts-=day"]) == {
+        "a.b": 1, "pools.x.shifts+": {"teams": 1}, "pools.x.shifts-": "day"}
+    with pytest.raises(ScenarioError, match="must look like field.path=value"):
+        parse_sets(["nonsense"], "f.yaml")
