@@ -60,11 +60,12 @@ class Facility:
         self.level_t.append(self.env.now)
         self.level_occ.append(self.occupied)
 
-    def admit(self, call: int) -> None:
-        """Take the person of ``call`` into a free bed (caller checked ``full()``)."""
+    def admit(self, call: int, first: bool = True) -> None:
+        """Take the person of ``call`` into a free bed (caller checked ``full()``); ``first``:
+        brought by the call's transport (not stepped down from another facility)."""
         self.occupied += 1
         self._record()
-        self._stay(call)
+        self._stay(call, first)
 
     def wait_for_bed(self, call: int) -> simpy.Event:
         """An event that fires when a bed is handed to this waiter (it is then occupied)."""
@@ -72,11 +73,11 @@ class Facility:
         self.door.append((ev, call))
         return ev
 
-    def _stay(self, call: int) -> None:
+    def _stay(self, call: int, first: bool) -> None:
         # the stay is keyed to the call (and the facility), not to the order people arrive in
         self.admissions += self.measuring()
         stay = self.los(self.m.ku(call, LENGTH_OF_STAY + self.index % 16))
-        if self.m.rec["stay"][call] != self.m.rec["stay"][call]:      # first stay of this call (NaN)
+        if first:           # the call log keeps the first stay (a step-down comes after the call)
             self.m.rec["stay"][call] = stay
         self.env.process(self._discharge_after(stay, call))
 
@@ -89,11 +90,11 @@ class Facility:
                     target.step_down_refused += self.measuring()
                 else:
                     self.step_downs += self.measuring()
-                    target.admit(call)
+                    target.admit(call, first=False)
         if self.door:
             ev, waiter = self.door.popleft()
             ev.succeed()                    # the bed goes straight to the next team at the door
-            self._stay(waiter)
+            self._stay(waiter, first=True)
         else:
             self.occupied -= 1
             self._record()
@@ -194,7 +195,7 @@ def follow_up(m: "Model", i: int, tier, x: float, y: float, zone: int, dz: int, 
                 if started is not None:
                     need = max(need - (env.now - started), 0.0)
                 m.close(span, preempted=True)
-                rec["followup_preempted"][i] += 1
+                rec["followup_preempted"][i] = rec["followup_preempted"].get(i, 0) + 1
                 attempt += 1
                 continue
             m.disp.set_preemptible(unit, False)
@@ -204,7 +205,7 @@ def follow_up(m: "Model", i: int, tier, x: float, y: float, zone: int, dz: int, 
             yield from m.finish(unit, *where, span, i, RETURN_FOLLOW_UP)
             return
     finally:
-        m.call_closed()
+        m.call_closed(i)
 
 
 class CaseManagement:

@@ -38,7 +38,7 @@ def call_process(m: "Model", i: int):
     cm = m.casemgmt
     if cm is not None and cm.active(m.person[i], env.now) and m.u_prevent[i] >= cm.factor:
         rec["outcome"][i] = PREVENTED     # case management: this call does not happen
-        m.call_closed()
+        m.call_closed(i)
         return
 
     # --- call processing, then an optional triage desk -------------------------------
@@ -48,7 +48,7 @@ def call_process(m: "Model", i: int):
             yield env.timeout(d)
     if path.desk is not None:
         rec["desk_wait"][i] = yield from _use_desk(m, i, path.desk, path.desk_service, DESK_SERVICE, priority)
-    rec["t_triaged"][i] = env.now
+    rec["t_triaged"][i] = t_triaged = env.now
 
     # --- dispatch: tiers in preference order, each with a maximum wait ---------------
     unit = m.disp.take(path.tiers[0][0], x, y, dz, priority)     # the common case: a unit is free
@@ -60,7 +60,7 @@ def call_process(m: "Model", i: int):
     if unit is None:
         rec["outcome"][i] = NO_RESPONSE
         rec["t_cleared"][i] = env.now
-        m.call_closed()
+        m.call_closed(i)
         return
     pool = unit.pool
     rec["t_dispatched"][i] = env.now
@@ -68,7 +68,7 @@ def call_process(m: "Model", i: int):
     rec["pool"][i] = pool.index
     rec["unit"][i] = unit.id
     police = pool.police
-    span = m.open(unit, "callback" if pool.remote else "respond", i, rec["t_triaged"][i], priority)
+    span = m.open(unit, "callback" if pool.remote else "respond", i, t_triaged, priority)
 
     # --- travel -------------------------------------------------------------------
     cp = m.cpools[pool.index]
@@ -88,7 +88,7 @@ def call_process(m: "Model", i: int):
     # --- on scene -----------------------------------------------------------------
     if path.consult is not None and police:
         yield from _consult(m, i, path.consult, unit, span, x, y, zone, dz, ctype, priority)
-        m.call_closed()
+        m.call_closed(i)
         return
     outcome = cp.outcome(ctype, m.u_outcome[i])
     if ctype not in cp.takes:       # misrouted to a team that cannot take it
@@ -108,14 +108,14 @@ def call_process(m: "Model", i: int):
     if outcome == TRANSPORT:
         outcome, where, span = yield from _transport_if_due(m, i, unit, x, y, dz, cp, outcome, span)
     elif outcome == FOLLOW_UP and cp.follow_ups is not None:
-        m.open_calls += 1
+        m.hold(i)
         env.process(follow_up(m, i, m.followup_tier[pool.index], x, y, zone, dz, cp.follow_ups))
     rec["outcome"][i] = outcome
     if pool.return_to_base:
         yield from m.finish(unit, *where, span, i, RETURN_FIRST, answering=True)
     else:
         m.free(unit, *where, span, i, answering=True)
-    m.call_closed()
+    m.call_closed(i)
 
 
 def dispatch(m: "Model", i: int, tiers, priority: int, x: float, y: float, dz: int, first_tried: bool = False):
@@ -207,14 +207,14 @@ def _consult(m: "Model", i, consult, first, span, x, y, zone, dz, ctype, priorit
             m.arrived(span2)
             rec["t_second_on_scene"][i] = env.now
             if consult.hands_over:
-                env.process(m.finish(first, x, y, dz, span, i, RETURN_FIRST, answering=True))
+                _hand_over(m, i, first, x, y, dz, span)
             cp2 = m.cpools[team2.pool.index]
             outcome = cp2.outcome(ctype, m.u_outcome[i])
             yield env.timeout(cp2.on_scene[ctype](m.u_on_scene[i]))
             rec["t_cleared"][i] = env.now
             rec["police_on_scene"][i] = True
             if not consult.hands_over:
-                env.process(m.finish(first, x, y, dz, span, i, RETURN_FIRST, answering=True))
+                _hand_over(m, i, first, x, y, dz, span)
             outcome, where, span2 = yield from _transport_if_due(m, i, team2, x, y, dz, cp2, outcome, span2)
             rec["outcome"][i] = outcome
             yield from m.finish(team2, *where, span2, i, RETURN_SECOND)
@@ -228,6 +228,17 @@ def _consult(m: "Model", i, consult, first, span, x, y, zone, dz, ctype, priorit
     outcome, where, span = yield from _transport_if_due(m, i, first, x, y, dz, cp_first, consult.otherwise, span)
     rec["outcome"][i] = outcome
     yield from m.finish(first, *where, span, i, RETURN_FIRST, answering=True)
+
+
+def _hand_over(m: "Model", i: int, first, x: float, y: float, dz: int, span) -> None:
+    """The first unit leaves the scene to the second one: its drive back runs on its own,
+    and keeps the call open until the unit is back in service."""
+    m.hold(i)
+
+    def drive_back():
+        yield from m.finish(first, x, y, dz, span, i, RETURN_FIRST, answering=True)
+        m.call_closed(i)
+    m.env.process(drive_back())
 
 
 def _transport_if_due(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, outcome: int, span):

@@ -34,6 +34,7 @@ from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED,
                        call_process)
 from .geography import Geography
 from .metrics import TASKS, add_call_columns, hourly_audit, resource_audit, step_integral
+from .record import Record
 from .resources import Dispatcher, Pool, Tier, VehiclePool, _AnyIndex, _GridIndex, _ZoneIndex, crew_process
 from .scenario import Scenario
 from .streams import KeyedUniforms, Streams
@@ -47,8 +48,7 @@ _TASK_CODE = {name: k for k, name in enumerate(TASKS)}
 _SPAN = struct.Struct("16d").pack   # one span of the assignments log as 16 doubles (128 bytes)
 
 
-_TYPECODE = {float: "d", int: "q", bool: "b"}     # a record column's C type, by its default's type
-# what every log column holds before anything is recorded
+# what every recorded column of the call log holds before anything is recorded
 _DEFAULTS = {
     "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_callback": NAN, "t_cleared": NAN,
     "t_team_free": NAN, "desk_wait": NAN, "pool": -1, "unit": -1, "tier": -1, "fallback_reason": 0,
@@ -228,7 +228,7 @@ class Model:
     def free(self, unit, x: float, y: float, zone: int, span: list, call: int | None,
              answering: bool = False) -> None:
         """The unit is back in service where it is (no drive): its span is booked."""
-        if self.geo.model == "none":
+        if self.no_geography:
             zone = 0
         unit.x, unit.y, unit.zone = x, y, zone
         self.close(span)
@@ -236,8 +236,17 @@ class Model:
             self.rec["t_team_free"][call] = self.env.now
         self.disp.release(unit, x, y, zone)
 
-    def call_closed(self) -> None:
+    def hold(self, call: int) -> None:
+        """Something the call started (a follow-up, a drive back) keeps it open; it ends
+        with its own :meth:`call_closed`."""
+        self.open_calls += 1
+        self.record.hold(call)
+
+    def call_closed(self, call: int | None = None) -> None:
+        """A call's process (or something it started) ended; ``None``: an outreach contact."""
         self.open_calls -= 1
+        if call is not None:
+            self.record.release(call)
         if self.open_calls == 0 and self.arrivals_done and not self.done.triggered:
             self.done.succeed()
 
@@ -249,6 +258,7 @@ class Model:
         self.streams = Streams(self.seed, self.replication)
         self.calls: Calls = generate_calls(s, self.streams)
         self.geo = geo = Geography(s)
+        self.no_geography = geo.model == "none"
         type_names = self.calls.type_names
         zone_names = list(s.zones)
 
@@ -363,9 +373,11 @@ class Model:
         if geo.model != "none":
             self.dzone = self.zone        # the dispatch zone is the call's zone
 
-        n = len(c)
-        # the record: one C array per column (8 bytes a call for times and ids, 1 for flags)
-        self.rec = {name: array(_TYPECODE[type(value)], [value]) * n for name, value in _DEFAULTS.items()}
+        # the record: values of calls in flight (sim/record.py); finished calls' values are
+        # retired into numpy batches at each sweep
+        self.record = Record(_DEFAULTS)
+        self.rec = self.record.cols
+        self._batches: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
 
     def _fill(self, a: int, b: int) -> None:
         """Make the inputs of calls a..b-1 available to the call path (``m.x[i]``...)."""
@@ -373,35 +385,35 @@ class Model:
         for col, (_, values) in zip(self._columns, self._inputs):
             col.update(zip(keys, values[a:b].tolist()))
 
-    def _drop_finished(self, live: list) -> list:
-        """Keep the inputs of calls whose process has not ended, only (nothing reads a call's
-        inputs after: follow-ups, backups and drives back get what they need as arguments);
-        returns those calls. The columns are rebuilt from the calls in flight, a few, rather
-        than emptied of the finished ones, a chunk of them."""
-        still = [(i, proc) for i, proc in live if proc.is_alive]
-        ids = [i for i, _ in still]
+    def _sweep(self) -> None:
+        """Keep the inputs of calls still open, only, and retire the finished calls' record.
+
+        The input columns are rebuilt from the calls in flight, a few, rather than emptied of
+        the finished ones, a chunk of them (nothing reads a call's inputs once its process has
+        ended: follow-ups, backups and drives back get what they need as arguments)."""
+        live = self.record.holds
         for k, (name, _) in enumerate(self._inputs):
             col = self._columns[k]
-            self._columns[k] = kept = {i: col[i] for i in ids}
+            self._columns[k] = kept = {i: col[i] for i in live if i in col}
             setattr(self, name, kept)
         if self.geo.model != "none":
             self.dzone = self.zone
-        return still
+        self._batches.append(self.record.retire())
 
     def _source(self):
         env = self.env
         t_all = self.calls.t
-        live: list = []                     # (call, process) since the last sweep
+        start = self.record.start
         for a in range(0, len(t_all), CHUNK):
             b = min(a + CHUNK, len(t_all))
-            live = self._drop_finished(live)
+            self._sweep()
             self._fill(a, b)
             for i, t in enumerate(t_all[a:b].tolist(), a):
                 if t > env.now:
                     yield env.timeout(t - env.now)
                 self.open_calls += 1
-                live.append((i, env.process(call_process(self, i))))
-        del live
+                start(i)
+                env.process(call_process(self, i))
         if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
             yield env.timeout(self.s.end_min - env.now)
         self.arrivals_done = True
@@ -440,10 +452,15 @@ class Model:
             self.close(span, open_at_end=True)
         wall = time.perf_counter() - wall0
         self._inputs = self._columns = None      # the hot loop's inputs: not read after the run
+        self._batches.append(self.record.retire(everything=True))    # unfinished calls too
         self.n_reactive = len(self.calls)
-        self._append_outreach()
+        self._batches.append(self._append_outreach())
+        ids, cols = _concat_batches(self._batches, _DEFAULTS)
+        self._batches = []
+        if not np.array_equal(ids, np.arange(len(self.calls))):
+            raise RuntimeError("internal error: the call log does not hold every call exactly once")
         fac, occ = self._facility_frames()
-        calls, work, units = self._calls_frame(), self._assignments_frame(), self._units_frame()
+        calls, work, units = self._calls_frame(ids, cols), self._assignments_frame(), self._units_frame()
         self.work = array("d")                   # the frame holds the spans now
         add_call_columns(calls, work, self.n_reactive)
         t0, t1 = self.s.warmup_min, self.s.end_min
@@ -460,32 +477,37 @@ class Model:
 
     # --- outputs --------------------------------------------------------------------
 
-    def _calls_frame(self) -> pd.DataFrame:
-        """The call log: facts the run recorded, one row per call (derived columns such as
-        ``response_time`` or ``diverted`` are added by ``metrics.add_call_columns``). Each
-        record column is released as it is converted (built once, at the end of the run)."""
-        s, c, r = self.s, self.calls, self.rec
-        n = len(c)
+    def _calls_frame(self, ids: np.ndarray, r: dict[str, np.ndarray]) -> pd.DataFrame:
+        """The call log of calls ``ids`` (sorted), from their retired record ``r``: facts the
+        run recorded, one row per call (derived columns such as ``response_time`` or
+        ``diverted`` are added by ``metrics.add_call_columns``). Each record column is
+        released as it is converted."""
+        s, c = self.s, self.calls
+        n = len(ids)
+        sel = slice(None) if n == len(c) else ids     # every call: the arrays as they are
         cat = pd.Categorical.from_codes
         pools = self.pool_names
         pool_code = np.asarray(r.pop("pool"), dtype=np.int64)
-        kind = np.array([s.responder_kind(p) for p in pools] + ["none"])
-        t = c.t
+        # each pool's responder kind as a code of RESPONDER_KINDS (the last entry: no pool)
+        kind = np.array([RESPONDER_KINDS.index(s.responder_kind(p)) for p in pools]
+                        + [RESPONDER_KINDS.index("none")], dtype=np.int64)
+        t = c.t[sel]
+        call_type, zone = c.call_type[sel], c.zone[sel]
         df = pd.DataFrame({
-            "scenario": pd.Categorical([s.name] * n),
+            "scenario": _constant_category(s.name, n),
             "replication": np.full(n, self.replication, dtype=np.int32),
-            "call_id": np.arange(n, dtype=np.int64),
-            "channel": cat(c.channel, c.channel_names),
-            "call_type": cat(c.call_type, c.type_names),
-            "priority": self.call_priority,
-            "zone": cat(c.zone, list(s.zones)),
-            "x_km": c.x, "y_km": c.y,
-            "person": c.person,
+            "call_id": np.asarray(ids, dtype=np.int64),
+            "channel": cat(c.channel[sel], c.channel_names),
+            "call_type": cat(call_type, c.type_names),
+            "priority": self.call_priority[sel],
+            "zone": cat(zone, list(s.zones)),
+            "x_km": c.x[sel], "y_km": c.y[sel],
+            "person": c.person[sel],
             "eligible": (np.array([[s.eligible(tn, z) for z in s.zones] for tn in c.type_names],
-                                  dtype=bool)[c.call_type, c.zone]
-                         & (np.arange(n) < self.n_reactive)) if n else np.zeros(0, dtype=bool),
-            "path": cat(self.screened_path, self.path_names),
-            "misrouted": self.screened_path != self.true_path,
+                                  dtype=bool)[call_type, zone]
+                         & (ids < self.n_reactive)) if n else np.zeros(0, dtype=bool),
+            "path": cat(self.screened_path[sel], self.path_names),
+            "misrouted": self.screened_path[sel] != self.true_path[sel],
             "t_received": t,
             "t_triaged": np.asarray(r.pop("t_triaged")),
             "t_dispatched": np.asarray(r.pop("t_dispatched")),
@@ -494,7 +516,7 @@ class Model:
             "t_cleared": np.asarray(r.pop("t_cleared")),
             "t_team_free": np.asarray(r.pop("t_team_free")),
             "pool": cat(pool_code, pools),
-            "responder": pd.Categorical(kind[pool_code], categories=list(RESPONDER_KINDS)),
+            "responder": cat(kind[pool_code], list(RESPONDER_KINDS)),
             "unit": np.asarray(r.pop("unit"), dtype=np.int64),
             "tier": np.asarray(r.pop("tier"), dtype=np.int64),
             "fallback_reason": cat(np.asarray(r.pop("fallback_reason"), dtype=np.int64), list(REASON_NAMES)),
@@ -524,7 +546,7 @@ class Model:
             "escalated": np.asarray(r.pop("escalated"), dtype=bool),
             "t_scene_visit": np.asarray(r.pop("t_scene_visit")),
             "advocacy": np.asarray(r.pop("advocacy"), dtype=bool),
-            "proactive": np.arange(n) >= self.n_reactive,
+            "proactive": ids >= self.n_reactive,
             "warmup": t < s.warmup_min,
         })
         return df
@@ -553,7 +575,7 @@ class Model:
         crew_names = list(crew_index)
         crew_code = np.array([crew_index[u.crew.name] for u in units], dtype=np.int64)
         return pd.DataFrame({
-            "scenario": pd.Categorical([self.s.name] * n),
+            "scenario": _constant_category(self.s.name, n),
             "replication": np.full(n, self.replication, dtype=np.int32),
             "call_id": call,
             "task": pd.Categorical.from_codes(task, list(TASKS)),
@@ -574,7 +596,7 @@ class Model:
     def _units_frame(self) -> pd.DataFrame:
         units = self.disp.units
         return pd.DataFrame({
-            "scenario": pd.Categorical([self.s.name] * len(units)),
+            "scenario": _constant_category(self.s.name, len(units)),
             "replication": np.full(len(units), self.replication, dtype=np.int32),
             "unit": np.arange(len(units), dtype=np.int64),
             "pool": [u.pool.name for u in units],
@@ -613,21 +635,22 @@ class Model:
             return _GridIndex((x0, y0, x1, y1), cell, geo.distance, geo.speed_km_per_min)
         return grid
 
-    def _append_outreach(self) -> None:
-        """Proactive contacts become log rows like calls (channel 'outreach', ``proactive``)."""
+    def _append_outreach(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Proactive contacts become log rows like calls (channel 'outreach', ``proactive``):
+        their record as a retired batch (ids after the reactive calls), and their inputs
+        appended to the per-call arrays."""
         rows = sorted(self.outreach_rows)
+        c = self.calls
+        n, k = len(c), len(rows)
+        ids = np.arange(n, n + k, dtype=np.int64)
+        cols = {name: np.full(k, v, dtype=self.record.dtypes[name]) for name, v in _DEFAULTS.items()}
         if not rows:
-            return
-        k = len(rows)
+            return ids, cols
         t0, t1, tf, pool, team, zone, x, y, person, ctype = (np.asarray(col) for col in zip(*rows))
-        c, r = self.calls, self.rec
-        for name, col in r.items():
-            col.extend(array(col.typecode, [_DEFAULTS[name]]) * k)
-        n = len(c)
         for name, values in (("t_triaged", t0), ("t_dispatched", t0), ("t_on_scene", t0), ("t_cleared", t1),
                              ("t_team_free", tf), ("pool", pool), ("unit", team), ("tier", np.zeros(k, np.int64))):
-            r[name][n:] = array(r[name].typecode, values.tolist())
-        r["outcome"][n:] = array(r["outcome"].typecode, [RESOLVED]) * k
+            cols[name][:] = values
+        cols["outcome"][:] = RESOLVED
         if "outreach" not in c.channel_names:
             c.channel_names.append("outreach")
         c.t = np.concatenate([c.t, t0])
@@ -639,6 +662,7 @@ class Model:
         self.call_priority = np.concatenate([self.call_priority, np.zeros(k, dtype=np.int64)])
         self.screened_path = np.concatenate([self.screened_path, np.full(k, -1)])
         self.true_path = np.concatenate([self.true_path, np.full(k, -1)])
+        return ids, cols
 
     def _facility_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Per facility: audit over the measured window, and occupancy as a step function."""
@@ -665,3 +689,20 @@ class Model:
 
 
 RESPONDER_KINDS = ("police", "co_responder", "civilian", "remote", "none")
+
+
+def _concat_batches(batches: list, defaults: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Retired record batches as one, sorted by call id."""
+    ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
+    order = np.argsort(ids, kind="stable")
+    cols = {}
+    for name in defaults:
+        parts = [b[1].pop(name) for b in batches]
+        cols[name] = np.concatenate(parts)[order] if parts else np.zeros(0)
+        del parts
+    return ids[order], cols
+
+
+def _constant_category(value: str, n: int) -> pd.Categorical:
+    """A column of ``n`` copies of one label (from codes: no list of n strings to scan)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), [value])

@@ -70,6 +70,9 @@ class VehiclePool:
 
 
 # --------------------------------------------------------------------------- idle indexes
+# Each index answers ``best(x, y, zone, key, ok)``: the (key, unit) of the idle unit with the
+# smallest key (expected drive minutes, idle since, id) below ``key``, among units for which
+# ``ok(unit)`` holds (``ok=None``: every unit), or None.
 
 
 class _AnyIndex:
@@ -89,7 +92,7 @@ class _AnyIndex:
 
     def best(self, x, y, zone, key, ok):
         for u in self.units:
-            if ok(u):
+            if ok is None or ok(u):
                 k = (0.0, u.idle_since, u.id)
                 return (k, u) if k < key else None
         return None
@@ -122,7 +125,7 @@ class _ZoneIndex:
             if t > key[0]:
                 break
             for u in self.by_zone[z]:
-                if ok(u):
+                if ok is None or ok(u):
                     k = (t, u.idle_since, u.id)
                     if k < key:
                         key, found = k, u
@@ -173,7 +176,7 @@ class _GridIndex:
         dist, v = self.distance, self.v
         for u in units:
             k = (dist(u.x, u.y, x, y) / v, u.idle_since, u.id)
-            if k < key and ok(u):
+            if k < key and (ok is None or ok(u)):
                 key, found = k, u
         return key, found
 
@@ -371,7 +374,7 @@ class Dispatcher:
             pool = pools[0]
             if not pool.can_send():
                 return None
-            found = pool.idle.best(x, y, zone, _NO_KEY, _always)
+            found = pool.idle.best(x, y, zone, _NO_KEY, None)
             if found is None:
                 return None
             found[1].travel_expected = found[0][0]
@@ -382,7 +385,7 @@ class Dispatcher:
                 continue
             cut = pool.cutoff
             if cut is None or priority <= cut[1]:
-                ok = _always
+                ok = None
             else:
                 def ok(u):
                     return not u.winding
@@ -431,7 +434,10 @@ class Dispatcher:
     def _serve(self, tiers: list[Tier]) -> None:
         """Hand available units to waiting requests: most urgent, then longest waiting,
         across the given tiers (a freed unit or vehicle may serve any of them)."""
-        for t in tiers:                          # the common case: nobody waits
+        if len(tiers) == 1:                      # the common case: one tier (often nobody waits)
+            self._serve_one(tiers[0])
+            return
+        for t in tiers:
             if t.queue:
                 break
         else:
@@ -455,6 +461,26 @@ class Dispatcher:
                 tiers.remove(best)
                 continue
             heapq.heappop(best.queue)
+            r.done = True
+            r.event.succeed(self._assign(u))
+
+    def _serve_one(self, tier: Tier) -> None:
+        """``_serve`` for one tier: its queue in order while a unit can be sent."""
+        q = tier.queue
+        while q:
+            r = q[0][2]
+            if r.done:                           # its wait ran out: left lazily in the heap
+                heapq.heappop(q)
+                continue
+            for p in tier.pools:
+                if p.can_send():
+                    break
+            else:
+                return
+            u = self._best(tier, r.x, r.y, r.zone, r.priority)
+            if u is None:                        # only cut-off units free: the tier waits
+                return
+            heapq.heappop(q)
             r.done = True
             r.event.succeed(self._assign(u))
 
@@ -513,10 +539,6 @@ class Dispatcher:
             self._serve(list(tiers.values()))
         elif pool.tiers:
             self._serve(pool.tiers)
-
-
-def _always(_u) -> bool:
-    return True
 
 
 _NO_KEY = (INF, INF, INF)

@@ -43,13 +43,20 @@ def test_inputs_in_chunks_give_the_same_run_and_hold_only_calls_in_flight(path, 
     pd.testing.assert_frame_equal(small.calls, whole.calls)
     pd.testing.assert_frame_equal(small.assignments, whole.assignments)
     pd.testing.assert_frame_equal(small.pools, whole.pools)
-    # at each chunk, the inputs held are those of calls whose process had not ended: calls in
-    # [received, last time the call's own process recorded] (or still open at the end)
+    # at each chunk, the inputs held are those of calls still open (their process, or a
+    # follow-up or drive back they started, still running): calls in [received, the last
+    # time anything recorded for them or a unit worked on them] (a missed follow-up leaves no
+    # time: such calls and those open at the end count as in flight throughout)
     c = whole.calls[~whole.calls["proactive"]]
     t0 = c["t_received"].to_numpy()
-    end = np.nanmax(np.vstack([t0] + [c[k].to_numpy(float) for k in
-                                      ("t_cleared", "t_team_free", "t_second_free", "t_handover")]), axis=0)
-    end[c["unfinished"].to_numpy()] = math.inf
+    w = whole.assignments
+    last_span = w[(w["call_id"] >= 0) & (w["call_id"] < len(c))].groupby("call_id")["t_released"].max()
+    spans_end = np.full(len(c), np.nan)
+    spans_end[last_span.index.to_numpy()] = last_span.to_numpy()
+    end = np.nanmax(np.vstack([t0, spans_end] + [c[k].to_numpy(float) for k in
+                                                 ("t_cleared", "t_team_free", "t_second_free", "t_handover",
+                                                  "t_followup_done")]), axis=0)
+    end[c["unfinished"].to_numpy() | (c["followup"] == "missed").to_numpy()] = math.inf
     assert len(held) > 10
     for now, n_held, a in held[1:]:
         in_flight = int(((t0[:a] <= now) & (end[:a] >= now)).sum())
