@@ -30,6 +30,22 @@ TASKS = ("respond", "callback", "second_unit", "backup", "transport", "scene_vis
 SERVING_TASKS = ("respond", "callback", "second_unit", "backup", "desk")
 FINISHED = ("resolved", "backup", "transport", "follow_up")
 
+# The call-log columns each function reads (a reader of calls.parquet asks for these, less
+# those the file lacks: the optional ones are read only if present). tests/test_metrics_columns.py
+# checks that every one is read and that nothing else is.
+KPI_CALL_COLUMNS: tuple[str, ...] = (
+    "warmup", "outcome", "proactive",                       # which rows count (_incoming)
+    "eligible", "call_type", "priority", "path", "person",   # what the call was
+    "pool", "responder", "tier", "fallback_reason", "waiting_for", "police_on_scene", "backup",
+    "response_time", "callback_time", "queue_wait", "travel_time", "backup_delay",
+    "police_pool", "diverted", "unfinished", "police_minutes",   # add_call_columns
+    "destination", "consent_refused", "door_wait", "followup", "followup_preempted")   # after care
+"""Columns :func:`kpis` reads from the call log; ``proactive``, ``responder``, ``path``,
+``waiting_for``, ``destination`` (with ``consent_refused``, ``door_wait``), ``followup`` and
+``followup_preempted`` only when present."""
+AUDIT_CALL_COLUMNS: tuple[str, ...] = ("call_id", "warmup")
+"""Columns :func:`resource_audit` reads from the call log."""
+
 # --------------------------------------------------------------------------- glossary
 # One sentence per KPI family: the definition, and the report's glossary entry. <T> is a
 # response target in minutes, <pool> a pool, <f> a facility, <kind> a responder kind
@@ -262,22 +278,21 @@ ELIGIBLE_CATEGORIES = ("program_no_police", "program_police_on_scene", "fallback
                        "police_first", "unanswered", "unfinished")
 
 
-def eligible_category(c: pd.DataFrame, first_tier_police: np.ndarray) -> np.ndarray:
+def eligible_category(c: pd.DataFrame | _Rows, first_tier_police: np.ndarray) -> np.ndarray:
     """Each call's ``eligible_share`` category (see GLOSSARY); ``first_tier_police``: whether
-    the call's path sends it to police first."""
-    outcome = c["outcome"].astype(object).to_numpy()
+    the call's path sends it to police first. ``c``: a call log, or rows of one (:class:`_Rows`)."""
     tier = c["tier"].to_numpy()
-    reason = c["fallback_reason"].astype(object).to_numpy()
+    reason = c["fallback_reason"]
     police = c["police_on_scene"].to_numpy(bool)
     out = np.full(len(c), "unanswered", dtype=object)
     answered = tier >= 0
     first = answered & (tier == 0)
     out[first & ~police] = "program_no_police"
     out[first & police] = "program_police_on_scene"
-    out[answered & (tier > 0) & (reason == "busy")] = "fallback_busy"
-    out[answered & (tier > 0) & (reason == "unstaffed")] = "fallback_unstaffed"
+    out[answered & (tier > 0) & (reason == "busy").to_numpy()] = "fallback_busy"
+    out[answered & (tier > 0) & (reason == "unstaffed").to_numpy()] = "fallback_unstaffed"
     out[first & first_tier_police] = "police_first"
-    out[outcome == "unfinished"] = "unfinished"
+    out[(c["outcome"] == "unfinished").to_numpy()] = "unfinished"
     return out
 
 
@@ -291,8 +306,11 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
          facilities: pd.DataFrame | None = None, scenario=None) -> dict[str, float]:
     """KPIs of one replication (names and definitions: :data:`GLOSSARY`). ``scenario`` adds
     the costs of vehicles and beds, its response targets and which paths send calls to
-    police first; without it, targets are [30] minutes and only staff costs count."""
-    measured = calls[~calls["warmup"]]
+    police first; without it, targets are [30] minutes and only staff costs count.
+
+    ``calls`` needs only the columns in :data:`KPI_CALL_COLUMNS`; it is read column by column
+    (rows chosen by masks, never a copy of the frame)."""
+    measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
     c = _incoming(calls)                        # calls that happened and came in
     out: dict[str, float] = {}
     n = len(c)
@@ -300,20 +318,20 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     out["calls_per_day"] = n / horizon_days
     rt = c["response_time"].to_numpy(dtype=float)
     eligible = c["eligible"].to_numpy(bool)
-    kind = c["responder"].astype(object).to_numpy() if "responder" in c else np.full(n, "none", dtype=object)
+    kind = c["responder"] if "responder" in c else pd.Series(np.full(n, "none", dtype=object))
     _response_block(out, "response_time", rt)
     _response_block(out, "response_time", rt[eligible], ".eligible")
     _response_block(out, "response_time", rt[~eligible], ".not_eligible")
     for k in ("police", "co_responder", "civilian"):
-        sel = eligible & (kind == k)
+        sel = eligible & (kind == k).to_numpy()
         if sel.any():
             _response_block(out, "response_time", rt[sel], f".eligible.{k}")
-    ctype = c["call_type"].astype(object).to_numpy()
-    for t in _categories(c["call_type"]):
-        sel = ctype == t
+    ctype = c["call_type"]
+    for t in _categories(ctype):
+        sel = (ctype == t).to_numpy()
         if sel.any():
             _response_block(out, "response_time", rt[sel], f".type.{t}")
-    remote = kind == "remote"
+    remote = (kind == "remote").to_numpy()
     targets = list(scenario.response_targets_min) if scenario is not None else [30.0]
     for T in targets:
         label = f"{T:g}"
@@ -331,15 +349,15 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     n_elig = eligible.sum()
     out["eligible_diversion_rate"] = _rate((diverted & eligible).sum(), n_elig)
     tier = c["tier"].to_numpy()
-    reason = c["fallback_reason"].astype(object).to_numpy()
+    reason = c["fallback_reason"]
     later = tier > 0
-    out["fallback_busy_rate"] = _rate((eligible & later & (reason == "busy")).sum(), n_elig)
-    out["fallback_unstaffed_rate"] = _rate((eligible & later & (reason == "unstaffed")).sum(), n_elig)
+    out["fallback_busy_rate"] = _rate((eligible & later & (reason == "busy").to_numpy()).sum(), n_elig)
+    out["fallback_unstaffed_rate"] = _rate((eligible & later & (reason == "unstaffed").to_numpy()).sum(), n_elig)
     out["fallback_rate"] = _rate((eligible & later).sum(), n_elig)
     police_pool = c["police_pool"].to_numpy(bool)
     out["answered_by_police_rate"] = _rate((eligible & police_pool).sum(), n_elig)
     first_police = _first_tier_police(c, scenario)
-    cat = eligible_category(c[eligible], first_police[eligible])
+    cat = eligible_category(c.rows(eligible), first_police[eligible])
     for k in ELIGIBLE_CATEGORIES:
         out[f"eligible_share.{k}"] = _rate((cat == k).sum(), n_elig)
     served = c["pool"].notna().to_numpy()
@@ -348,15 +366,17 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     out["no_response_rate"] = _rate((c["outcome"] == "no_response").sum(), n)
     unfinished = c["unfinished"].to_numpy(bool)
     out["unfinished_rate"] = _rate(unfinished.sum(), n)
-    out.update(_unfinished_by_pool(c[unfinished], scenario))
+    out.update(_unfinished_by_pool(c.rows(unfinished), scenario))
     out["police_hours"] = float(c["police_minutes"].sum()) / 60.0
-    for prio in sorted(c["priority"].unique()):
-        sel = police_pool & (c["priority"].to_numpy() == prio)
+    priority = c["priority"].to_numpy()
+    for prio in sorted(pd.unique(priority)):
+        sel = police_pool & (priority == prio)
         out[f"police_response_time_p{prio}_mean"] = _mean(rt[sel])
     out.update(_aftercare(c, facilities))
     out["calls_prevented"] = float((measured["outcome"] == "prevented").sum())
     out["outreach_contacts"] = float(measured["proactive"].sum()) if "proactive" in measured else 0.0
-    people = measured.loc[measured["pool"].notna() & (measured["person"] >= 0), "person"]
+    person = measured["person"]
+    people = person[measured["pool"].notna() & (person >= 0)]
     out["unique_people"] = float(people.nunique())        # calls and outreach alike
     total = 0.0
     for _, row in pools.iterrows():
@@ -378,17 +398,17 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     return out
 
 
-def _first_tier_police(c: pd.DataFrame, scenario) -> np.ndarray:
+def _first_tier_police(c: _Rows, scenario) -> np.ndarray:
     """Whether each call's (screened) path sends it to police first (a first tier of police
     pools only: a co-responder team first is the program, not police)."""
     if scenario is None or "path" not in c:
         return np.zeros(len(c), dtype=bool)
-    first = {name: all(scenario.responder_kind(p) == "police" for p in path.tier_pools()[0])
-             for name, path in scenario.triage.paths.items()}
-    return c["path"].astype(object).map(first).fillna(False).to_numpy(bool)
+    first = [name for name, path in scenario.triage.paths.items()
+             if all(scenario.responder_kind(p) == "police" for p in path.tier_pools()[0])]
+    return c["path"].isin(first).to_numpy(bool)
 
 
-def _unfinished_by_pool(u: pd.DataFrame, scenario) -> dict[str, float]:
+def _unfinished_by_pool(u: _Rows, scenario) -> dict[str, float]:
     """Open calls at the end by the pool holding them: the answering pool if a unit was
     assigned, else the pools of the tier the call was last waiting for (``a+b`` for a tier
     of two pools)."""
@@ -408,11 +428,13 @@ def _unfinished_by_pool(u: pd.DataFrame, scenario) -> dict[str, float]:
     return out
 
 
-def _aftercare(c: pd.DataFrame, facilities: pd.DataFrame | None) -> dict[str, float]:
+def _aftercare(c: _Rows, facilities: pd.DataFrame | None) -> dict[str, float]:
     out: dict[str, float] = {}
     if "destination" in c:
-        for fac, k in c["destination"].value_counts().items():
+        for fac, k in c["destination"].value_counts().items():    # categories: every facility
             out[f"transports.{fac}"] = float(k)
+        for fac in facilities["facility"] if facilities is not None and len(facilities) else []:
+            out.setdefault(f"transports.{fac}", 0.0)       # the same keys from a column of text
         out["transport_consent_refused"] = float(c["consent_refused"].sum())
         out["door_wait_hours"] = float(np.nansum(c["door_wait"].to_numpy(float))) / 60.0
     out["backups"] = float(c["backup"].sum())
@@ -422,7 +444,8 @@ def _aftercare(c: pd.DataFrame, facilities: pd.DataFrame | None) -> dict[str, fl
         out["followups_missed"] = float((c["followup"] == "missed").sum())
     if "followup_preempted" in c:
         out["followups_preempted"] = float((c["followup_preempted"] > 0).sum())
-    callers = c.loc[c["person"] >= 0, "person"]
+    person = c["person"]
+    callers = person[person >= 0]
     out["repeat_calls"] = float(len(callers) - callers.nunique())   # calls from people who called before
     if facilities is not None:
         for row in facilities.itertuples():
@@ -487,7 +510,7 @@ def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     Like :func:`kpis`, only calls that came in after the warm-up count (no outreach rows,
     no calls case management prevented).
     """
-    measured = calls[~calls["warmup"]]
+    measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
     c = _incoming(calls)
     n = len(c)
     year, month = 365.0 / horizon_days, 365.0 / 12.0 / horizon_days
@@ -497,6 +520,7 @@ def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     pool = c["pool"].astype(object).to_numpy()
     second = c["second_pool"].astype(object).to_numpy()
     channel = c["channel"].astype(object).to_numpy()
+    person, measured_pool = measured["person"], measured["pool"]
     for p in _categories(c["pool"]):
         first, by_desk = pool == p, second == p
         attended = first | by_desk
@@ -508,8 +532,7 @@ def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
         out[f"pool_share.{p}"] = _rate(k, n)
         out[f"pool_response_time_mean.{p}"] = _mean(np.where(by_desk, second_rt, rt)[attended])
         out[f"pool_no_police_rate.{p}"] = _rate((first & ~c["police_on_scene"].to_numpy()).sum(), first.sum())
-        out[f"pool_unique_people.{p}"] = float(measured.loc[(measured["pool"] == p) & (measured["person"] >= 0),
-                                                            "person"].nunique())
+        out[f"pool_unique_people.{p}"] = float(person[(measured_pool == p) & (person >= 0)].nunique())
         for ch in _categories(c["channel"]):
             out[f"pool_calls_per_month.{p}.{ch}"] = float((attended & (channel == ch)).sum()) * month
     for ch in _categories(c["channel"]):
@@ -561,13 +584,37 @@ def zone_comparison(calls: pd.DataFrame, groups: dict[str, list[str]] | list[str
                 "eligible_diversion_rate", "fallback_rate", "response_time_mean", "police_hours_per_year"]]
 
 
-def _incoming(calls: pd.DataFrame) -> pd.DataFrame:
+class _Rows:
+    """Some rows of a call log, chosen by a boolean mask, read one column at a time:
+    ``rows[name]`` is that column on those rows (a Series with a fresh RangeIndex, dtype kept).
+    Only the columns asked for are copied, where ``calls[mask]`` copies every column."""
+
+    def __init__(self, calls: pd.DataFrame, mask: np.ndarray):
+        self.calls, self.mask = calls, np.asarray(mask, dtype=bool)
+        self.n = int(self.mask.sum())
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.calls
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return pd.Series(self.calls[name].array[self.mask], name=name, copy=False)
+
+    def rows(self, mask: np.ndarray) -> _Rows:
+        """The rows among these where ``mask`` (one flag per row of these) is true."""
+        sub = np.zeros_like(self.mask)
+        sub[self.mask] = mask
+        return _Rows(self.calls, sub)
+
+
+def _incoming(calls: pd.DataFrame) -> _Rows:
     """Measured calls that came in (as :func:`kpis` counts them)."""
-    c = calls[~calls["warmup"]]
-    keep = c["outcome"] != "prevented"
-    if "proactive" in c:
-        keep &= ~c["proactive"]
-    return c[keep]
+    keep = ~calls["warmup"].to_numpy(bool) & (calls["outcome"] != "prevented").to_numpy()
+    if "proactive" in calls:
+        keep &= ~calls["proactive"].to_numpy(bool)
+    return _Rows(calls, keep)
 
 
 def _categories(col: pd.Series) -> list[str]:
