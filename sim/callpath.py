@@ -48,7 +48,8 @@ def call_process(m: "Model", i: int):
             yield env.timeout(d)
     if path.desk is not None:
         rec["desk_wait"][i] = yield from _use_desk(m, i, path.desk, path.desk_service, DESK_SERVICE, priority)
-    rec["t_triaged"][i] = t_triaged = env.now
+    # (``now``: the clock, read once after each wait rather than at every record)
+    rec["t_triaged"][i] = t_triaged = now = env.now
 
     # --- dispatch: tiers in preference order, each with a maximum wait ---------------
     unit = m.disp.take(path.tiers[0][0], x, y, dz, priority)     # the common case: a unit is free
@@ -57,13 +58,14 @@ def call_process(m: "Model", i: int):
     else:
         unit, k, reason = yield from dispatch(m, i, path.tiers, priority, x, y, dz, first_tried=True)
         rec["fallback_reason"][i] = reason
+        now = env.now
     if unit is None:
         rec["outcome"][i] = NO_RESPONSE
-        rec["t_cleared"][i] = env.now
+        rec["t_cleared"][i] = now
         m.call_closed(i)
         return
     pool = unit.pool
-    rec["t_dispatched"][i] = env.now
+    rec["t_dispatched"][i] = now
     rec["tier"][i] = k
     rec["pool"][i] = pool.index
     rec["unit"][i] = unit.id
@@ -73,17 +75,18 @@ def call_process(m: "Model", i: int):
     # --- travel -------------------------------------------------------------------
     cp = m.cpools[pool.index]
     if pool.remote:
-        rec["t_callback"][i] = env.now          # a call returned by phone: nobody goes on scene
+        rec["t_callback"][i] = now              # a call returned by phone: nobody goes on scene
     else:
         if m.has_travel:
             d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(unit.x, unit.y, unit.zone, x, y, zone, m.u_travel[i])
             if d > 0:
                 yield env.timeout(d)
+                now = env.now
         unit.x, unit.y, unit.zone = x, y, dz
-        rec["t_on_scene"][i] = env.now
+        rec["t_on_scene"][i] = now
     m.arrived(span)
     if cm is not None:
-        cm.contact(m.person[i], pool.index, env.now)
+        cm.contact(m.person[i], pool.index, now)
 
     # --- on scene -----------------------------------------------------------------
     if path.consult is not None and police:

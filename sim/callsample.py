@@ -1,8 +1,8 @@
 """Fewer call rows on disk, the same KPIs: ``--no-calls`` and ``--calls-sample F``.
 
-KPIs are always computed from a replication's whole call log in memory, before anything is
-written; these settings only choose which rows of the call log (and of the assignments log)
-are stored. ``keep_calls`` is ``True`` (every row), ``False`` (none) or a fraction in (0, 1]:
+KPIs are always computed from a replication's whole call log (streamed to a scratch file as
+the run goes, ``sim/calllog.py``); these settings only choose which rows of the call log
+(and of the assignments log) are stored. ``keep_calls`` is ``True`` (every row), ``False`` (none) or a fraction in (0, 1]:
 each call is kept when a uniform keyed to (seed, replication, call id) is below the fraction,
 so two scenarios run with the same seed keep the same calls (their rows can be paired), and a
 call's spans in the assignments log are kept with it.
@@ -13,7 +13,6 @@ import argparse
 import math
 
 import numpy as np
-import pandas as pd
 
 from .streams import generator
 
@@ -49,15 +48,18 @@ def kept(call_ids: np.ndarray, keep_calls: bool | float, seed: int, replication:
     return (ids >= 0) & (u[np.maximum(ids, 0)] < float(keep_calls))
 
 
-def sample(calls: pd.DataFrame, assignments: pd.DataFrame, keep_calls: bool | float, seed: int,
-           replication: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The rows to store of one replication's call and assignments logs (None: store none)."""
-    if keep_calls is False:
-        return None, None
-    if keep_calls is True:
-        return calls, assignments
-    calls = calls[kept(calls["call_id"].to_numpy(), keep_calls, seed, replication)].reset_index(drop=True)
-    if assignments is not None and len(assignments):
-        ids = assignments["call_id"].to_numpy()
-        assignments = assignments[kept(ids, keep_calls, seed, replication)].reset_index(drop=True)
-    return calls, assignments
+def sample_file(src, dst, keep_calls: float, seed: int, replication: int) -> None:
+    """Write the rows of the stored log ``src`` whose call is kept to ``dst`` (atomically),
+    row group by row group: a city-sized log is never in memory at once."""
+    import pyarrow.parquet as pq
+    from .results import atomic_write
+
+    def write(tmp):
+        f = pq.ParquetFile(src)
+        with pq.ParquetWriter(tmp, f.schema_arrow) as out:
+            for g in range(f.num_row_groups):
+                t = f.read_row_group(g)
+                ids = t.column("call_id").to_numpy(zero_copy_only=False)
+                out.write_table(t.filter(kept(ids, keep_calls, seed, replication)))
+    atomic_write(dst, write)
+

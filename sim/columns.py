@@ -270,6 +270,15 @@ def nullify(df):
     return df
 
 
+def denullify(df):
+    """The inverse of :func:`nullify`: null ids back to the engine's −1 (int64), as the model's
+    own frames hold them (what the KPIs and audits read)."""
+    cols = [c for c in _ID_COLUMNS if c in df.columns and str(df[c].dtype) == "Int64"]
+    for c in cols:
+        df[c] = df[c].fillna(-1).astype("int64")
+    return df
+
+
 def markdown() -> str:
     """docs/outputs.md: the data dictionary, one section per file."""
     lines = ["# Output files: data dictionary", "",

@@ -43,9 +43,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .callsample import sample
+from .calllog import LogFiles, read_columns
+from .callsample import sample_file
 from .columns import nullify
-from .metrics import kpis, summarise
+from .metrics import KPI_CALL_COLUMNS, kpis, summarise
 from .model import Model, RunResult
 from .results import manifest, write_csv, write_text
 from .scenario import (Scenario, ScenarioError, ScenarioHeader, apply_overrides, load_raw, parse_value,
@@ -53,10 +54,13 @@ from .scenario import (Scenario, ScenarioError, ScenarioHeader, apply_overrides,
 from .store import PARTITION, Store, fingerprint, utc_now
 
 
-def single_run(scenario: Scenario, seed: int, replication: int) -> tuple[RunResult, dict[str, float]]:
-    """One replication and its KPIs."""
-    res = Model(scenario, seed, replication).run()
-    return res, kpis(res.calls, res.pools, scenario.horizon_days, res.facilities, scenario)
+def single_run(scenario: Scenario, seed: int, replication: int, stream: LogFiles | None = None
+               ) -> tuple[RunResult, dict[str, float]]:
+    """One replication and its KPIs. ``stream``: write the logs to these files as the run goes
+    (the result's frames then have no rows) and read the KPIs' columns back from them."""
+    res = Model(scenario, seed, replication, stream=stream).run()
+    calls = res.calls if stream is None else read_columns(stream.calls.path, KPI_CALL_COLUMNS)
+    return res, kpis(calls, res.pools, scenario.horizon_days, res.facilities, scenario)
 
 
 @dataclass
@@ -132,38 +136,65 @@ def _replicate(store: Store, cell: Cell, replication: int, keep_calls: bool, ses
               "started_utc": utc_now()}
     t0 = time.perf_counter()
     try:
-        frames, values, rows = _replication_frames(cell.scenario, cell.seed, replication, keep_calls)
+        parts = [store.part(t, cell.key, cell.point, replication) for t in ("calls", "assignments")]
+        if keep_calls is not True:       # the full logs go to scratch files; the store gets a sample or none
+            parts += [store.scratch(t, cell.key, cell.point, replication) for t in ("calls", "assignments")]
+        frames, values, rows, streamed = _replication_frames(cell.scenario, cell.seed, replication, keep_calls,
+                                                             parts)
     except Exception as e:  # noqa: BLE001 - recorded, not swallowed
         values = None
         record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(),
                       calls=0, tables="")
     else:
-        tables = store.write_frames(cell.key, cell.point, replication, frames)
+        tables = ",".join([store.write_frames(cell.key, cell.point, replication, frames)] + streamed)
         record.update(status="ok", error="", traceback="", calls=rows, tables=tables)
     record.update(wall_s=time.perf_counter() - t0, finished_utc=utc_now(), kpis=values)
     return record
 
 
-def _replication_frames(scenario, seed: int, replication: int, keep_calls: bool
-                        ) -> tuple[dict[str, pd.DataFrame], dict[str, float], int]:
-    """(tables to store, KPIs, rows logged) of one replication of either kind of scenario."""
+def _stored_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """A log's rows as the store keeps them: ids of none as nulls, partition keys in the
+    folder names only."""
+    return nullify(df).drop(columns=[c for c in PARTITION if c in df.columns])
+
+
+def _replication_frames(scenario, seed: int, replication: int, keep_calls: bool | float,
+                        parts: list[Path]) -> tuple[dict[str, pd.DataFrame], dict[str, float], int, list[str]]:
+    """(tables to store, KPIs, rows logged, tables already written) of one replication of
+    either kind of scenario.
+
+    A crisis-response replication streams its call log and assignments log to Parquet as it
+    runs (``sim/calllog.py``): into the store's own files (``parts``: calls, assignments)
+    when every row is kept, else into the scratch files that follow them in ``parts``, from
+    which the KPIs, and the sample, are read, and which are then removed. The KPIs always
+    come from every call."""
     if getattr(scenario, "kind", None) == "violence":
         from .violence.experiment import single_run as violence_run
         shootings, responses, actions, values = violence_run(scenario, seed, replication)
         frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
                   "shootings": shootings, "responses": responses, "actions": actions}
-        return frames, values, len(shootings)
-    res, values = single_run(scenario, seed, replication)
+        return frames, values, len(shootings), []
+    calls_part, work_part = parts[:2]
+    full = parts[:2] if keep_calls is True else parts[2:]
+    files = LogFiles(*full, prepare=_stored_rows)
+    try:
+        res, values = single_run(scenario, seed, replication, stream=files)
+        written = []
+        if keep_calls is True:
+            written = ["calls", "assignments"]
+        elif keep_calls is not False:
+            sample_file(files.calls.path, calls_part, keep_calls, seed, replication)
+            sample_file(files.assignments.path, work_part, keep_calls, seed, replication)
+            written = ["calls", "assignments"]
+    finally:
+        if keep_calls is not True:
+            for f in full:
+                f.unlink(missing_ok=True)
     frames = {"kpis": pd.DataFrame({"metric": list(values), "value": list(values.values())}),
               "pools": res.pools, "hourly": res.hourly}
-    calls, work = sample(res.calls, res.assignments, keep_calls, seed, replication)   # KPIs above: all calls
-    if calls is not None:
-        frames["calls"] = nullify(calls)
-        if work is not None and len(work):
-            frames["assignments"] = nullify(work)
     frames.update({name: df for name, df in (("facilities", res.facilities),
                                              ("occupancy", res.occupancy)) if len(df)})
-    return frames, values, len(res.calls)
+    return frames, values, int(res.info["calls"]), written
 
 
 # --------------------------------------------------------------------------- backends

@@ -45,6 +45,8 @@ KPI_CALL_COLUMNS: tuple[str, ...] = (
 ``followup_preempted`` only when present."""
 AUDIT_CALL_COLUMNS: tuple[str, ...] = ("call_id", "warmup")
 """Columns :func:`resource_audit` reads from the call log."""
+AUDIT_WORK_COLUMNS: tuple[str, ...] = ("call_id", "task", "pool", "t_assigned", "t_released", "overtime")
+"""Columns :func:`resource_audit` and :func:`hourly_audit` read from the assignments log."""
 
 # --------------------------------------------------------------------------- glossary
 # One sentence per KPI family: the definition, and the report's glossary entry. <T> is a
@@ -186,8 +188,12 @@ def add_call_columns(calls: pd.DataFrame, work: pd.DataFrame, n_reactive: int | 
     if len(work):
         w = work[work["sworn"].to_numpy(bool) & (work["call_id"].to_numpy() >= 0)]
         per_call = (w["t_released"] - w["t_assigned"]).groupby(w["call_id"].to_numpy()).sum()
+        # rows by call id (a streamed batch holds some calls, sorted by id)
+        ids = c["call_id"].to_numpy()
         idx = per_call.index.to_numpy()
-        minutes[idx[idx < len(c)]] = per_call.to_numpy()[idx < len(c)]
+        pos = np.minimum(np.searchsorted(ids, idx), max(len(ids) - 1, 0))
+        here = (pos < len(ids)) & (ids[pos] == idx) if len(ids) else np.zeros(len(idx), bool)
+        minutes[pos[here]] = per_call.to_numpy()[here]
     c["police_minutes"] = minutes
     return c
 

@@ -30,10 +30,12 @@ import simpy
 
 from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
 from .arrivals import Calls, generate_calls
+from .calllog import LogFiles, read_columns
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
 from .geography import Geography
-from .metrics import TASKS, add_call_columns, hourly_audit, resource_audit, step_integral
+from .metrics import (AUDIT_CALL_COLUMNS, AUDIT_WORK_COLUMNS, TASKS, add_call_columns, hourly_audit,
+                      resource_audit, step_integral)
 from .record import Record
 from .resources import Dispatcher, Pool, Tier, VehiclePool, _AnyIndex, _GridIndex, _ZoneIndex, crew_process
 from .scenario import Scenario
@@ -162,10 +164,15 @@ class RunResult:
 class Model:
     """One replication of a scenario."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, replication: int = 0):
+    def __init__(self, scenario: Scenario, seed: int | None = None, replication: int = 0,
+                 stream: LogFiles | None = None):
+        """``stream``: write the call log and the assignments log to these Parquet files while
+        the run goes (``sim/calllog.py``); the result then holds their columns with no rows,
+        and its audits are computed from the files."""
         self.s = scenario
         self.seed = scenario.seed if seed is None else int(seed)
         self.replication = int(replication)
+        self.stream = stream
 
     # --- helpers used by the call path ----------------------------------------------
 
@@ -378,6 +385,9 @@ class Model:
         self.record = Record(_DEFAULTS)
         self.rec = self.record.cols
         self._batches: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
+        self._batch_rows = 0
+        self._written = 0                 # calls streamed to the call log file so far
+        self.n_reactive = len(c)          # calls from arrivals; outreach rows come after
 
     def _fill(self, a: int, b: int) -> None:
         """Make the inputs of calls a..b-1 available to the call path (``m.x[i]``...)."""
@@ -398,7 +408,33 @@ class Model:
             setattr(self, name, kept)
         if self.geo.model != "none":
             self.dzone = self.zone
-        self._batches.append(self.record.retire())
+        self._retired(self.record.retire())
+
+    def _retired(self, batch: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
+        """Keep a retired batch for the call log (streaming: write a row group once there
+        are enough rows)."""
+        self._batches.append(batch)
+        self._batch_rows += len(batch[0])
+        if self.stream is not None and self._batch_rows >= self.stream.rows:
+            self._flush()
+
+    def _flush(self, final: bool = False) -> None:
+        """Streaming: write the retired calls' rows and the spans worked on them (all spans
+        left, at the end) as one row group of each log."""
+        ids, cols = _concat_batches(self._batches, _DEFAULTS)
+        self._batches, self._batch_rows = [], 0
+        rows = self._span_rows()
+        mine = np.ones(len(rows), bool) if final else np.isin(rows[:, 0], ids)
+        work = self._assignments_frame(rows[mine])
+        self.work = array("d")
+        if not final:
+            self.work.frombytes(rows[~mine].tobytes())     # spans of calls still open, outreach
+        calls = self._calls_frame(ids, cols)
+        add_call_columns(calls, work, self.n_reactive)
+        self.stream.calls.write(calls)
+        if len(work):
+            self.stream.assignments.write(work)
+        self._written += len(ids)
 
     def _source(self):
         env = self.env
@@ -447,33 +483,66 @@ class Model:
             if not self.done.triggered:
                 self.done.succeed()
         env.timeout(cap).callbacks.append(stop_at_cap)
-        env.run(until=self.done)
-        for span in list(self._open.values()):   # units still busy at the cap: booked to the end
-            self.close(span, open_at_end=True)
-        wall = time.perf_counter() - wall0
-        self._inputs = self._columns = None      # the hot loop's inputs: not read after the run
-        self._batches.append(self.record.retire(everything=True))    # unfinished calls too
-        self.n_reactive = len(self.calls)
-        self._batches.append(self._append_outreach())
-        ids, cols = _concat_batches(self._batches, _DEFAULTS)
-        self._batches = []
-        if not np.array_equal(ids, np.arange(len(self.calls))):
-            raise RuntimeError("internal error: the call log does not hold every call exactly once")
+        try:
+            env.run(until=self.done)
+            for span in list(self._open.values()):   # units still busy at the cap: booked to the end
+                self.close(span, open_at_end=True)
+            wall = time.perf_counter() - wall0
+            self._inputs = self._columns = None      # the hot loop's inputs: not read after the run
+            self._retired(self.record.retire(everything=True))    # unfinished calls too
+            self._retired(self._append_outreach())
+            calls, work = self._logs()
+        except BaseException:
+            if self.stream is not None:
+                self.stream.abort()
+            raise
         fac, occ = self._facility_frames()
-        calls, work, units = self._calls_frame(ids, cols), self._assignments_frame(), self._units_frame()
-        self.work = array("d")                   # the frame holds the spans now
-        add_call_columns(calls, work, self.n_reactive)
+        units = self._units_frame()
         t0, t1 = self.s.warmup_min, self.s.end_min
         info = self._pool_info()
-        pools = resource_audit(work, calls, info, t0, t1)
+        if self.stream is None:
+            audit_calls, audit_work = calls, work
+        else:                                    # the audits read the columns they need back
+            audit_calls = read_columns(self.stream.calls.path, AUDIT_CALL_COLUMNS)
+            audit_work = read_columns(self.stream.assignments.path, AUDIT_WORK_COLUMNS)
+        pools = resource_audit(audit_work, audit_calls, info, t0, t1)
         pools.insert(0, "replication", self.replication)
         pools.insert(0, "scenario", self.s.name)
-        hourly = hourly_audit(work, info, t0, t1)
+        hourly = hourly_audit(audit_work, info, t0, t1)
+        del audit_calls, audit_work
         hourly.insert(0, "replication", self.replication)
         hourly.insert(0, "scenario", self.s.name)
         return RunResult(calls, pools, hourly, work, units, fac, occ,
                          {"scenario": self.s.name, "replication": self.replication, "seed": self.seed,
-                          "calls": len(self.calls), "wall_s": wall, "end_min": env.now})
+                          "calls": len(self.calls), "wall_s": wall, "end_min": env.now,
+                          "streamed": self.stream is not None})
+
+    def _logs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The call log and the assignments log once every call is retired: the frames, or
+        (streaming) the last row groups written, the files moved into place and frames of
+        their columns with no rows."""
+        n = len(self.calls)
+        if self.stream is None:
+            ids, cols = _concat_batches(self._batches, _DEFAULTS)
+            self._batches = []
+            if not np.array_equal(ids, np.arange(n)):
+                raise RuntimeError("internal error: the call log does not hold every call exactly once")
+            calls, work = self._calls_frame(ids, cols), self._assignments_frame(self._span_rows())
+            self.work = array("d")               # the frame holds the spans now
+            add_call_columns(calls, work, self.n_reactive)
+            return calls, work
+        self._flush(final=True)
+        if self._written != n:
+            raise RuntimeError(f"internal error: {self._written} call rows streamed for {n} calls")
+        calls = self._calls_frame(np.zeros(0, np.int64), {k: np.zeros(0, self.record.dtypes[k]) for k in _DEFAULTS})
+        work = self._assignments_frame(np.zeros((0, 16)))
+        add_call_columns(calls, work, self.n_reactive)
+        self.stream.close(calls, work)
+        return calls, work
+
+    def _span_rows(self) -> np.ndarray:
+        """The booked spans not yet in a frame, one row of 16 numbers each (see ``close``)."""
+        return np.frombuffer(self.work, dtype=float).reshape(-1, 16)
 
     # --- outputs --------------------------------------------------------------------
 
@@ -551,10 +620,9 @@ class Model:
         })
         return df
 
-    def _assignments_frame(self) -> pd.DataFrame:
-        """The record of work: one row per unit per task span (see ``sim/columns.py``)."""
-        # every field is a number (the task as its code), packed as doubles: a view, no conversion
-        rows = np.frombuffer(self.work, dtype=float).reshape(-1, 16)
+    def _assignments_frame(self, rows: np.ndarray) -> pd.DataFrame:
+        """The record of work: one row per unit per task span (see ``sim/columns.py``), from
+        spans as rows of 16 numbers (the task as its code)."""
         (call, task, unit, t_req, t_asg, t_arr, t_rel, ot, pre, x0, y0, x1, y1, texp, prio, at_end) = rows.T
         unit = unit.astype(np.int64)
         task = task.astype(np.int64)

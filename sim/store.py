@@ -172,6 +172,11 @@ class Store:
         return (self.root / table / f"scenario={scenario}" / f"point={int(point)}"
                 / f"replication={int(replication)}" / PART_FILE)
 
+    def scratch(self, table: str, scenario: str, point: int, replication: int) -> Path:
+        """A working file for one replication's table, outside the tables (never read as
+        one): a full log streamed for the KPIs when only a sample, or nothing, is stored."""
+        return self.root / ".scratch" / f"{table}-{scenario}-p{int(point)}-r{int(replication)}.parquet"
+
     def write_frames(self, scenario: str, point: int, replication: int,
                      frames: dict[str, pd.DataFrame]) -> str:
         """Write one replication's tables (partition columns go into the folder names);
@@ -222,7 +227,9 @@ class Store:
         for c in ("point", "replication"):
             df[c] = df[c].astype(str).astype("int64")
         df = df[list(PARTITION) + [c for c in df.columns if c not in PARTITION]]
-        return df.sort_values(list(PARTITION), kind="stable").reset_index(drop=True)
+        # the logs are streamed in the order calls finished: read back in call order
+        key = list(PARTITION) + (["call_id"] if table in ("calls", "assignments") and "call_id" in df else [])
+        return df.sort_values(key, kind="stable").reset_index(drop=True)
 
     def records(self, replications: int | None = None) -> pd.DataFrame:
         """The ``runs`` table: one record per committed replication (ok or failed)."""
@@ -237,8 +244,8 @@ class Store:
         """A table's rows of committed, successful replications ``< replications``.
 
         Columns: ``scenario`` (categorical, experiment order), ``point``, ``replication``,
-        then the table's own; sorted by those three, rows within a replication in the order
-        they were written.
+        then the table's own; sorted by those three (the call and assignments logs also by
+        ``call_id``), rows otherwise in the order they were written.
         """
         if table == "runs":
             return self.records(replications)

@@ -134,10 +134,10 @@ def test_sweep_bad_value_gives_the_one_line_scenario_error(scenario_path):
 def test_a_failing_replication_is_recorded_and_the_others_complete(co, monkeypatch, tmp_path):
     real = experiment.single_run
 
-    def flaky(scenario, seed, replication):
+    def flaky(scenario, seed, replication, **kw):
         if replication == 2:
             raise RuntimeError("injected failure in replication 2")
-        return real(scenario, seed, replication)
+        return real(scenario, seed, replication, **kw)
 
     monkeypatch.setattr(experiment, "single_run", flaky)   # forked workers inherit it
     for workers in (1, 2):
@@ -210,7 +210,7 @@ def test_run_keeps_its_results_shape(co):
 
 
 def test_run_raises_when_a_replication_fails(co, monkeypatch):
-    monkeypatch.setattr(experiment, "single_run", lambda *a: 1 / 0)
+    monkeypatch.setattr(experiment, "single_run", lambda *a, **k: 1 / 0)
     with pytest.raises(experiment.ReplicationFailed, match="ZeroDivisionError"):
         sim.run(co[0], replications=2, seed=1, workers=1)
 

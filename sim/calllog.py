@@ -1,0 +1,98 @@
+"""A replication's call log and assignments log written to Parquet while the run goes.
+
+With ``Model(..., stream=LogFiles(calls=..., assignments=...))`` the rows of finished calls
+(and the spans units worked on them) leave memory in row groups as the run goes, so a
+replication's peak memory follows the calls open at once, not the horizon. The rows are
+the same as in memory (``tests/test_stream.py``); only their order differs: row groups
+come in the order calls finished, each sorted by ``call_id``.
+
+Nothing half-written is ever trusted: each table is written to ``<path>.partial`` and moved
+onto ``<path>`` in one step when the run ends (:meth:`ParquetLog.close`). A run killed
+part-way leaves only the ``.partial`` file, which no reader opens and the next run replaces.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+ROW_GROUP = 65_536       # calls per row group: ~25 MB of frames at a time
+
+
+class ParquetLog:
+    """One table appended in row groups to ``<path>.partial``, moved onto ``path`` by
+    :meth:`close`; ``prepare`` turns each frame into the rows to store."""
+
+    def __init__(self, path: str | Path, prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.prepare = prepare
+        self._writer = None
+        self._schema = None
+        self.rows = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        if self.prepare is not None:
+            df = self.prepare(df)
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if self._writer is None:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.partial, self._schema)
+        elif not table.schema.equals(self._schema, check_metadata=False):
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
+        self.rows += len(df)
+
+    def close(self, empty: pd.DataFrame | None = None) -> Path:
+        """Finish the file and move it into place (``empty``: the table's columns, written
+        when no row ever came)."""
+        if self._writer is None:
+            self.write(empty if empty is not None else pd.DataFrame())
+        self._writer.close()
+        self._writer = None
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file (the run failed)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._writer = None
+        if self.partial.exists():
+            self.partial.unlink()
+
+
+class LogFiles:
+    """Where a streaming replication writes its call log and its assignments log."""
+
+    def __init__(self, calls: str | Path, assignments: str | Path,
+                 prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None, rows: int | None = None):
+        self.calls = ParquetLog(calls, prepare)
+        self.assignments = ParquetLog(assignments, prepare)
+        self.rows = int(ROW_GROUP if rows is None else rows)     # calls per row group
+
+    def close(self, empty_calls: pd.DataFrame, empty_work: pd.DataFrame) -> None:
+        self.calls.close(empty_calls)
+        self.assignments.close(empty_work)
+
+    def abort(self) -> None:
+        self.calls.abort()
+        self.assignments.abort()
+
+
+def read_columns(path: str | Path, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """The named columns of a stored log (those it has), ids back to the engine's -1 for
+    none (the inverse of ``columns.nullify``), as the model's own frame has them."""
+    import pyarrow.parquet as pq
+    from .columns import denullify
+    have = pq.read_schema(path).names
+    df = pq.read_table(path, columns=[c for c in columns if c in have]).to_pandas()
+    return denullify(df)
+

@@ -1,0 +1,138 @@
+"""Streaming the logs (issue 17): a replication written to Parquet as it runs gives the very
+same call rows, spans, audits and KPIs as one kept in memory; a run killed part-way leaves
+nothing a reader or a rerun trusts."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import sim
+from sim.calllog import LogFiles
+from sim.experiment import single_run
+from sim.model import Model
+from sim.store import Store
+from test_invariants import SHIPPED, scenarios
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK_KEY = ["call_id"]      # spans of one call stay in the order they were booked
+
+
+def _same_kpis(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])), (k, a[k], b[k])
+
+
+def _parquet_round_trip(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    df.to_parquet(path, index=False)
+    return pd.read_parquet(path)
+
+
+def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int) -> None:
+    mem, k_mem = single_run(s, seed, 0)
+    files = LogFiles(folder / "calls.parquet", folder / "assignments.parquet", rows=rows)
+    out, k_out = single_run(s, seed, 0, stream=files)
+    # the streamed result keeps the frames' columns, with no rows; its audits are the same
+    assert len(out.calls) == 0 and list(out.calls.columns) == list(mem.calls.columns)
+    assert list(out.assignments.columns) == list(mem.assignments.columns)
+    pd.testing.assert_frame_equal(out.pools, mem.pools)
+    pd.testing.assert_frame_equal(out.hourly, mem.hourly)
+    _same_kpis(k_out, k_mem)
+    # against the frames in memory written as one Parquet file (what a reader of either gets)
+    calls = pd.read_parquet(folder / "calls.parquet").sort_values("call_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(calls, _parquet_round_trip(mem.calls, folder / "mem-calls.parquet"))
+    work = pd.read_parquet(folder / "assignments.parquet").sort_values(WORK_KEY, kind="stable")
+    expected = mem.assignments.sort_values(WORK_KEY, kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(work.reset_index(drop=True),
+                                  _parquet_round_trip(expected, folder / "mem-work.parquet"))
+    assert not list(folder.glob("*.partial"))
+    assert len(calls) == len(mem.calls) and len(work) == len(mem.assignments)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_streamed_logs_equal_the_logs_in_memory_on_every_shipped_scenario(path, tmp_path):
+    days = 0.25 if "scale" in path.parts else 6
+    s = sim.load_scenario(path, {"horizon_days": days, "warmup_days": 1})
+    _check_stream_equals_memory(s, 7, tmp_path, rows=200)      # many row groups
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(scenarios(), st.integers(0, 2**31 - 1), st.sampled_from([1, 7, 100]))
+def test_streamed_logs_equal_the_logs_in_memory_on_random_scenarios(tmp_path_factory, s, seed, rows):
+    _check_stream_equals_memory(s, seed, tmp_path_factory.mktemp("stream"), rows)
+
+
+def test_a_failed_streaming_run_leaves_no_file(tmp_path, monkeypatch):
+    s = sim.load_scenario(ROOT / "scenarios/eugene/cahoots.yaml", {"horizon_days": 3, "warmup_days": 1})
+    files = LogFiles(tmp_path / "calls.parquet", tmp_path / "assignments.parquet", rows=50)
+
+    def broken(self, *a):
+        raise RuntimeError("disk gone")
+    monkeypatch.setattr(Model, "_facility_frames", broken)      # after every row group was written
+    monkeypatch.setattr(LogFiles, "close", broken)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        Model(s, seed=1, stream=files).run()
+    assert not list(tmp_path.iterdir())
+
+
+CHILD = """
+import sys
+import sim.calllog
+sim.calllog.ROW_GROUP = 2000        # many row groups, so the kill lands while one is being written
+from sim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _compare(out: Path, *, kill_when_partial: bool = False) -> int:
+    args = [sys.executable, "-c", CHILD, "compare", str(ROOT / "scenarios/scale/city_100k.yaml"), "-r", "2",
+            "--workers", "1", "--quiet", "--out", str(out), "--set", "horizon_days=60", "--set", "warmup_days=1"]
+    p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if kill_when_partial:
+        deadline = time.monotonic() + 120
+        while p.poll() is None and time.monotonic() < deadline:
+            if list(out.rglob("*.partial")):
+                os.kill(p.pid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+    p.wait(timeout=300)
+    return p.returncode
+
+
+def _store(out: Path) -> Store:
+    cells = json.loads((out / "experiment.json").read_text())["cells"]
+    return Store(out, list(dict.fromkeys(c["scenario"] for c in cells)))
+
+
+def test_a_run_killed_while_streaming_leaves_nothing_trusted_and_the_rerun_is_whole(tmp_path):
+    out = tmp_path / "killed"
+    rc = _compare(out, kill_when_partial=True)
+    assert rc == -signal.SIGKILL, "the run finished before a row group was half written"
+    # the half-written log is only a .partial file: no reader opens it as a table
+    assert list(out.rglob("*.partial"))
+    store = _store(out)
+    done = store.done()
+    for part in out.glob("calls/scenario=*/point=*/replication=*/part-0.parquet"):
+        pd.read_parquet(part)                  # any finished file is whole
+    calls = store.read("calls")
+    assert set(calls["replication"]) <= {r for _, _, r in done}
+    # the rerun repeats what was not committed and ends with the same tables as a clean run
+    assert _compare(out) == 0
+    assert not list(out.rglob("*.partial"))
+    assert _compare(tmp_path / "clean") == 0
+    for table in ("calls", "assignments", "kpis", "pools"):
+        a = _store(out).read(table)
+        b = _store(tmp_path / "clean").read(table)
+        pd.testing.assert_frame_equal(a, b)
