@@ -3,7 +3,8 @@
 Runs the synthetic reference city of ``scenarios/scale/`` (the same structure with volume and
 teams x1, x10, x100) for a year, each size in a fresh child process so its peak RSS is its own,
 and prints per size: calls, the replication's CPU time per call (model, call log, audit and
-KPIs: what ``crisis-sim run`` does per replication, without writing files; wall time beside it,
+KPIs: what an experiment's worker does per replication, the logs streamed to Parquet files,
+or with ``--in-memory`` kept as DataFrames; wall time beside it,
 but on a shared machine wall time measures the other load), peak RSS and RSS above the imports, and the same calls fed to a bare SimPy M/M/c (``bench_engine.bare_mmc``:
 the very arrival times, each call's answering-unit busy time as its service, as many servers as
 the scenario has units), alternated round by round, with the median of the per-round ratios.
@@ -40,14 +41,19 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def child(file: str, days: float, rounds: int) -> dict:
+def child(file: str, days: float, rounds: int, in_memory: bool) -> dict:
     """One size in this process: (rounds x) a replication and the bare loop on its calls."""
     os.environ["CRISIS_SIM_ALLOW_LARGE"] = "1"
+    import tempfile
+
     import numpy as np
+    import pandas as pd
 
     import sim
     from bench_engine import bare_mmc
+    from sim.calllog import LogFiles
     from sim.experiment import single_run
+    scratch = tempfile.TemporaryDirectory()
 
     s = sim.load_scenario(ROOT / "scenarios" / "scale" / file, {"horizon_days": days})
     base = rss_mb()
@@ -57,12 +63,16 @@ def child(file: str, days: float, rounds: int) -> dict:
     n = 0
     for k in range(rounds):
         t0, c0 = time.perf_counter(), time.process_time()
-        res, values = single_run(s, s.seed, 0)
+        # as an experiment's worker runs it: the logs streamed to Parquet as the run goes
+        files = None if in_memory else LogFiles(Path(scratch.name) / "calls.parquet",
+                                                Path(scratch.name) / "assignments.parquet")
+        res, values = single_run(s, s.seed, 0, stream=files)
         engine_t.append(time.perf_counter() - t0)
         engine_cpu.append(time.process_time() - c0)
         if k == 0:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before the bare loop
-            c = res.calls
+            c = res.calls if in_memory else pd.read_parquet(
+                files.calls.path, columns=["t_received", "t_team_free", "t_dispatched"]).sort_values("t_received")
             n = len(c)
             arrivals = c["t_received"].to_numpy(float)
             busy = (c["t_team_free"] - c["t_dispatched"]).to_numpy(float)
@@ -86,10 +96,12 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=365, help="horizon of every size (days)")
     ap.add_argument("--rounds", type=int, default=1, help="paired engine/bare rounds per size")
     ap.add_argument("--max-gb", type=float, default=8.0, help="address-space cap of each child (GB)")
+    ap.add_argument("--in-memory", action="store_true",
+                    help="keep the logs in memory (Model.run() as a notebook calls it) instead of streaming")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.days, a.rounds)))
+        print(json.dumps(child(a.child, a.days, a.rounds, a.in_memory)))
         return
     from bench_parallel import machine
 
@@ -101,6 +113,7 @@ def main() -> None:
     rows = []
     for size in a.sizes:
         cmd = [sys.executable, __file__, "--child", SIZES[size], "--days", str(a.days), "--rounds", str(a.rounds)]
+        cmd += ["--in-memory"] if a.in_memory else []
         p = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap,
                            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
         if p.returncode != 0:
@@ -123,7 +136,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load0)}; "
           f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{a.days:g}-day horizon (+ warm-up), median of {a.rounds} paired round(s) per size")
+    print(f"{a.days:g}-day horizon (+ warm-up), median of {a.rounds} paired round(s) per size; logs "
+          + ("kept in memory" if a.in_memory else "streamed to Parquet"))
     by = {r["size"]: r for r in rows}
     if "100k" in by and "1m" in by:
         ratio = statistics.median(by["1m"]["engine_cpu"]) / statistics.median(by["100k"]["engine_cpu"])
