@@ -46,6 +46,8 @@ class ParquetLog:
         elif not table.schema.equals(self._schema, check_metadata=False):
             table = table.cast(self._schema)
         self._writer.write_table(table)
+        del table
+        release_memory()
         self.rows += len(df)
 
     def close(self, empty: pd.DataFrame | None = None) -> Path:
@@ -92,7 +94,37 @@ def read_columns(path: str | Path, columns: tuple[str, ...] | list[str]) -> pd.D
     none (the inverse of ``columns.nullify``), as the model's own frame has them."""
     import pyarrow.parquet as pq
     from .columns import denullify
-    have = pq.read_schema(path).names
-    df = pq.read_table(path, columns=[c for c in columns if c in have]).to_pandas()
-    return denullify(df)
+    f = pq.ParquetFile(path)
+    have = f.schema_arrow.names
+    out = {}
+    for c in columns:            # one column at a time: never the file's Arrow table and the frame at once
+        if c in have:
+            out[c] = f.read(columns=[c]).to_pandas(self_destruct=True)[c]
+    release_memory()
+    return denullify(pd.DataFrame(out, copy=False))
+
+
+def release_memory() -> None:
+    """Hand memory the allocators keep for reuse back to the system: Arrow's pool, and (on
+    glibc) C malloc's free pages, which it otherwise keeps after big arrays are freed. Called
+    between the phases of a streamed replication so the next phase does not stack on top of
+    the last one's freed memory."""
+    import pyarrow as pa
+    pa.default_memory_pool().release_unused()
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+def _load_libc():
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim
+    except (OSError, AttributeError):
+        return None                      # not glibc: nothing to trim
+    return libc
+
+
+_libc = _load_libc()
 

@@ -30,7 +30,7 @@ import simpy
 
 from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
 from .arrivals import Calls, generate_calls
-from .calllog import LogFiles, read_columns
+from .calllog import LogFiles, read_columns, release_memory
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
 from .geography import Geography
@@ -492,6 +492,7 @@ class Model:
             self._retired(self.record.retire(everything=True))    # unfinished calls too
             self._retired(self._append_outreach())
             calls, work = self._logs()
+            self.n_calls = len(self.calls)           # calls and outreach contacts in the log
         except BaseException:
             if self.stream is not None:
                 self.stream.abort()
@@ -503,6 +504,7 @@ class Model:
         if self.stream is None:
             audit_calls, audit_work = calls, work
         else:                                    # the audits read the columns they need back
+            self._release_per_call_arrays()
             audit_calls = read_columns(self.stream.calls.path, AUDIT_CALL_COLUMNS)
             audit_work = read_columns(self.stream.assignments.path, AUDIT_WORK_COLUMNS)
         pools = resource_audit(audit_work, audit_calls, info, t0, t1)
@@ -514,7 +516,7 @@ class Model:
         hourly.insert(0, "scenario", self.s.name)
         return RunResult(calls, pools, hourly, work, units, fac, occ,
                          {"scenario": self.s.name, "replication": self.replication, "seed": self.seed,
-                          "calls": len(self.calls), "wall_s": wall, "end_min": env.now,
+                          "calls": self.n_calls, "wall_s": wall, "end_min": env.now,
                           "streamed": self.stream is not None})
 
     def _logs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -539,6 +541,14 @@ class Model:
         add_call_columns(calls, work, self.n_reactive)
         self.stream.close(calls, work)
         return calls, work
+
+    def _release_per_call_arrays(self) -> None:
+        """Drop the whole-horizon per-call arrays once the logs are written (the model's
+        processes refer to it, so it lives on until the collector finds the cycle)."""
+        self.calls = self.record = self.rec = None
+        self.screened_path = self.true_path = self.call_priority = None
+        self.work = array("d")
+        release_memory()
 
     def _span_rows(self) -> np.ndarray:
         """The booked spans not yet in a frame, one row of 16 numbers each (see ``close``)."""
