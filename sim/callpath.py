@@ -67,7 +67,6 @@ def call_process(m: "Model", i: int):
     pool = unit.pool
     rec["t_dispatched"][i] = now
     rec["tier"][i] = k
-    rec["pool"][i] = pool.index
     rec["unit"][i] = unit.id
     police = pool.police
     span = m.open(unit, "callback" if pool.remote else "respond", i, t_triaged, priority)

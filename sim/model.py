@@ -53,7 +53,7 @@ _SPAN = struct.Struct("16d").pack   # one span of the assignments log as 16 doub
 # what every recorded column of the call log holds before anything is recorded
 _DEFAULTS = {
     "t_triaged": NAN, "t_dispatched": NAN, "t_on_scene": NAN, "t_callback": NAN, "t_cleared": NAN,
-    "t_team_free": NAN, "desk_wait": NAN, "pool": -1, "unit": -1, "tier": -1, "fallback_reason": 0,
+    "t_team_free": NAN, "desk_wait": NAN, "unit": -1, "tier": -1, "fallback_reason": 0,
     "waiting_for": -1,
     "police_on_scene": False,
     "outcome": UNFINISHED, "backup": False, "backup_unit": -1, "backup_delay": NAN, "backup_on_scene": NAN,
@@ -566,7 +566,10 @@ class Model:
         sel = slice(None) if n == len(c) else ids     # every call: the arrays as they are
         cat = pd.Categorical.from_codes
         pools = self.pool_names
-        pool_code = np.asarray(r.pop("pool"), dtype=np.int64)
+        unit = np.asarray(r.pop("unit"), dtype=np.int64)
+        # the answering pool is the answering unit's (-1: no unit)
+        pool_of = np.array([u.pool.index for u in self.disp.units] + [-1], dtype=np.int64)
+        pool_code = pool_of[unit]
         # each pool's responder kind as a code of RESPONDER_KINDS (the last entry: no pool)
         kind = np.array([RESPONDER_KINDS.index(s.responder_kind(p)) for p in pools]
                         + [RESPONDER_KINDS.index("none")], dtype=np.int64)
@@ -596,7 +599,7 @@ class Model:
             "t_team_free": np.asarray(r.pop("t_team_free")),
             "pool": cat(pool_code, pools),
             "responder": cat(kind[pool_code], list(RESPONDER_KINDS)),
-            "unit": np.asarray(r.pop("unit"), dtype=np.int64),
+            "unit": unit,
             "tier": np.asarray(r.pop("tier"), dtype=np.int64),
             "fallback_reason": cat(np.asarray(r.pop("fallback_reason"), dtype=np.int64), list(REASON_NAMES)),
             "waiting_for": cat(np.asarray(r.pop("waiting_for"), dtype=np.int64), [t.name for t in self.disp.tiers]),
@@ -724,9 +727,9 @@ class Model:
         cols = {name: np.full(k, v, dtype=self.record.dtypes[name]) for name, v in _DEFAULTS.items()}
         if not rows:
             return ids, cols
-        t0, t1, tf, pool, team, zone, x, y, person, ctype = (np.asarray(col) for col in zip(*rows))
+        t0, t1, tf, _pool, team, zone, x, y, person, ctype = (np.asarray(col) for col in zip(*rows))
         for name, values in (("t_triaged", t0), ("t_dispatched", t0), ("t_on_scene", t0), ("t_cleared", t1),
-                             ("t_team_free", tf), ("pool", pool), ("unit", team), ("tier", np.zeros(k, np.int64))):
+                             ("t_team_free", tf), ("unit", team), ("tier", np.zeros(k, np.int64))):
             cols[name][:] = values
         cols["outcome"][:] = RESOLVED
         if "outreach" not in c.channel_names:

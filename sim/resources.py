@@ -537,6 +537,9 @@ class Dispatcher:
             pool.vehicles.free += 1
             tiers = {id(t): t for p in pool.vehicles.pools for t in p.tiers}
             self._serve(list(tiers.values()))
+        elif len(pool.tiers) == 1:              # the common case: one tier, often nobody waiting
+            if pool.tiers[0].queue:
+                self._serve_one(pool.tiers[0])
         elif pool.tiers:
             self._serve(pool.tiers)
 
