@@ -128,3 +128,33 @@ def _load_libc():
 
 _libc = _load_libc()
 
+
+
+def concatenate(dst: str | Path, parts: list[tuple[int, Path]], scenario: str) -> None:
+    """One file of a run's stored logs (``parts``: (replication, file), in order), with the
+    ``scenario`` and ``replication`` columns in front, copied row group by row group (a
+    city's year of calls is never in memory at once) and written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from .results import atomic_write
+
+    def write(tmp):
+        writer = None
+        try:
+            for replication, path in parts:
+                f = pq.ParquetFile(path)
+                for g in range(f.num_row_groups):
+                    t = f.read_row_group(g)
+                    n = t.num_rows
+                    t = t.add_column(0, "replication", pa.array([replication] * n, pa.int64()))
+                    t = t.add_column(0, "scenario", pa.DictionaryArray.from_arrays(
+                        pa.array([0] * n, pa.int8()), pa.array([scenario])))
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t.cast(writer.schema) if not t.schema.equals(writer.schema) else t)
+                    del t
+                    release_memory()
+        finally:
+            if writer is not None:
+                writer.close()
+    atomic_write(dst, write)

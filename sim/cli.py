@@ -83,10 +83,11 @@ def _cmd_run(args) -> int:
 
     from .scenario import load_scenario
     from .callsample import setting as calls_setting
-    from .experiment import run
+    from .experiment import run_experiment
     from .results import manifest, write_run
 
     from .experiment import unfinished_warnings
+    from .metrics import summarise
     from .results import can_replace
     from .scenario import printable
 
@@ -97,18 +98,22 @@ def _cmd_run(args) -> int:
     with tqdm(total=args.replications, desc=printable(s.name)[:40], unit="rep", disable=args.quiet,
               file=sys.stderr) as bar:
         keep = calls_setting(args.no_calls, args.calls_sample)
-        res = run(s, replications=args.replications, seed=seed, workers=args.workers,
-                  progress=lambda n: bar.update(n - bar.n), keep_calls=keep)
+        res = run_experiment(s, replications=args.replications, seed=seed, workers=args.workers,
+                             progress=lambda n: bar.update(n - bar.n), keep_calls=keep)
     info = manifest([s], seed, args.replications, res.wall_s, scenario_file=str(args.scenario),
                     overrides=args.set or [], calls_stored="all" if keep is True else "none" if keep is False
                     else f"sample {keep:g}")
-    write_run(out, s, res.calls_all if keep is not False else None, res.pools, res.hourly, res.kpis,
-              res.summary, info, facilities=res.facilities, occupancy=res.occupancy,
-              assignments=res.assignments)
-    _print_summary(res.summary)
+    kpis = res.one_scenario(res.kpis)
+    summary = summarise(kpis)
+    # the logs go from the store's files to the folder's, never all in memory at once
+    write_run(out, s, res.log_parts("calls") if keep is not False else None, res.one_scenario(res.pools),
+              res.one_scenario(res.hourly), kpis, summary, info, facilities=res.one_scenario(res.facilities),
+              occupancy=res.one_scenario(res.occupancy), assignments=res.log_parts("assignments"))
+    res.store.remove_temporary()
+    _print_summary(summary)
     calls_file = "" if keep is False else "calls.parquet, "
     print(f"\nwrote {out}/ ({calls_file}summary.csv, scenario.resolved.yaml, manifest.json)")
-    warnings = unfinished_warnings(res.summary)
+    warnings = unfinished_warnings(summary)
     for w in warnings:
         print(w, file=sys.stderr)
     return EXIT_STRICT if warnings and args.strict else 0

@@ -421,6 +421,21 @@ class ExperimentResults:
     def out(self) -> Path:
         return self.store.root
 
+    def one_scenario(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A table of a one-scenario run as :class:`Results` has it: no ``point``, the
+        scenario labelled by its name."""
+        df = df.drop(columns="point")
+        df["scenario"] = df["scenario"].cat.rename_categories([self.cells["name"].iloc[0]])
+        return df
+
+    def log_parts(self, table: str) -> list[tuple[int, Path]]:
+        """(replication, file) of each stored part of a log (``calls``, ``assignments``) of
+        a one-scenario run, replications in use only, in order."""
+        ok = self.runs[(self.runs["status"] == "ok") & (self.runs["replication"] < self.replications)]
+        parts = [(int(r.replication), self.store.part(table, str(r.scenario), int(r.point), int(r.replication)))
+                 for r in ok.sort_values("replication").itertuples()]
+        return [(r, p) for r, p in parts if p.is_file()]
+
 
 def _execute(kind: str, cells: list[Cell], replications: int, *, out=None, keep_calls: bool = True,
              precision: float | None = None, precision_metrics: list[str] | None = None,
@@ -690,6 +705,22 @@ def run(scenario: Scenario, replications: int = 10, seed: int | None = None,
     replication that raises makes this raise :class:`ReplicationFailed` (experiments
     record the failure instead; see :func:`compare`).
     """
+    res = run_experiment(scenario, replications, seed, workers, progress, keep_calls)
+    k = res.one_scenario(res.kpis)
+    out = Results(scenario=scenario, seed=res.cells["seed"].iloc[0], calls_all=res.one_scenario(res.calls_all),
+                  pools=res.one_scenario(res.pools), hourly=res.one_scenario(res.hourly), kpis=k,
+                  summary=summarise(k), wall_s=res.wall_s, facilities=res.one_scenario(res.facilities),
+                  occupancy=res.one_scenario(res.occupancy), assignments=res.one_scenario(res.assignments))
+    res.store.remove_temporary()
+    return out
+
+
+def run_experiment(scenario: Scenario, replications: int = 10, seed: int | None = None,
+                   workers: int | None = None, progress=None, keep_calls: bool | float = True
+                   ) -> "ExperimentResults":
+    """:func:`run` as an experiment whose tables stay in its (temporary) store until read:
+    ``crisis-sim run`` copies the call logs from there row group by row group, never
+    holding them in memory. Raises :class:`ReplicationFailed` like :func:`run`."""
     seed = scenario.seed if seed is None else int(seed)
     cell = Cell(scenario, _slug(scenario.name), 0, seed)
     res = _execute("run", [cell], replications, workers=workers, keep_calls=keep_calls,
@@ -697,19 +728,7 @@ def run(scenario: Scenario, replications: int = 10, seed: int | None = None,
     if len(res.failed):
         first = res.failed.iloc[0]
         raise ReplicationFailed(f"replication {first['replication']} failed: {first['error']}\n{first['traceback']}")
-
-    def legacy(df: pd.DataFrame) -> pd.DataFrame:
-        df = df.drop(columns="point")
-        df["scenario"] = df["scenario"].cat.rename_categories([scenario.name])
-        return df
-
-    k = legacy(res.kpis)
-    out = Results(scenario=scenario, seed=seed, calls_all=legacy(res.calls_all), pools=legacy(res.pools),
-                  hourly=legacy(res.hourly), kpis=k, summary=summarise(k), wall_s=res.wall_s,
-                  facilities=legacy(res.facilities), occupancy=legacy(res.occupancy),
-                  assignments=legacy(res.assignments))
-    res.store.remove_temporary()
-    return out
+    return res
 
 
 def compare(scenarios: list[Scenario | str | Path], replications: int = 10, seed: int | None = None, *,

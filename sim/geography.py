@@ -23,6 +23,7 @@ class Geography:
     def __init__(self, s: Scenario):
         self.zone_names = list(s.zones)
         self.model = s.travel.model
+        self.distance = metric(self.model)      # (x0, y0, x1, y1) -> km by the model's metric
         self.speed_km_per_min = s.travel.speed_kmh / 60.0
         self.turnout = s.travel.turnout_min.sampler()
         cv = s.travel.variation_cv
@@ -89,11 +90,6 @@ class Geography:
         (x0, y0), (x1, y1) = self.centres[a], self.centres[b]
         return self.distance(x0, y0, x1, y1)
 
-    def distance(self, x0: float, y0: float, x1: float, y1: float) -> float:
-        if self.model == "euclidean":
-            return math.hypot(x1 - x0, y1 - y0)
-        return abs(x1 - x0) + abs(y1 - y0)
-
     # --- travel ----------------------------------------------------------------------
 
     def drive(self, x0: float, y0: float, z0: int, x1: float, y1: float, z1: int, u_noise: float) -> float:
@@ -103,3 +99,16 @@ class Geography:
             s = self._sigma
             base *= math.exp(-s * s / 2 + s * float(special.ndtri(u_noise)))
         return base
+
+
+def _euclidean(x0: float, y0: float, x1: float, y1: float) -> float:
+    return math.hypot(x1 - x0, y1 - y0)
+
+
+def _manhattan(x0: float, y0: float, x1: float, y1: float) -> float:
+    return abs(x1 - x0) + abs(y1 - y0)
+
+
+def metric(model: str):
+    """The distance function (km) of a travel model: straight line or Manhattan."""
+    return _euclidean if model == "euclidean" else _manhattan

@@ -28,6 +28,7 @@
 """
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -175,7 +176,10 @@ class _GridIndex:
     def _consider(self, units, x, y, key, found, ok):
         dist, v = self.distance, self.v
         for u in units:
-            k = (dist(u.x, u.y, x, y) / v, u.idle_since, u.id)
+            t = dist(u.x, u.y, x, y) / v
+            if t > key[0]:                   # farther than the best so far: no key to build
+                continue
+            k = (t, u.idle_since, u.id)
             if k < key and (ok is None or ok(u)):
                 key, found = k, u
         return key, found
@@ -198,15 +202,21 @@ class _GridIndex:
                           cy - (self.y0 + (cj - r + 1) * h), self.y0 + (cj + r) * h - cy)
                 if gap / self.v > key[0]:
                     break
-                ring = [(i, j) for i in range(ci - r, ci + r + 1) for j in (cj - r, cj + r)]
-                ring += [(i, j) for i in (ci - r, ci + r) for j in range(cj - r + 1, cj + r)]
-            else:
-                ring = [(ci, cj)]
-            for c in ring:
-                units = cells.get(c)
+            for di, dj in _ring(r):
+                units = cells.get((ci + di, cj + dj))
                 if units:
                     key, found = self._consider(units, x, y, key, found, ok)
         return (key, found) if found is not None else None
+
+
+@functools.lru_cache(maxsize=None)
+def _ring(r: int) -> tuple[tuple[int, int], ...]:
+    """Offsets of the cells at Chebyshev distance ``r`` from a cell (the ring searched at r)."""
+    if r == 0:
+        return ((0, 0),)
+    ring = [(i, j) for i in range(-r, r + 1) for j in (-r, r)]
+    ring += [(i, j) for i in (-r, r) for j in range(-r + 1, r)]
+    return tuple(ring)
 
 
 # --------------------------------------------------------------------------- pools and tiers

@@ -160,7 +160,8 @@ def write_run(out: Path, scenario: Scenario, calls: pd.DataFrame, pools: pd.Data
               facilities: pd.DataFrame | None = None, occupancy: pd.DataFrame | None = None,
               assignments: pd.DataFrame | None = None) -> None:
     """The standard results folder of one scenario run, written into a temporary folder
-    beside ``out`` and swapped in whole."""
+    beside ``out`` and swapped in whole. ``calls`` and ``assignments``: DataFrames, or the
+    (replication, file) parts of a results store to copy row group by row group."""
     final = Path(out)
     out = temp_dir_beside(final)
     try:
@@ -172,17 +173,31 @@ def write_run(out: Path, scenario: Scenario, calls: pd.DataFrame, pools: pd.Data
         raise
 
 
+def _write_log(path: Path, log, scenario) -> None:
+    """A log given as a DataFrame, or as the (replication, file) parts of a results store
+    (copied row group by row group)."""
+    if isinstance(log, list):
+        from .calllog import concatenate
+        if log:
+            concatenate(path, log, scenario.name)
+    elif len(log):
+        write_parquet(path, log)
+
+
 def _write_run_files(out: Path, scenario, calls, pools, hourly, kpis, summary, info, facilities,
                      occupancy, assignments=None) -> None:
-    if assignments is not None and len(assignments):
-        write_parquet(out / "assignments.parquet", assignments)
+    if assignments is not None:
+        _write_log(out / "assignments.parquet", assignments, scenario)
     if facilities is not None and len(facilities):
         write_parquet(out / "facilities.parquet", facilities)
     if occupancy is not None and len(occupancy):
         write_parquet(out / "occupancy.parquet", occupancy)
     write_text(out / "scenario.resolved.yaml", resolved_yaml(scenario))
     if calls is not None:                       # None: run with --no-calls
-        write_parquet(out / "calls.parquet", calls)
+        if isinstance(calls, list):
+            _write_log(out / "calls.parquet", calls, scenario)
+        else:
+            write_parquet(out / "calls.parquet", calls)
     write_parquet(out / "pools.parquet", pools)
     write_parquet(out / "hourly.parquet", hourly)
     write_csv(out / "kpis.csv", kpis)
