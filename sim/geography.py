@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
 
 from .scenario import Scenario
 
@@ -28,6 +27,9 @@ class Geography:
         self.turnout = s.travel.turnout_min.sampler()
         cv = s.travel.variation_cv
         self._sigma = math.sqrt(math.log1p(cv * cv)) if cv > 0 else 0.0
+        if self._sigma:
+            from scipy.special import ndtri      # only with travel noise: `import sim` stays light
+            self._ndtri = ndtri
         rects = [s.zones[z].rect_km for z in self.zone_names]
         self.rects = [r if r is not None else (0.0, 0.0, 0.0, 0.0) for r in rects]
         self.centres = [((r[0] + r[2]) / 2, (r[1] + r[3]) / 2) for r in self.rects]
@@ -97,7 +99,7 @@ class Geography:
         base = self.drive_expected(x0, y0, z0, x1, y1, z1)
         if self._sigma and base > 0:
             s = self._sigma
-            base *= math.exp(-s * s / 2 + s * float(special.ndtri(u_noise)))
+            base *= math.exp(-s * s / 2 + s * float(self._ndtri(u_noise)))
         return base
 
 
