@@ -385,7 +385,7 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     people = person[measured["pool"].notna() & (person >= 0)]
     out["unique_people"] = float(people.nunique())        # calls and outreach alike
     total = 0.0
-    for _, row in pools.iterrows():
+    for _, row in (pools.iterrows() if pools is not None else ()):    # None: no resource audit
         name = str(row["pool"])
         out[f"utilisation.{name}"] = _rate(row["busy_on_duty_min"], row["on_duty_min"])
         out[f"overtime_hours.{name}"] = float(row["overtime_min"]) / 60.0

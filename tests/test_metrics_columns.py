@@ -121,3 +121,13 @@ def test_kpis_peak_memory_is_a_fraction_of_the_call_log():
     assert differences(again, first) == []
     assert len(calls) > 15_000
     assert peak < 0.5 * size, f"kpis peak {peak / 1e6:.2f} MB = {peak / size:.2f}x the {size / 1e6:.2f} MB log"
+
+
+def test_kpis_without_a_resource_audit_give_every_call_kpi_and_no_pool_kpi():
+    s = sim.load_scenario(ROOT / "scenarios/eugene/cahoots.yaml", {"horizon_days": 3, "warmup_days": 1})
+    res, full = single_run(s, seed=2, replication=0)
+    bare = kpis(res.calls, None, s.horizon_days, res.facilities, s)
+    pool_keys = {k for k in full if k.split(".")[0] in ("utilisation", "overtime_hours", "cost_per_call")}
+    assert pool_keys and not pool_keys & set(bare)
+    for k in set(full) - pool_keys - {"cost_total", "cost_per_year"}:
+        assert bare[k] == full[k] or (math.isnan(bare[k]) and math.isnan(full[k])), k
