@@ -5,6 +5,8 @@ on every shipped scenario, and by the fuzzer. Each check names the rule it repla
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -133,3 +135,103 @@ def check_invariants(res, s) -> None:
     assert not (c["consent_refused"] & c["destination"].notna()).any()
     assert (c.loc[c["consent_refused"], "outcome"] == "resolved").all()   # declined: ends on scene
     assert set(c.loc[c["followup"] != "none", "outcome"].astype(str)) <= {"follow_up"}
+
+
+def closest_violations(res, s, max_dispatches: int | None = None) -> list[str]:
+    """Replay of "closest by travel time" for every first response (``respond``/``callback``)
+    of any scenario: no unit that was clearly available at the dispatch instant had a
+    shorter expected drive to the call than the unit sent.
+
+    A candidate is a unit of the tier that answered the call (the call's path, its ``tier``).
+    It is *clearly* available when it was on duty, no span of it covered the instant or
+    began or ended exactly then (several events at one instant have an order the log does not
+    keep: such units are left out, never counted against the rule), its pool had a vehicle
+    free even counting every unit dispatched at that instant, and, for a call less urgent
+    than the pool's shift-end cut-off, its crew was not within the cut-off. Its position: its
+    post at the start of its shift or if its pool returns to base, else where its last task
+    left it. ``max_dispatches``: replay only the first that many (a city of thousands of
+    units costs ~a millisecond per dispatch)."""
+    w, units = res.assignments, res.units
+    if not len(w):
+        return []
+    calls = res.calls
+    c_path = calls["path"].astype(object).to_numpy()
+    c_tier = calls["tier"].to_numpy()
+    c_x, c_y = calls["x_km"].to_numpy(float), calls["y_km"].to_numpy(float)
+    c_zone = calls["zone"].astype(object).to_numpy()
+    duty = unit_duty(res, s)
+    pool_of = dict(zip(units["unit"].astype(int), units["pool"].astype(str)))
+    post = {int(r.unit): (r.post_x, r.post_y, str(r.post_zone)) for r in units.itertuples()}
+    zone_index = {z: k for k, z in enumerate(s.zones)}
+    model, speed, matrix = s.travel.model, s.travel.speed_kmh / 60.0, s.travel.matrix_min
+    spans = {}
+    for u, g in w.groupby("unit"):
+        g = g.sort_values("t_released")
+        spans[int(u)] = (g["t_assigned"].to_numpy(float), g["t_released"].to_numpy(float),
+                         g["x_to"].to_numpy(float), g["y_to"].to_numpy(float), g["call_id"].to_numpy())
+    units_of: dict[str, list[int]] = {}
+    for u, p in pool_of.items():
+        units_of.setdefault(p, []).append(u)
+    vehicle_units = {v: [u for p, spec in s.pools.items() if spec.vehicles == v for u in units_of.get(p, [])]
+                     for v in s.vehicles}
+
+    def drive(frm, to) -> float:
+        if model == "none":
+            return 0.0
+        if model == "matrix":
+            return matrix[frm[2]][to[2]]
+        if model == "euclidean":
+            return math.hypot(to[0] - frm[0], to[1] - frm[1]) / speed
+        return (abs(to[0] - frm[0]) + abs(to[1] - frm[1])) / speed
+
+    def covering(u, t) -> int:
+        sp = spans.get(u)
+        if sp is None:
+            return 0
+        return int(((sp[0] <= t + EPS) & (sp[1] >= t - EPS)).sum())
+
+    def position(u, t):
+        lo = max((x for x, y in duty[u] if x <= t), default=0.0)
+        sp = spans.get(u)
+        j = -1 if sp is None else int(np.searchsorted(sp[1], t - EPS)) - 1     # last span released before t
+        if j < 0 or s.pools[pool_of[u]].after_call == "return_to_base" or sp[1][j] < lo:
+            return post[u]
+        call = int(sp[4][j])
+        zone = str(c_zone[call]) if 0 <= call < len(c_zone) else post[u][2]
+        return (sp[2][j], sp[3][j], zone)
+
+    out = []
+    first = w[w["task"].astype(str).isin(["respond", "callback"])].sort_values("t_assigned", kind="stable")
+    for row in first.head(max_dispatches if max_dispatches is not None else len(first)).itertuples():
+        t, chosen, call = float(row.t_assigned), int(row.unit), int(row.call_id)
+        to = (c_x[call], c_y[call], zone_index.get(str(c_zone[call]), 0))
+        # the sent unit's expected drive from where the replay puts it, against the logged one
+        # (a unit also released or pre-empted at this instant: from where the log says it was)
+        if covering(chosen, t) == 1:
+            frm = position(chosen, t)
+            cost = drive((frm[0], frm[1], zone_index.get(frm[2], 0)), to)
+            if abs(cost - row.travel_expected) > 1e-6:
+                out.append(f"call {call} at {t:.3f}: unit {chosen} logged {row.travel_expected:.3f} min "
+                           f"of expected drive, the replay gives {cost:.3f}")
+        elif model == "matrix":
+            cost = row.travel_expected
+        else:
+            cost = drive((row.x_from, row.y_from, 0), to)
+        for p in s.triage.paths[str(c_path[call])].tier_pools()[int(c_tier[call])]:
+            spec = s.pools[p]
+            cut = spec.shift_end_cutoff
+            for u in units_of.get(p, []):
+                if u == chosen or not any(x + EPS < t < y - EPS for x, y in duty[u]) or covering(u, t):
+                    continue
+                if cut is not None and row.priority > cut.except_priority and any(
+                        x <= t < y and y - t <= cut.minutes + EPS for x, y in duty[u]):
+                    continue
+                if spec.vehicles is not None:
+                    if sum(covering(v, t) for v in vehicle_units[spec.vehicles]) >= s.vehicles[spec.vehicles]:
+                        continue
+                frm = position(u, t)
+                other = drive((frm[0], frm[1], zone_index.get(frm[2], 0)), to)
+                if other < cost - 1e-9:
+                    out.append(f"call {call} at {t:.3f}: unit {chosen} sent ({cost:.3f} min) while unit {u} "
+                               f"of {p} was free {other:.3f} min away")
+    return out

@@ -3,14 +3,15 @@
 The generator builds what the rules must survive: crews on shifted, back-to-back and
 overlapping hours in every pool (answering, backup, desk-sent second unit, follow-up),
 a tier of two pools, posts, shared vans, pre-emption and a shift-end cut-off. The checks
-(tests/invariants.py) replay each rule from the call log and the assignments log.
+(tests/invariants.py) replay each rule from the call log and the assignments log, including
+that every first response went to a closest unit that was free (``closest_violations``).
 """
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from invariants import check_invariants
+from invariants import check_invariants, closest_violations
 from sim.model import Model
 from sim.scenario import load_raw, load_scenario, validate
 
@@ -112,7 +113,9 @@ def scenarios(draw):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 @given(scenarios(), st.integers(0, 2**31 - 1))
 def test_invariants_on_random_scenarios(s, seed):
-    check_invariants(Model(s, seed=seed).run(), s)
+    res = Model(s, seed=seed).run()
+    check_invariants(res, s)
+    assert not closest_violations(res, s)[:3]     # every first response went to a closest free unit
 
 
 def _is_program(path) -> bool:
@@ -128,4 +131,7 @@ def test_invariants_on_every_shipped_scenario(path):
     """Every shipped program scenario, on a short horizon, keeps every invariant."""
     days = 0.25 if "scale" in path.parts else 3     # synthetic big cities: hours hold thousands of calls
     s = load_scenario(path, {"horizon_days": days, "warmup_days": 1, "drain_days": 2})
-    check_invariants(Model(s, seed=11).run(), s)
+    res = Model(s, seed=11).run()
+    check_invariants(res, s)
+    # every first response went to a closest free unit (the synthetic big cities: the first 1,000)
+    assert not closest_violations(res, s, 1000 if "scale" in path.parts else None)[:3]
