@@ -34,11 +34,15 @@ class ParquetLog:
         self.rows = 0
 
     def write(self, df: pd.DataFrame) -> None:
+        """Append a frame's rows (after ``prepare``) as one row group."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
         if self.prepare is not None:
             df = self.prepare(df)
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        self.write_table(pa.Table.from_pandas(df, preserve_index=False))
+
+    def write_table(self, table) -> None:
+        """Append an Arrow table as one row group (the first one fixes the schema)."""
+        import pyarrow.parquet as pq
         if self._writer is None:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self._schema = table.schema
@@ -46,9 +50,9 @@ class ParquetLog:
         elif not table.schema.equals(self._schema, check_metadata=False):
             table = table.cast(self._schema)
         self._writer.write_table(table)
+        self.rows += table.num_rows
         del table
         release_memory()
-        self.rows += len(df)
 
     def close(self, empty: pd.DataFrame | None = None) -> Path:
         """Finish the file and move it into place (``empty``: the table's columns, written
@@ -130,31 +134,39 @@ _libc = _load_libc()
 
 
 
+def row_groups(path: str | Path):
+    """The row groups of a Parquet file one at a time, as Arrow tables (a log with no rows
+    still has one, empty: ``ParquetLog.close`` writes its columns)."""
+    import pyarrow.parquet as pq
+    f = pq.ParquetFile(path)
+    for g in range(f.num_row_groups):
+        yield f.read_row_group(g)
+
+
+def copy_rows(dst: str | Path, tables) -> None:
+    """Write the Arrow tables ``tables`` to ``dst`` as row groups, one at a time, into a
+    partial file moved into place at the end (nothing half-written is left on an error)."""
+    log = ParquetLog(dst)
+    try:
+        for t in tables:
+            log.write_table(t)
+        log.close()
+    except BaseException:
+        log.abort()
+        raise
+
+
 def concatenate(dst: str | Path, parts: list[tuple[int, Path]], scenario: str) -> None:
     """One file of a run's stored logs (``parts``: (replication, file), in order), with the
     ``scenario`` and ``replication`` columns in front, copied row group by row group (a
-    city's year of calls is never in memory at once) and written atomically."""
+    city's year of calls is never in memory at once)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
-    from .results import atomic_write
 
-    def write(tmp):
-        writer = None
-        try:
-            for replication, path in parts:
-                f = pq.ParquetFile(path)
-                for g in range(f.num_row_groups):
-                    t = f.read_row_group(g)
-                    n = t.num_rows
-                    t = t.add_column(0, "replication", pa.array([replication] * n, pa.int64()))
-                    t = t.add_column(0, "scenario", pa.DictionaryArray.from_arrays(
-                        pa.array([0] * n, pa.int8()), pa.array([scenario])))
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, t.schema)
-                    writer.write_table(t.cast(writer.schema) if not t.schema.equals(writer.schema) else t)
-                    del t
-                    release_memory()
-        finally:
-            if writer is not None:
-                writer.close()
-    atomic_write(dst, write)
+    def tables():
+        for replication, path in parts:
+            for t in row_groups(path):
+                n = t.num_rows
+                t = t.add_column(0, "replication", pa.array([replication] * n, pa.int64()))
+                yield t.add_column(0, "scenario", pa.DictionaryArray.from_arrays(
+                    pa.array([0] * n, pa.int8()), pa.array([scenario])))
+    copy_rows(dst, tables())

@@ -51,15 +51,6 @@ def kept(call_ids: np.ndarray, keep_calls: bool | float, seed: int, replication:
 def sample_file(src, dst, keep_calls: float, seed: int, replication: int) -> None:
     """Write the rows of the stored log ``src`` whose call is kept to ``dst`` (atomically),
     row group by row group: a city-sized log is never in memory at once."""
-    import pyarrow.parquet as pq
-    from .results import atomic_write
-
-    def write(tmp):
-        f = pq.ParquetFile(src)
-        with pq.ParquetWriter(tmp, f.schema_arrow) as out:
-            for g in range(f.num_row_groups):
-                t = f.read_row_group(g)
-                ids = t.column("call_id").to_numpy(zero_copy_only=False)
-                out.write_table(t.filter(kept(ids, keep_calls, seed, replication)))
-    atomic_write(dst, write)
-
+    from .calllog import copy_rows, row_groups
+    copy_rows(dst, (t.filter(kept(t.column("call_id").to_numpy(zero_copy_only=False), keep_calls, seed,
+                                  replication)) for t in row_groups(src)))

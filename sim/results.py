@@ -180,13 +180,13 @@ def _write_log(path: Path, log, scenario) -> None:
         from .calllog import concatenate
         if log:
             concatenate(path, log, scenario.name)
-    elif len(log):
+    else:
         write_parquet(path, log)
 
 
 def _write_run_files(out: Path, scenario, calls, pools, hourly, kpis, summary, info, facilities,
                      occupancy, assignments=None) -> None:
-    if assignments is not None:
+    if assignments is not None and len(assignments):      # a frame with rows, or some stored parts
         _write_log(out / "assignments.parquet", assignments, scenario)
     if facilities is not None and len(facilities):
         write_parquet(out / "facilities.parquet", facilities)
@@ -194,10 +194,7 @@ def _write_run_files(out: Path, scenario, calls, pools, hourly, kpis, summary, i
         write_parquet(out / "occupancy.parquet", occupancy)
     write_text(out / "scenario.resolved.yaml", resolved_yaml(scenario))
     if calls is not None:                       # None: run with --no-calls
-        if isinstance(calls, list):
-            _write_log(out / "calls.parquet", calls, scenario)
-        else:
-            write_parquet(out / "calls.parquet", calls)
+        _write_log(out / "calls.parquet", calls, scenario)
     write_parquet(out / "pools.parquet", pools)
     write_parquet(out / "hourly.parquet", hourly)
     write_csv(out / "kpis.csv", kpis)
