@@ -275,6 +275,21 @@ class Tier:
     def on_duty(self) -> bool:
         return any(p.n_on_duty for p in self.pools)
 
+    def can_send(self) -> bool:
+        """Whether one of its pools has a unit it can send now."""
+        for p in self.pools:
+            if p.can_send():
+                return True
+        return False
+
+    def head(self):
+        """The first live entry of the queue (priority, seq, request), or None; requests
+        whose wait ran out are left in the heap lazily and dropped here."""
+        q = self.queue
+        while q and q[0][2].done:
+            heapq.heappop(q)
+        return q[0] if q else None
+
     def staffed_within(self, t: float, wait: float | None) -> bool:
         if wait is None:
             wait = WEEK
@@ -444,55 +459,36 @@ class Dispatcher:
     def _serve(self, tiers: list[Tier]) -> None:
         """Hand available units to waiting requests: most urgent, then longest waiting,
         across the given tiers (a freed unit or vehicle may serve any of them)."""
-        if len(tiers) == 1:                      # the common case: one tier (often nobody waits)
-            self._serve_one(tiers[0])
+        if len(tiers) == 1:                      # the common case: one tier
+            tier = tiers[0]
+            while tier.queue and tier.head() is not None and tier.can_send() and self._give_head(tier):
+                pass                             # (``queue`` first: nobody waits, most often)
             return
-        for t in tiers:
-            if t.queue:
-                break
-        else:
-            return
-        tiers = list(tiers)
+        tiers = [t for t in tiers if t.queue]
         while tiers:
             best = None
             for t in tiers:
-                q = t.queue
-                while q and q[0][2].done:
-                    heapq.heappop(q)
-                if not q or (best is not None and q[0][:2] >= best.queue[0][:2]):
+                head = t.head()
+                if head is None or (best is not None and head[:2] >= best.queue[0][:2]):
                     continue
-                if any(p.can_send() for p in t.pools):
+                if t.can_send():
                     best = t
             if best is None:
                 return
-            _, _, r = best.queue[0]
-            u = self._best(best, r.x, r.y, r.zone, r.priority)
-            if u is None:                     # only cut-off units free: this tier waits
+            if not self._give_head(best):       # only cut-off units free: this tier waits
                 tiers.remove(best)
-                continue
-            heapq.heappop(best.queue)
-            r.done = True
-            r.event.succeed(self._assign(u))
 
-    def _serve_one(self, tier: Tier) -> None:
-        """``_serve`` for one tier: its queue in order while a unit can be sent."""
-        q = tier.queue
-        while q:
-            r = q[0][2]
-            if r.done:                           # its wait ran out: left lazily in the heap
-                heapq.heappop(q)
-                continue
-            for p in tier.pools:
-                if p.can_send():
-                    break
-            else:
-                return
-            u = self._best(tier, r.x, r.y, r.zone, r.priority)
-            if u is None:                        # only cut-off units free: the tier waits
-                return
-            heapq.heappop(q)
-            r.done = True
-            r.event.succeed(self._assign(u))
+    def _give_head(self, tier: Tier) -> bool:
+        """The tier's first waiting request gets its closest available unit; False when only
+        units inside a shift-end cut-off are free for it."""
+        r = tier.queue[0][2]
+        u = self._best(tier, r.x, r.y, r.zone, r.priority)
+        if u is None:
+            return False
+        heapq.heappop(tier.queue)
+        r.done = True
+        r.event.succeed(self._assign(u))
+        return True
 
     def _preempt(self, tier: Tier, x, y, zone, priority) -> Unit | None:
         best, key = None, (INF, INF)
@@ -547,9 +543,6 @@ class Dispatcher:
             pool.vehicles.free += 1
             tiers = {id(t): t for p in pool.vehicles.pools for t in p.tiers}
             self._serve(list(tiers.values()))
-        elif len(pool.tiers) == 1:              # the common case: one tier, often nobody waiting
-            if pool.tiers[0].queue:
-                self._serve_one(pool.tiers[0])
         elif pool.tiers:
             self._serve(pool.tiers)
 
