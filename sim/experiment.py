@@ -179,13 +179,10 @@ def _replication_frames(scenario, seed: int, replication: int, keep_calls: bool 
     files = LogFiles(*full, prepare=_stored_rows)
     try:
         res, values = single_run(scenario, seed, replication, stream=files)
-        written = []
-        if keep_calls is True:
-            written = ["calls", "assignments"]
-        elif keep_calls is not False:
+        if keep_calls is not True and keep_calls is not False:
             sample_file(files.calls.path, calls_part, keep_calls, seed, replication)
             sample_file(files.assignments.path, work_part, keep_calls, seed, replication)
-            written = ["calls", "assignments"]
+        written = [] if keep_calls is False else ["calls", "assignments"]
     finally:
         if keep_calls is not True:
             for f in full:

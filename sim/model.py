@@ -406,7 +406,7 @@ class Model:
             col = self._columns[k]
             self._columns[k] = kept = {i: col[i] for i in live if i in col}
             setattr(self, name, kept)
-        if self.geo.model != "none":
+        if not self.no_geography:
             self.dzone = self.zone
         self._retired(self.record.retire())
 
@@ -536,7 +536,7 @@ class Model:
         self._flush(final=True)
         if self._written != n:
             raise RuntimeError(f"internal error: {self._written} call rows streamed for {n} calls")
-        calls = self._calls_frame(np.zeros(0, np.int64), {k: np.zeros(0, self.record.dtypes[k]) for k in _DEFAULTS})
+        calls = self._calls_frame(np.zeros(0, np.int64), self.record.blank(0))
         work = self._assignments_frame(np.zeros((0, 16)))
         add_call_columns(calls, work, self.n_reactive)
         self.stream.close(calls, work)
@@ -547,7 +547,6 @@ class Model:
         processes refer to it, so it lives on until the collector finds the cycle)."""
         self.calls = self.record = self.rec = None
         self.screened_path = self.true_path = self.call_priority = None
-        self.work = array("d")
         release_memory()
 
     def _span_rows(self) -> np.ndarray:
@@ -724,7 +723,7 @@ class Model:
         c = self.calls
         n, k = len(c), len(rows)
         ids = np.arange(n, n + k, dtype=np.int64)
-        cols = {name: np.full(k, v, dtype=self.record.dtypes[name]) for name, v in _DEFAULTS.items()}
+        cols = self.record.blank(k)
         if not rows:
             return ids, cols
         t0, t1, tf, _pool, team, zone, x, y, person, ctype = (np.asarray(col) for col in zip(*rows))

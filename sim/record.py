@@ -51,6 +51,10 @@ class Record:
             del self.holds[call]
             self.done.append(call)
 
+    def blank(self, n: int) -> dict[str, np.ndarray]:
+        """Dense columns for ``n`` calls holding every field's default."""
+        return {name: np.full(n, v, dtype=self.dtypes[name]) for name, v in self.defaults.items()}
+
     def retire(self, everything: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The finished calls since the last retire (with ``everything``, also those still
         open: the end of the run) as sorted ids and one dense column per recorded field
@@ -62,10 +66,10 @@ class Record:
             self.closed = True
         self.done = []
         ids = np.sort(np.asarray(ids, dtype=np.int64))
-        out = {}
+        out = self.blank(len(ids))
         for name, col in self.cols.items():
             live = {i: col.pop(i) for i in self.holds if i in col}
-            dense = np.full(len(ids), self.defaults[name], dtype=self.dtypes[name])
+            dense = out[name]
             if col:
                 keys = np.fromiter(col.keys(), np.int64, len(col))
                 pos = np.searchsorted(ids, keys)
@@ -75,6 +79,5 @@ class Record:
                     raise RuntimeError(f"internal error: '{name}' written for call(s) {late} that had "
                                        "finished (or never started)")
                 dense[pos] = np.fromiter(col.values(), self.dtypes[name], len(col))
-            out[name] = dense
             self.cols[name] = live
         return ids, out
