@@ -5,11 +5,10 @@ on every shipped scenario, and by the fuzzer. Each check names the rule it repla
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
+from replay import expected_drive
 from sim.callpath import OUTCOME_NAMES
 from sim.shifts import on_duty_intervals
 
@@ -162,8 +161,7 @@ def closest_violations(res, s, max_dispatches: int | None = None) -> list[str]:
     duty = unit_duty(res, s)
     pool_of = dict(zip(units["unit"].astype(int), units["pool"].astype(str)))
     post = {int(r.unit): (r.post_x, r.post_y, str(r.post_zone)) for r in units.itertuples()}
-    zone_index = {z: k for k, z in enumerate(s.zones)}
-    model, speed, matrix = s.travel.model, s.travel.speed_kmh / 60.0, s.travel.matrix_min
+    model = s.travel.model
     spans = {}
     for u, g in w.groupby("unit"):
         g = g.sort_values("t_released")
@@ -174,15 +172,6 @@ def closest_violations(res, s, max_dispatches: int | None = None) -> list[str]:
         units_of.setdefault(p, []).append(u)
     vehicle_units = {v: [u for p, spec in s.pools.items() if spec.vehicles == v for u in units_of.get(p, [])]
                      for v in s.vehicles}
-
-    def drive(frm, to) -> float:
-        if model == "none":
-            return 0.0
-        if model == "matrix":
-            return matrix[frm[2]][to[2]]
-        if model == "euclidean":
-            return math.hypot(to[0] - frm[0], to[1] - frm[1]) / speed
-        return (abs(to[0] - frm[0]) + abs(to[1] - frm[1])) / speed
 
     def covering(u, t) -> int:
         sp = spans.get(u)
@@ -204,19 +193,19 @@ def closest_violations(res, s, max_dispatches: int | None = None) -> list[str]:
     first = w[w["task"].astype(str).isin(["respond", "callback"])].sort_values("t_assigned", kind="stable")
     for row in first.head(max_dispatches if max_dispatches is not None else len(first)).itertuples():
         t, chosen, call = float(row.t_assigned), int(row.unit), int(row.call_id)
-        to = (c_x[call], c_y[call], zone_index.get(str(c_zone[call]), 0))
+        to = (c_x[call], c_y[call], str(c_zone[call]))
         # the sent unit's expected drive from where the replay puts it, against the logged one
         # (a unit also released or pre-empted at this instant: from where the log says it was)
         if covering(chosen, t) == 1:
             frm = position(chosen, t)
-            cost = drive((frm[0], frm[1], zone_index.get(frm[2], 0)), to)
+            cost = expected_drive(s, frm, to)
             if abs(cost - row.travel_expected) > 1e-6:
                 out.append(f"call {call} at {t:.3f}: unit {chosen} logged {row.travel_expected:.3f} min "
                            f"of expected drive, the replay gives {cost:.3f}")
         elif model == "matrix":
             cost = row.travel_expected
         else:
-            cost = drive((row.x_from, row.y_from, 0), to)
+            cost = expected_drive(s, (row.x_from, row.y_from, None), to)
         for p in s.triage.paths[str(c_path[call])].tier_pools()[int(c_tier[call])]:
             spec = s.pools[p]
             cut = spec.shift_end_cutoff
@@ -230,7 +219,7 @@ def closest_violations(res, s, max_dispatches: int | None = None) -> list[str]:
                     if sum(covering(v, t) for v in vehicle_units[spec.vehicles]) >= s.vehicles[spec.vehicles]:
                         continue
                 frm = position(u, t)
-                other = drive((frm[0], frm[1], zone_index.get(frm[2], 0)), to)
+                other = expected_drive(s, frm, to)
                 if other < cost - 1e-9:
                     out.append(f"call {call} at {t:.3f}: unit {chosen} sent ({cost:.3f} min) while unit {u} "
                                f"of {p} was free {other:.3f} min away")

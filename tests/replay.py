@@ -36,6 +36,21 @@ def runs(s, seed: int, replications: int) -> list:
     return [Model(s, seed=seed, replication=r).run() for r in range(replications)]
 
 
+def expected_drive(s, frm: tuple, to: tuple) -> float:
+    """Minutes the dispatcher ranks a unit by, from (x_km, y_km, zone name) ``frm`` to ``to``:
+    the scenario's travel model without its noise (mean 1) and without turnout (the same
+    for every unit)."""
+    model = s.travel.model
+    if model == "none":
+        return 0.0
+    if model == "matrix":
+        return s.travel.matrix_min[frm[2]][to[2]]
+    speed = s.travel.speed_kmh / 60.0
+    if model == "euclidean":
+        return math.hypot(to[0] - frm[0], to[1] - frm[1]) / speed
+    return (abs(to[0] - frm[0]) + abs(to[1] - frm[1])) / speed
+
+
 def overlap(intervals, a: float, b: float) -> float:
     """Minutes of [a, b) inside a list of disjoint (start, end) intervals."""
     return float(sum(max(0.0, min(b, hi) - max(a, lo)) for lo, hi in intervals))

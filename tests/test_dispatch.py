@@ -32,9 +32,10 @@ from hypothesis import strategies as st
 
 from analytic import erlang_c, mmc_mean_wait
 from hypercube import solve
-from sim.metrics import t_interval
-from replay import (ROLES, atom_rects, bonferroni_ci, busy_in_window, duty_intervals, pool,
+from invariants import closest_violations
+from replay import (ROLES, atom_rects, bonferroni_ci, busy_in_window, duty_intervals, expected_drive, pool,
                     preference_lists, runs, scenario)
+from sim.metrics import t_interval
 
 MEAN_SERVICE = 60.0
 HALF = 0.1          # atoms are 0.2 km squares
@@ -225,16 +226,6 @@ def test_every_dispatch_sends_a_closest_available_unit(data):
     s = scenario(data)
     res = Model(s, seed=s.seed).run()
     units, a, calls = res.units, res.assignments, res.calls.set_index("call_id")
-    model, speed = s.travel.model, s.travel.speed_kmh / 60.0
-    matrix = s.travel.matrix_min
-
-    def drive(frm, call) -> float:
-        (x0, y0, z0), (x1, y1, z1) = frm, call
-        if model == "matrix":
-            return matrix[z0][z1]
-        if model == "euclidean":
-            return math.hypot(x1 - x0, y1 - y0) / speed
-        return (abs(x1 - x0) + abs(y1 - y0)) / speed
 
     returns = {p: spec.after_call == "return_to_base" for p, spec in s.pools.items()}
     post = {int(r.unit): (r.post_x, r.post_y, str(r.post_zone)) for r in units.itertuples()}
@@ -266,15 +257,17 @@ def test_every_dispatch_sends_a_closest_available_unit(data):
         assert (row.x_from, row.y_from) == pytest.approx(frm[:2], abs=1e-9), "the log's position at dispatch"
         if not returns[pool_of[chosen]] and not row.open_at_end:   # a unit that stays is left at the scene
             assert (row.x_to, row.y_to) == pytest.approx(call[:2], abs=1e-9)
-        cost = drive(frm, call)
+        cost = expected_drive(s, frm, call)
         assert row.travel_expected == pytest.approx(cost, rel=1e-9, abs=1e-9)
         for u in post:
             if u != chosen and available(u):    # crews coming on at this very instant included
-                other = drive(where(u), call)
+                other = expected_drive(s, where(u), call)
                 assert other >= cost - 1e-9, (
                     f"call {row.call_id} at {t:.2f}: unit {chosen} ({cost:.3f} min) sent while unit {u} "
                     f"was {other:.3f} min away")
         last[chosen] = row
+    # the general replay (tests/invariants.py, run on every shipped scenario) agrees
+    assert not closest_violations(res, s)[:3]
 
 
 def test_crews_coming_on_together_are_all_candidates():

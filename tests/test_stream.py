@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import math
-
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -23,15 +21,10 @@ from sim.experiment import single_run
 from sim.model import Model
 from sim.store import Store
 from test_invariants import SHIPPED, scenarios
+from test_metrics_columns import differences
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK_KEY = ["call_id"]      # spans of one call stay in the order they were booked
-
-
-def _same_kpis(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])), (k, a[k], b[k])
 
 
 def _parquet_round_trip(df: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -48,7 +41,7 @@ def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int) -> None:
     assert list(out.assignments.columns) == list(mem.assignments.columns)
     pd.testing.assert_frame_equal(out.pools, mem.pools)
     pd.testing.assert_frame_equal(out.hourly, mem.hourly)
-    _same_kpis(k_out, k_mem)
+    assert not differences(k_out, k_mem)
     # against the frames in memory written as one Parquet file (what a reader of either gets)
     calls = pd.read_parquet(folder / "calls.parquet").sort_values("call_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(calls, _parquet_round_trip(mem.calls, folder / "mem-calls.parquet"))
