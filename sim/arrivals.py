@@ -28,7 +28,7 @@ CALL_DRAWS = ("misroute", "processing", "turnout", "travel", "on_scene", "outcom
 
 @dataclass
 class Calls:
-    """All calls of one replication, sorted by arrival time (minutes)."""
+    """Calls of one replication (all, or a block of hours of them), sorted by arrival time (minutes)."""
 
     t: np.ndarray
     channel: np.ndarray      # index into channel_names
@@ -67,48 +67,86 @@ def person_weights(s: Scenario, streams: Streams) -> np.ndarray | None:
     return w / w.sum()
 
 
-def generate_calls(s: Scenario, streams: Streams) -> Calls:
-    """Every call arriving in [0, warm-up + horizon)."""
-    end = s.end_min
-    hours = int(np.ceil(end / 60.0))
-    hour_len = np.minimum(60.0, end - 60.0 * np.arange(hours))
-    type_names = list(s.call_types)
-    zone_names = list(s.zones)
-    from .geography import Geography
-    geo = Geography(s)
-    weights = person_weights(s, streams)
-    cum_persons = np.cumsum(weights) if weights is not None else None
+BLOCK_HOURS = 168   # hours of calls generated at once (a week): memory follows a block, not the horizon
 
-    parts = []
-    for ci, (cname, ch) in enumerate(s.channels.items()):
-        rng = streams.rng(f"arrivals/{cname}")
-        lam = hourly_rates(s, cname, hours) * hour_len / 60.0
-        if ch.daily_cv > 0:
-            k = 1.0 / ch.daily_cv ** 2
-            days = int(np.ceil(hours / 24))
-            lam = lam * np.repeat(rng.gamma(k, 1.0 / k, size=days), 24)[:hours]
-        counts = rng.poisson(lam)
-        n = int(counts.sum())
-        t = np.repeat(60.0 * np.arange(hours), counts) + rng.random(n) * np.repeat(hour_len, counts)
-        t.sort()
 
-        def u(purpose: str, size: int = n) -> np.ndarray:
-            return streams.rng(f"calls/{cname}/{purpose}").random(size)
+class CallSource:
+    """The calls of one replication, generated a block of hours at a time, in time order.
 
-        mix = np.cumsum([ch.mix.get(tn, 0.0) for tn in type_names])
-        ctype = np.minimum(np.searchsorted(mix / mix[-1], u("type"), side="right"), len(type_names) - 1)
-        zshares = ch.zones or {z: s.zones[z].share for z in zone_names}
-        zc = np.cumsum([zshares.get(z, 0.0) for z in zone_names])
-        zone = np.minimum(np.searchsorted(zc / zc[-1], u("zone"), side="right"), len(zone_names) - 1)
-        x, y = geo.locations(zone, u("location_x"), u("location_y"))
-        person = np.full(n, -1, dtype=np.int64)
-        if cum_persons is not None and ch.identified > 0:
-            has = u("identified") < ch.identified
-            pick = np.searchsorted(cum_persons, u("person") * cum_persons[-1], side="right")
-            person[has] = np.minimum(pick[has], len(cum_persons) - 1)
-        parts.append(dict(t=t, channel=np.full(n, ci, dtype=np.int64), call_type=ctype, zone=zone,
-                          x=x, y=y, person=person, **{f"u_{p}": u(p) for p in CALL_DRAWS}))
+    The numbers do not depend on the block size: each stream is drawn in order, a block
+    after another (a Generator's ``random(a)`` then ``random(b)`` is its ``random(a + b)``),
+    and blocks are whole hours, so sorting by time within a block sorts the horizon. What is
+    drawn for the whole horizon up front is small: each channel's day factors and its Poisson
+    count for every hour, which also give the number of calls before any is generated.
+    """
 
+    def __init__(self, s: Scenario, streams: Streams, block_hours: int = BLOCK_HOURS):
+        from .geography import Geography
+        end = s.end_min
+        self.hours = int(np.ceil(end / 60.0))
+        self.hour_len = np.minimum(60.0, end - 60.0 * np.arange(self.hours))
+        self.block_hours = max(1, int(block_hours))
+        self.type_names = list(s.call_types)
+        self.channel_names = list(s.channels)
+        self.zone_names = list(s.zones)
+        self.geo = Geography(s)
+        weights = person_weights(s, streams)
+        self.cum_persons = np.cumsum(weights) if weights is not None else None
+        self.channels = []
+        for cname, ch in s.channels.items():
+            rng = streams.rng(f"arrivals/{cname}")
+            lam = hourly_rates(s, cname, self.hours) * self.hour_len / 60.0
+            if ch.daily_cv > 0:
+                k = 1.0 / ch.daily_cv ** 2
+                days = int(np.ceil(self.hours / 24))
+                lam = lam * np.repeat(rng.gamma(k, 1.0 / k, size=days), 24)[:self.hours]
+            counts = rng.poisson(lam)
+            mix = np.cumsum([ch.mix.get(tn, 0.0) for tn in self.type_names])
+            zshares = ch.zones or {z: s.zones[z].share for z in self.zone_names}
+            zc = np.cumsum([zshares.get(z, 0.0) for z in self.zone_names])
+            draws = {}          # purpose -> this channel's Generator, drawn on block after block
+
+            def u(purpose: str, size: int, cname=cname, draws=draws) -> np.ndarray:
+                g = draws.get(purpose)
+                if g is None:
+                    g = draws[purpose] = streams.rng(f"calls/{cname}/{purpose}")
+                return g.random(size)
+            self.channels.append((ch, rng, counts, mix / mix[-1], zc / zc[-1], u))
+        self.n = int(sum(int(c[2].sum()) for c in self.channels))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        """The blocks in time order, as :class:`Calls` (possibly empty)."""
+        for h0 in range(0, self.hours, self.block_hours):
+            yield self._block(h0, min(h0 + self.block_hours, self.hours))
+
+    def _block(self, h0: int, h1: int) -> Calls:
+        hour_len = self.hour_len[h0:h1]
+        nt, nz = len(self.type_names), len(self.zone_names)
+        parts = []
+        for ci, (ch, rng, counts_all, mix, zc, u) in enumerate(self.channels):
+            counts = counts_all[h0:h1]
+            n = int(counts.sum())
+            t = np.repeat(60.0 * np.arange(h0, h1), counts) + rng.random(n) * np.repeat(hour_len, counts)
+            t.sort()
+            ctype = np.minimum(np.searchsorted(mix, u("type", n), side="right"), nt - 1)
+            zone = np.minimum(np.searchsorted(zc, u("zone", n), side="right"), nz - 1)
+            x, y = self.geo.locations(zone, u("location_x", n), u("location_y", n))
+            person = np.full(n, -1, dtype=np.int64)
+            cum = self.cum_persons
+            if cum is not None and ch.identified > 0:
+                has = u("identified", n) < ch.identified
+                pick = np.searchsorted(cum, u("person", n) * cum[-1], side="right")
+                person[has] = np.minimum(pick[has], len(cum) - 1)
+            parts.append(dict(t=t, channel=np.full(n, ci, dtype=np.int64), call_type=ctype, zone=zone,
+                              x=x, y=y, person=person, **{f"u_{p}": u(p, n) for p in CALL_DRAWS}))
+        return _merged(parts, self.channel_names, self.type_names)
+
+
+def _merged(parts: list[dict], channel_names: list[str], type_names: list[str]) -> Calls:
+    """The channels' calls of one block as one set in time order (ties: channel order)."""
     if len(parts) == 1:                 # one channel: already in time order
         merged = parts[0]
     else:                               # merged column by column (one extra column at a time)
@@ -117,4 +155,11 @@ def generate_calls(s: Scenario, streams: Streams) -> Calls:
     return Calls(t=merged["t"], channel=merged["channel"], call_type=merged["call_type"],
                  zone=merged["zone"], x=merged["x"], y=merged["y"], person=merged["person"],
                  u={p: merged[f"u_{p}"] for p in CALL_DRAWS},
-                 channel_names=list(s.channels), type_names=type_names)
+                 channel_names=list(channel_names), type_names=list(type_names))
+
+
+def generate_calls(s: Scenario, streams: Streams) -> Calls:
+    """Every call arriving in [0, warm-up + horizon), in one set (one block of
+    :class:`CallSource` as long as the horizon: the same numbers as its blocks joined)."""
+    source = CallSource(s, streams, block_hours=1 << 30)
+    return next(iter(source))

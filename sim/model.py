@@ -29,7 +29,7 @@ import pandas as pd
 import simpy
 
 from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
-from .arrivals import Calls, generate_calls
+from .arrivals import CallSource
 from .calllog import LogFiles, read_columns, release_memory
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
@@ -263,10 +263,12 @@ class Model:
         s = self.s
         self.env = env = simpy.Environment()
         self.streams = Streams(self.seed, self.replication)
-        self.calls: Calls = generate_calls(s, self.streams)
+        self.source = CallSource(s, self.streams)
         self.geo = geo = Geography(s)
         self.no_geography = geo.model == "none"
-        type_names = self.calls.type_names
+        type_names = self.source_types = self.source.type_names
+        # the call log's channels: the scenario's, and 'outreach' for proactive contacts
+        self.channel_names = list(self.source.channel_names)
         zone_names = list(s.zones)
 
         self.vehicles = {name: VehiclePool(name, n) for name, n in s.vehicles.items()}
@@ -340,45 +342,36 @@ class Model:
         self.work = array("d")
         self._open: dict[int, list] = {}     # spans not closed yet
 
-        # screening: each call's path, with misclassification, decided up front
-        c = self.calls
+        # screening (each call's path, with misclassification) as tables by call type, zone
         path_names = list(s.triage.paths)
         # path by (call type, zone): paths may be limited to some zones (a pilot area)
-        by_type_zone = np.array([[path_names.index(s.path_of(t, z)) for z in zone_names] for t in type_names],
-                                dtype=np.int64)
-        true_path = by_type_zone[c.call_type, c.zone]
-        screened = true_path.copy()
-        for pi, pname in enumerate(path_names):
-            mis = s.triage.paths[pname].misroute
-            if mis is None:
-                continue
-            p_by_type = np.array([mis.p(t) for t in type_names])
-            hit = (screened == pi) & (c.u["misroute"] < p_by_type[c.call_type]) & (true_path == pi)
-            screened = np.where(hit, path_names.index(mis.to), screened)
+        self._path_of = np.array([[path_names.index(s.path_of(t, z)) for z in zone_names] for t in type_names],
+                                 dtype=np.int64)
+        self._misroutes = [(pi, np.array([m.p(t) for t in type_names]), path_names.index(m.to))
+                           for pi, m in enumerate(s.triage.paths[p].misroute for p in path_names) if m is not None]
         self.path_names = path_names
-        self.screened_path = screened
-        self.true_path = true_path
-        # per-call inputs: numpy columns for the whole horizon, handed to the hot loop as
-        # dicts {call: value} filled a chunk at a time as calls arrive and emptied of calls
-        # whose process has ended at the next chunk (scalar lookups in a dict cost what they
-        # cost in a list; the Python objects exist only for about a chunk and the calls in
-        # flight, not for the whole horizon)
-        prio = np.array([s.call_types[t].priority for t in type_names], dtype=np.int64)
-        self.call_priority = prio[c.call_type] if len(c) else np.zeros(0, dtype=np.int64)
-        path_objects = np.empty(len(path_names), dtype=object)
-        path_objects[:] = [self.paths[name] for name in path_names]
-        self._inputs = [("call_path", path_objects[screened]), ("x", c.x), ("y", c.y), ("zone", c.zone),
-                        ("ctype", c.call_type), ("person", c.person), ("priority", self.call_priority)]
+        self._priority_of = np.array([s.call_types[t].priority for t in type_names], dtype=np.int64)
+        self._path_objects = np.empty(len(path_names), dtype=object)
+        self._path_objects[:] = [self.paths[name] for name in path_names]
+        # per-call inputs: numpy columns for a block of calls (a week, ``arrivals.CallSource``),
+        # handed to the hot loop as dicts {call: value} filled a chunk at a time as calls arrive
+        # and emptied of calls whose process has ended at the next chunk (scalar lookups in a
+        # dict cost what they cost in a list; the Python objects exist only for about a chunk
+        # and the calls in flight, not for the whole horizon)
+        self._input_names = ["call_path", "x", "y", "zone", "ctype", "person", "priority"]
         if geo.model == "none":
-            self._inputs.append(("dzone", np.zeros(len(c), dtype=np.int64)))
-        self._inputs += [(f"u_{purpose}", c.u.pop(purpose)) for purpose in CHUNK_DRAWS]
-        c.u.clear()                       # the misroute draws were used above; nothing else reads them
+            self._input_names.append("dzone")
+        self._input_names += [f"u_{purpose}" for purpose in CHUNK_DRAWS]
+        self._inputs: list[np.ndarray] = []
         self._columns = []
-        for name, _ in self._inputs:
+        for name in self._input_names:
             setattr(self, name, {})
             self._columns.append(getattr(self, name))
         if geo.model != "none":
             self.dzone = self.zone        # the dispatch zone is the call's zone
+        # what the call log keeps of each block's calls until they are all written: (first
+        # call id, columns); streaming drops a block once its last call is in the file
+        self._blocks: list[tuple[int, dict[str, np.ndarray]]] = []
 
         # the record: values of calls in flight (sim/record.py); finished calls' values are
         # retired into numpy batches at each sweep
@@ -387,13 +380,56 @@ class Model:
         self._batches: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
         self._batch_rows = 0
         self._written = 0                 # calls streamed to the call log file so far
-        self.n_reactive = len(c)          # calls from arrivals; outreach rows come after
+        self.n_reactive = len(self.source)   # calls from arrivals; outreach rows come after
 
-    def _fill(self, a: int, b: int) -> None:
-        """Make the inputs of calls a..b-1 available to the call path (``m.x[i]``...)."""
-        keys = list(range(a, b))         # one int object per call, shared by the columns
-        for col, (_, values) in zip(self._columns, self._inputs):
+    def _start_block(self, first: int, c) -> np.ndarray:
+        """Calls ``first``.. of one block (:class:`arrivals.Calls`): their paths screened,
+        their hot-loop inputs ready for :meth:`_fill`, the columns the call log keeps of them
+        put aside; returns their arrival times."""
+        true_path = self._path_of[c.call_type, c.zone]
+        screened = true_path.copy()
+        for pi, p_by_type, to in self._misroutes:
+            hit = (screened == pi) & (c.u["misroute"] < p_by_type[c.call_type]) & (true_path == pi)
+            screened = np.where(hit, to, screened)
+        priority = self._priority_of[c.call_type]
+        inputs = {"call_path": self._path_objects[screened], "x": c.x, "y": c.y, "zone": c.zone,
+                  "ctype": c.call_type, "person": c.person, "priority": priority,
+                  "dzone": np.zeros(len(c), dtype=np.int64), **{f"u_{p}": c.u[p] for p in CHUNK_DRAWS}}
+        self._inputs = [inputs[name] for name in self._input_names]
+        self._blocks.append((first, {"t": c.t, "channel": c.channel, "call_type": c.call_type, "zone": c.zone,
+                                     "x": c.x, "y": c.y, "person": c.person, "priority": priority,
+                                     "path": screened, "misrouted": screened != true_path}))
+        return c.t
+
+    def _fill(self, first: int, a: int, b: int) -> None:
+        """Make the inputs of the block's calls a..b-1 (call ids first+a..) available to the
+        call path (``m.x[i]``...)."""
+        keys = list(range(first + a, first + b))   # one int object per call, shared by the columns
+        for col, values in zip(self._columns, self._inputs):
             col.update(zip(keys, values[a:b].tolist()))
+
+    def _kept(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """The kept input columns of calls ``ids`` (sorted), gathered from their blocks."""
+        if len(self._blocks) == 1 and len(ids) == len(self._blocks[0][1]["t"]):
+            return dict(self._blocks[0][1])          # all of the one block: the arrays as they are
+        cuts = np.searchsorted(ids, [f + len(cols["t"]) for f, cols in self._blocks])
+        out = {}
+        for name in self._blocks[0][1] if self._blocks else ():
+            parts, lo = [], 0
+            for (first, cols), hi in zip(self._blocks, cuts):
+                if hi > lo:
+                    parts.append(cols[name][ids[lo:hi] - first])
+                lo = hi
+            out[name] = np.concatenate(parts) if parts else cols[name][:0]
+        return out
+
+    def _drop_written_blocks(self) -> None:
+        """Streaming: forget the blocks whose calls are all in the file."""
+        # the block whose calls are being started is the last one, and always kept; every call
+        # of the blocks before it has started, and is written unless it is in the record
+        low = min(min(self.record.holds, default=math.inf), min(self.record.done, default=math.inf))
+        while len(self._blocks) > 1 and self._blocks[0][0] + len(self._blocks[0][1]["t"]) <= low:
+            self._blocks.pop(0)
 
     def _sweep(self) -> None:
         """Keep the inputs of calls still open, only, and retire the finished calls' record.
@@ -402,7 +438,7 @@ class Model:
         the finished ones, a chunk of them (nothing reads a call's inputs once its process has
         ended: follow-ups, backups and drives back get what they need as arguments)."""
         live = self.record.holds
-        for k, (name, _) in enumerate(self._inputs):
+        for k, name in enumerate(self._input_names):
             col = self._columns[k]
             self._columns[k] = kept = {i: col[i] for i in live if i in col}
             setattr(self, name, kept)
@@ -435,21 +471,27 @@ class Model:
         if len(work):
             self.stream.assignments.write(work)
         self._written += len(ids)
+        if not final:
+            self._drop_written_blocks()
 
     def _source(self):
         env = self.env
-        t_all = self.calls.t
         start = self.record.start
-        for a in range(0, len(t_all), CHUNK):
-            b = min(a + CHUNK, len(t_all))
-            self._sweep()
-            self._fill(a, b)
-            for i, t in enumerate(t_all[a:b].tolist(), a):
-                if t > env.now:
-                    yield env.timeout(t - env.now)
-                self.open_calls += 1
-                start(i)
-                env.process(call_process(self, i))
+        first = 0
+        for block in self.source:
+            t_all = self._start_block(first, block)
+            for a in range(0, len(t_all), CHUNK):
+                b = min(a + CHUNK, len(t_all))
+                self._sweep()
+                self._fill(first, a, b)
+                for i, t in enumerate(t_all[a:b].tolist(), first + a):
+                    if t > env.now:
+                        yield env.timeout(t - env.now)
+                    self.open_calls += 1
+                    start(i)
+                    env.process(call_process(self, i))
+            first += len(t_all)
+        self._inputs = []
         if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
             yield env.timeout(self.s.end_min - env.now)
         self.arrivals_done = True
@@ -490,9 +532,9 @@ class Model:
             wall = time.perf_counter() - wall0
             self._inputs = self._columns = None      # the hot loop's inputs: not read after the run
             self._retired(self.record.retire(everything=True))    # unfinished calls too
+            self.n_calls = self.n_reactive + len(self.outreach_rows)   # calls and outreach contacts in the log
             self._retired(self._append_outreach())
             calls, work = self._logs()
-            self.n_calls = len(self.calls)           # calls and outreach contacts in the log
         except BaseException:
             if self.stream is not None:
                 self.stream.abort()
@@ -523,7 +565,7 @@ class Model:
         """The call log and the assignments log once every call is retired: the frames, or
         (streaming) the last row groups written, the files moved into place and frames of
         their columns with no rows."""
-        n = len(self.calls)
+        n = self.n_calls
         if self.stream is None:
             ids, cols = _concat_batches(self._batches, _DEFAULTS)
             self._batches = []
@@ -545,8 +587,8 @@ class Model:
     def _release_per_call_arrays(self) -> None:
         """Drop the whole-horizon per-call arrays once the logs are written (the model's
         processes refer to it, so it lives on until the collector finds the cycle)."""
-        self.calls = self.record = self.rec = None
-        self.screened_path = self.true_path = self.call_priority = None
+        self.source = self.record = self.rec = None
+        self._blocks = []
         release_memory()
 
     def _span_rows(self) -> np.ndarray:
@@ -560,9 +602,9 @@ class Model:
         run recorded, one row per call (derived columns such as ``response_time`` or
         ``diverted`` are added by ``metrics.add_call_columns``). Each record column is
         released as it is converted."""
-        s, c = self.s, self.calls
+        s = self.s
         n = len(ids)
-        sel = slice(None) if n == len(c) else ids     # every call: the arrays as they are
+        c = self._kept(ids)
         cat = pd.Categorical.from_codes
         pools = self.pool_names
         unit = np.asarray(r.pop("unit"), dtype=np.int64)
@@ -572,23 +614,23 @@ class Model:
         # each pool's responder kind as a code of RESPONDER_KINDS (the last entry: no pool)
         kind = np.array([RESPONDER_KINDS.index(s.responder_kind(p)) for p in pools]
                         + [RESPONDER_KINDS.index("none")], dtype=np.int64)
-        t = c.t[sel]
-        call_type, zone = c.call_type[sel], c.zone[sel]
+        t = c["t"]
+        call_type, zone = c["call_type"], c["zone"]
         df = pd.DataFrame({
             "scenario": _constant_category(s.name, n),
             "replication": np.full(n, self.replication, dtype=np.int32),
             "call_id": np.asarray(ids, dtype=np.int64),
-            "channel": cat(c.channel[sel], c.channel_names),
-            "call_type": cat(call_type, c.type_names),
-            "priority": self.call_priority[sel],
+            "channel": cat(c["channel"], self.channel_names),
+            "call_type": cat(call_type, self.source_types),
+            "priority": c["priority"],
             "zone": cat(zone, list(s.zones)),
-            "x_km": c.x[sel], "y_km": c.y[sel],
-            "person": c.person[sel],
-            "eligible": (np.array([[s.eligible(tn, z) for z in s.zones] for tn in c.type_names],
+            "x_km": c["x"], "y_km": c["y"],
+            "person": c["person"],
+            "eligible": (np.array([[s.eligible(tn, z) for z in s.zones] for tn in self.source_types],
                                   dtype=bool)[call_type, zone]
                          & (ids < self.n_reactive)) if n else np.zeros(0, dtype=bool),
-            "path": cat(self.screened_path[sel], self.path_names),
-            "misrouted": self.screened_path[sel] != self.true_path[sel],
+            "path": cat(c["path"], self.path_names),
+            "misrouted": c["misrouted"],
             "t_received": t,
             "t_triaged": np.asarray(r.pop("t_triaged")),
             "t_dispatched": np.asarray(r.pop("t_dispatched")),
@@ -720,8 +762,7 @@ class Model:
         their record as a retired batch (ids after the reactive calls), and their inputs
         appended to the per-call arrays."""
         rows = sorted(self.outreach_rows)
-        c = self.calls
-        n, k = len(c), len(rows)
+        n, k = self.n_reactive, len(rows)
         ids = np.arange(n, n + k, dtype=np.int64)
         cols = self.record.blank(k)
         if not rows:
@@ -731,17 +772,12 @@ class Model:
                              ("t_team_free", tf), ("unit", team), ("tier", np.zeros(k, np.int64))):
             cols[name][:] = values
         cols["outcome"][:] = RESOLVED
-        if "outreach" not in c.channel_names:
-            c.channel_names.append("outreach")
-        c.t = np.concatenate([c.t, t0])
-        c.channel = np.concatenate([c.channel, np.full(k, c.channel_names.index("outreach"))])
-        c.call_type = np.concatenate([c.call_type, ctype.astype(np.int64)])
-        c.zone = np.concatenate([c.zone, zone.astype(np.int64)])
-        c.x, c.y = np.concatenate([c.x, x]), np.concatenate([c.y, y])
-        c.person = np.concatenate([c.person, person.astype(np.int64)])
-        self.call_priority = np.concatenate([self.call_priority, np.zeros(k, dtype=np.int64)])
-        self.screened_path = np.concatenate([self.screened_path, np.full(k, -1)])
-        self.true_path = np.concatenate([self.true_path, np.full(k, -1)])
+        if "outreach" not in self.channel_names:
+            self.channel_names.append("outreach")
+        self._blocks.append((n, {"t": t0, "channel": np.full(k, self.channel_names.index("outreach")),
+                                 "call_type": ctype.astype(np.int64), "zone": zone.astype(np.int64), "x": x, "y": y,
+                                 "person": person.astype(np.int64), "priority": np.zeros(k, dtype=np.int64),
+                                 "path": np.full(k, -1), "misrouted": np.zeros(k, dtype=bool)}))
         return ids, cols
 
     def _facility_frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -28,9 +28,9 @@ def _run(path: Path, chunk: int, monkeypatch, days: float = 6):
     held = []
     fill = Model._fill
 
-    def spy(self, a, b):
-        held.append((self.env.now, len(self.x), a))
-        fill(self, a, b)
+    def spy(self, first, a, b):
+        held.append((self.env.now, len(self.x), first + a))
+        fill(self, first, a, b)
     monkeypatch.setattr(Model, "_fill", spy)
     s = sim.load_scenario(path, {"horizon_days": days, "warmup_days": 1})
     return Model(s, seed=5).run(), held
@@ -62,6 +62,58 @@ def test_inputs_in_chunks_give_the_same_run_and_hold_only_calls_in_flight(path, 
         in_flight = int(((t0[:a] <= now) & (end[:a] >= now)).sum())
         assert n_held <= in_flight, (now, n_held, in_flight, a)
     assert max(h for _, h, _ in held) < len(c) / 4      # not the horizon's calls
+
+
+@pytest.mark.parametrize("path", [CAHOOTS, LA], ids=lambda p: p.stem)
+def test_calls_generated_a_block_at_a_time_give_the_same_run(path, tmp_path, monkeypatch):
+    """The calls are generated a week at a time (arrivals.CallSource); blocks of 5 hours, or
+    the whole horizon in one, give the very same logs, and a streamed run keeps only the
+    blocks whose calls are not all written yet."""
+    s = sim.load_scenario(path, {"horizon_days": 9, "warmup_days": 1})
+    whole = sim.arrivals.generate_calls(s, sim.streams.Streams(5, 0))
+    blocks = list(sim.arrivals.CallSource(s, sim.streams.Streams(5, 0), block_hours=5))
+    assert len(blocks) == math.ceil(10 * 24 / 5)
+    for name in ("t", "channel", "call_type", "zone", "x", "y", "person"):
+        assert np.array_equal(np.concatenate([getattr(b, name) for b in blocks]), getattr(whole, name)), name
+    for purpose, u in whole.u.items():
+        assert np.array_equal(np.concatenate([b.u[purpose] for b in blocks]), u), purpose
+
+    def run(block_hours: int, stream: bool):
+        monkeypatch.setattr(sim.arrivals, "BLOCK_HOURS", block_hours)
+        monkeypatch.setattr(sim.arrivals.CallSource.__init__, "__defaults__", (block_hours,))
+        monkeypatch.setattr(model_mod, "CHUNK", 40)        # a sweep, and so a row group, every 40 calls
+        kept = []
+        drop = Model._drop_written_blocks
+
+        def spy(self):
+            drop(self)
+            # the first block kept holds the oldest call not written yet (in flight, or
+            # finished since the last row group), or is the block being started
+            first, cols = self._blocks[0]
+            oldest = min([*self.record.holds, *self.record.done], default=None)
+            if oldest is None or oldest >= first + len(cols["t"]):
+                assert len(self._blocks) == 1
+            else:
+                assert first <= oldest
+            kept.append(len(self._blocks))
+        monkeypatch.setattr(Model, "_drop_written_blocks", spy)
+        files = sim.calllog.LogFiles(tmp_path / f"c{block_hours}.parquet", tmp_path / f"a{block_hours}.parquet",
+                                     rows=60) if stream else None
+        res = Model(s, seed=5, stream=files).run()
+        if stream:
+            res.calls = pd.read_parquet(files.calls.path).sort_values("call_id", ignore_index=True)
+        return res, kept
+    one, _ = run(10 ** 6, False)
+    five, _ = run(5, False)
+    streamed, kept = run(5, True)
+    for other in (five, streamed):
+        pd.testing.assert_frame_equal(other.pools, one.pools)
+    pd.testing.assert_frame_equal(five.calls, one.calls)
+    assert np.array_equal(streamed.calls["t_received"].to_numpy(), one.calls["t_received"].to_numpy())
+    assert np.array_equal(streamed.calls["t_on_scene"].to_numpy(), one.calls["t_on_scene"].to_numpy(),
+                          equal_nan=True)
+    # 48 blocks of 5 hours, a row group about every 80 calls: blocks are dropped as they go
+    assert len(kept) >= 5 and max(kept) < len(blocks) / 2, kept
 
 
 def _cli_run(out: Path, *extra: str) -> Path:
