@@ -108,6 +108,30 @@ def read_columns(path: str | Path, columns: tuple[str, ...] | list[str]) -> pd.D
     return denullify(pd.DataFrame(out, copy=False))
 
 
+def batches(path: str | Path, columns: tuple[str, ...] | list[str], rows: int | None = None):
+    """The named columns of a stored log (those it has) as DataFrames of at most ``rows`` rows
+    (default :data:`ROW_GROUP`), in file order, ids back to -1 as :func:`read_columns` gives
+    them: what the audits and the KPIs read a streamed log by, so that their memory follows a
+    batch, not the file. A log with no rows gives one empty frame of its columns."""
+    import pyarrow.parquet as pq
+    from .columns import denullify
+    f = pq.ParquetFile(path)
+    have = f.schema_arrow.names
+    cols = [c for c in columns if c in have]
+    empty = True
+    for b in f.iter_batches(batch_size=int(rows or ROW_GROUP), columns=cols):
+        empty = False
+        yield denullify(b.to_pandas())
+    if empty:
+        yield denullify(f.schema_arrow.empty_table().select(cols).to_pandas())
+
+
+def row_count(path: str | Path) -> int:
+    """Rows of a stored log (from its footer; nothing is read)."""
+    import pyarrow.parquet as pq
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def release_memory() -> None:
     """Hand memory the allocators keep for reuse back to the system: Arrow's pool, and (on
     glibc) C malloc's free pages, which it otherwise keeps after big arrays are freed. Called

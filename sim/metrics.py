@@ -19,6 +19,7 @@ Every KPI family is defined by one entry of :data:`GLOSSARY` (name pattern -> on
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 
 import numpy as np
 import pandas as pd
@@ -136,17 +137,77 @@ def glossary() -> dict[str, str]:
     return dict(GLOSSARY)
 
 
+class ExactSum:
+    """Sums of floats into ``bins`` bins, kept exactly, so that the same values give the same
+    sums to the last bit however they are split into batches and in whatever order the
+    batches come (a streamed log and the same log in memory; see :func:`kpis_from_file`).
+
+    Every finite float is a whole number of units of 2**-1127 (x = q * 2**(e - 53) with an
+    integer mantissa |q| < 2**53 and e >= -1073), so a bin's sum is a Python integer of those
+    units; :meth:`total` and :meth:`mean` round it once, correctly. Per value it costs a few
+    numpy passes (no Python loop over values). NaN values are skipped and not counted;
+    infinities are summed apart (and make the total infinite, as a float sum would)."""
+
+    _SLOTS = 2100          # keys per bin: the shift e + 1074 is in 1..2098
+    _CHUNK = 1 << 16       # values per pass: the limb sums below stay exact in float64
+
+    def __init__(self, bins: int = 1):
+        self.bins = bins
+        self.exact = [0] * bins                    # units of 2**-1127
+        self.count = np.zeros(bins, np.int64)      # values added (NaN left out)
+        self.special = np.zeros(bins)              # sum of the infinite values
+
+    def add(self, values, bins=None) -> ExactSum:
+        """Add ``values`` (to bin 0, or to ``bins[i]`` each); returns self."""
+        v = np.asarray(values, dtype=float).ravel()
+        b = np.zeros(len(v), np.int64) if bins is None else np.asarray(bins, np.int64).ravel()
+        keep = ~np.isnan(v)
+        if not keep.all():
+            v, b = v[keep], b[keep]
+        self.count += np.bincount(b, minlength=self.bins)[:self.bins]
+        finite = np.isfinite(v)
+        if not finite.all():
+            np.add.at(self.special, b[~finite], v[~finite])
+            v, b = v[finite], b[finite]
+        for s in range(0, len(v), self._CHUNK):
+            m, e = np.frexp(v[s:s + self._CHUNK])
+            q = np.ldexp(m, 53).astype(np.int64)                 # v = q * 2**(e - 53), exactly
+            key = b[s:s + self._CHUNK] * self._SLOTS + (e + 1074)
+            # q in two limbs, each summed exactly in float64 (|sum| < 2**27 * 2**16)
+            hi = np.bincount(key, weights=q >> 26)
+            lo = np.bincount(key, weights=q & 0x3FFFFFF)
+            for k in np.flatnonzero(np.bincount(key)).tolist():
+                bin_, shift = divmod(k, self._SLOTS)
+                self.exact[bin_] += ((int(hi[k]) << 26) + int(lo[k])) << shift
+        return self
+
+    def total(self, i: int = 0, extra: int = 0) -> float:
+        """Bin ``i``'s sum (plus the integer ``extra``), rounded once; 0.0 for no values."""
+        return (self.exact[i] + (extra << 1127)) / (1 << 1127) + float(self.special[i])
+
+    def mean(self, i: int = 0) -> float:
+        """Bin ``i``'s mean (its exact sum over its count, rounded once); NaN for no values."""
+        n = int(self.count[i])
+        if not n:
+            return math.nan
+        return self.exact[i] / (n << 1127) + float(self.special[i]) / n
+
+
 def _mean(x) -> float:
-    x = np.asarray(x, dtype=float)
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if len(x) else math.nan
+    """Mean of the non-NaN values (exact sum / count, rounded once: the same for the same
+    values in any order)."""
+    return ExactSum().add(x).mean()
+
+
+def _quantile(x: np.ndarray, q: float) -> float:
+    """The q-quantile of ``x`` (no NaN in it; reordered in place, no copy), NaN if empty. The
+    value depends only on the values, not on their order."""
+    return float(np.quantile(x, q, overwrite_input=True)) if len(x) else math.nan
 
 
 def _q(x, q: float) -> float:
     x = np.asarray(x, dtype=float)
-    x = x[~np.isnan(x)]
-    return float(np.quantile(x, q)) if len(x) else math.nan
-
+    return _quantile(x[~np.isnan(x)], q)
 
 def _rate(num, den) -> float:
     return float(num) / float(den) if den else math.nan
@@ -201,13 +262,139 @@ def add_call_columns(calls: pd.DataFrame, work: pd.DataFrame, n_reactive: int | 
 # --------------------------------------------------------------------------- resource audit
 
 
+class _Seen:
+    """Which non-negative ids were seen, in each of ``width`` sets: one bit per id and set
+    (an array as long as the largest id, grown as needed; ``size``: the ids expected)."""
+
+    def __init__(self, width: int = 1, size: int = 0):
+        self.bits = np.zeros((size, (width + 7) // 8), np.uint8)
+
+    def mark(self, ids, k: int = 0) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return
+        need = int(ids.max()) + 1
+        if need > len(self.bits):
+            grown = np.zeros((max(need, 2 * len(self.bits)), self.bits.shape[1]), np.uint8)
+            grown[:len(self.bits)] = self.bits
+            self.bits = grown
+        col = self.bits[:, k >> 3]                 # a view: writes go to the bits
+        col[ids] = col[ids] | np.uint8(1 << (k & 7))
+
+    def flags(self, k: int = 0, size: int = 0) -> np.ndarray:
+        """Set ``k`` as one flag per id 0, 1, ... (at least ``size`` of them)."""
+        out = np.zeros(max(size, len(self.bits)), bool)
+        out[:len(self.bits)] = (self.bits[:, k >> 3] & np.uint8(1 << (k & 7))) != 0
+        return out
+
+    def count(self, k: int = 0) -> int:
+        return int(np.count_nonzero(self.bits[:, k >> 3] & np.uint8(1 << (k & 7))))
+
+
 def _spans_by_pool(work: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The assignments log's spans of each pool (by pool name)."""
     return {str(k): g for k, g in work.groupby("pool", observed=True)} if len(work) else {}
 
 
-def _clipped(a: np.ndarray, b: np.ndarray, t0: float, t1: float) -> float:
-    return float((np.clip(b, t0, t1) - np.clip(a, t0, t1)).sum())
+class _AuditTotals:
+    """The resource audit and the hourly audit, gathered from the call log and the
+    assignments log a batch of rows at a time (any split of the rows into batches, in any
+    order, gives the same numbers to the last bit: every sum is an :class:`ExactSum`).
+
+    Kept across batches: per pool two exact sums (busy, overtime), per pool and hour of the
+    week two exact sums, two integers per pool and hour of the window (spans ending after
+    it, for the hourly integral), one bit per call (measured) and one bit per call and pool
+    (served): ``(1 + pools / 8)`` bytes a call, nothing per span."""
+
+    def __init__(self, pools: list[dict], t0: float, t1: float, hourly: bool = True, calls: int = 0):
+        self.pools, self.t0, self.t1 = pools, t0, t1
+        self.index = {p["pool"]: k for k, p in enumerate(pools)}
+        self.busy = [ExactSum() for _ in pools]
+        self.overtime = [ExactSum() for _ in pools]
+        self.measured = _Seen(1, calls)
+        self.served = _Seen(len(pools), calls)
+        self.hourly = hourly
+        h0, h1 = int(math.ceil(t0 / 60)), int(t1 // 60)
+        self.edges = 60.0 * np.arange(h0, h1 + 1)
+        self.how = np.arange(h0, h1) % 168
+        nh = len(self.how)
+        # hourly: busy minutes in hour j of the window = 60 x (span ends after it - span starts
+        # after it) + sum of (end - hour start) for ends inside it - the same for starts inside
+        # it; ``after[p, x, j + 1]`` counts ends (x=0: busy, 1: overtime) minus starts in hour j
+        # (j = -1: before the window, nh: after it), ``inside`` sums the partial hours by hour of week
+        self.after = np.zeros((len(pools), 2, nh + 2), np.int64)
+        self.inside = [[ExactSum(168), ExactSum(168)] for _ in pools]
+
+    def add_calls(self, calls: pd.DataFrame) -> None:
+        """A batch of the call log (``AUDIT_CALL_COLUMNS``)."""
+        ids = calls["call_id"].to_numpy(np.int64)
+        keep = ~calls["warmup"].to_numpy(bool) & (ids >= 0)
+        self.measured.mark(ids[keep])
+
+    def add_work(self, work: pd.DataFrame) -> None:
+        """A batch of the assignments log (``AUDIT_WORK_COLUMNS``)."""
+        t0, t1 = self.t0, self.t1
+        for name, w in _spans_by_pool(work).items():
+            k = self.index.get(name)
+            if k is None:
+                continue
+            a, r = w["t_assigned"].to_numpy(float), w["t_released"].to_numpy(float)
+            start_ot = r - w["overtime"].to_numpy(float)
+            self.busy[k].add(np.clip(r, t0, t1) - np.clip(a, t0, t1))
+            self.overtime[k].add(np.clip(r, t0, t1) - np.clip(start_ot, t0, t1))
+            ids = w["call_id"].to_numpy(np.int64)
+            serving = w["task"].isin(SERVING_TASKS).to_numpy() & (ids >= 0)
+            self.served.mark(ids[serving], k)
+            if self.hourly and len(self.how):
+                for x, start in enumerate((a, start_ot)):
+                    self._hours(k, x, r, 1)
+                    self._hours(k, x, start, -1)
+
+    def _hours(self, k: int, x: int, t: np.ndarray, sign: int) -> None:
+        """Span ends (sign 1) or starts (sign -1) at times ``t`` into the hourly sums."""
+        edges = self.edges
+        j = np.searchsorted(edges, t, side="right") - 1          # hour of the window, -1 .. nh
+        self.after[k, x] += sign * np.bincount(j + 1, minlength=len(edges) + 1)
+        inside = (j >= 0) & (j < len(self.how))
+        j = j[inside]
+        # t - hour start is exact (the hour starts at 0 or at >= t / 2)
+        self.inside[k][x].add(sign * (t[inside] - edges[j]), self.how[j])
+
+    def pools_frame(self) -> pd.DataFrame:
+        """The resource audit (see :func:`resource_audit`)."""
+        t0, t1 = self.t0, self.t1
+        measured = self.measured.flags(0, len(self.served.bits))
+        rows = []
+        for k, p in enumerate(self.pools):
+            on_duty = p["schedule"].team_minutes(t0, t1)
+            busy, ot = self.busy[k].total(), self.overtime[k].total()
+            served = int(np.count_nonzero(self.served.flags(k, len(measured)) & measured))
+            rows.append({"pool": p["pool"], "police": p["police"], "remote": p["remote"],
+                         "on_duty_min": on_duty, "busy_min": busy, "overtime_min": ot,
+                         "busy_on_duty_min": busy - ot,
+                         "staffed_cost": (on_duty + ot) / 60.0 * p["cost_per_hour"], "calls_served": served})
+        return pd.DataFrame(rows, columns=["pool", "police", "remote", "on_duty_min", "busy_min", "overtime_min",
+                                           "busy_on_duty_min", "staffed_cost", "calls_served"])
+
+    def hourly_frame(self) -> pd.DataFrame:
+        """The hourly audit (see :func:`hourly_audit`)."""
+        from .shifts import WEEK
+        edges, how = self.edges, self.how
+        frames = []
+        for k, p in enumerate(self.pools):
+            per_min = p["schedule"].per_minute
+            cum_duty = np.concatenate([[0], np.cumsum(np.tile(per_min, 2))])
+            duty = np.diff(cum_duty[(edges % WEEK).astype(int)] + (edges // WEEK) * per_min.sum())
+            f = (pd.DataFrame({"pool": p["pool"], "hour_of_week": how, "on_duty_min": duty})
+                 .groupby(["pool", "hour_of_week"], as_index=False).sum())
+            for x, col in enumerate(("busy_min", "overtime_min")):
+                full = np.cumsum(self.after[k, x][::-1])[::-1][2:]     # spans ending after hour j
+                hours = np.zeros(168, np.int64)
+                np.add.at(hours, how, full)
+                f[col] = [self.inside[k][x].total(h, 60 * int(hours[h])) for h in f["hour_of_week"].tolist()]
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["pool", "hour_of_week", "on_duty_min", "busy_min", "overtime_min"])
 
 
 def resource_audit(work: pd.DataFrame, calls: pd.DataFrame, pools: list[dict], t0: float, t1: float) -> pd.DataFrame:
@@ -216,65 +403,41 @@ def resource_audit(work: pd.DataFrame, calls: pd.DataFrame, pools: list[dict], t
     of spans worked after a crew's shift end), busy while on duty (busy - overtime), staffed
     cost (on duty + overtime, at the roles' hourly cost), calls served (distinct measured
     calls the pool answered, backed up, was sent to second, or handled at a desk).
-    ``pools``: dicts with pool, police, remote, schedule, cost_per_hour."""
-    measured = set(calls.loc[~calls["warmup"].to_numpy(bool), "call_id"].tolist()) if len(calls) else set()
-    groups = _spans_by_pool(work)
-    rows = []
-    for p in pools:
-        w = groups.get(p["pool"])
-        on_duty = p["schedule"].team_minutes(t0, t1)
-        busy = ot = 0.0
-        served = 0
-        if w is not None and len(w):
-            a, r = w["t_assigned"].to_numpy(float), w["t_released"].to_numpy(float)
-            busy = _clipped(a, r, t0, t1)
-            ot = _clipped(r - w["overtime"].to_numpy(float), r, t0, t1)
-            serving = w["task"].isin(SERVING_TASKS).to_numpy()
-            served = len(set(w.loc[serving, "call_id"].tolist()) & measured)
-        rows.append({"pool": p["pool"], "police": p["police"], "remote": p["remote"],
-                     "on_duty_min": on_duty, "busy_min": busy, "overtime_min": ot,
-                     "busy_on_duty_min": busy - ot,
-                     "staffed_cost": (on_duty + ot) / 60.0 * p["cost_per_hour"], "calls_served": served})
-    return pd.DataFrame(rows, columns=["pool", "police", "remote", "on_duty_min", "busy_min", "overtime_min",
-                                       "busy_on_duty_min", "staffed_cost", "calls_served"])
-
-
-def _hour_integral(a: np.ndarray, b: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Unit-minutes of the intervals [a, b) inside each [edges[k], edges[k+1])."""
-    if not len(a):
-        return np.zeros(len(edges) - 1)
-    t = np.concatenate([a, b])
-    step = np.concatenate([np.ones(len(a)), -np.ones(len(b))])
-    order = np.argsort(t, kind="stable")
-    t, level = t[order], np.cumsum(step[order])
-    cum = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])
-    return np.diff(np.interp(edges, t, cum, left=0.0, right=cum[-1]))
+    ``pools``: dicts with pool, police, remote, schedule, cost_per_hour. Busy and overtime
+    are exact sums of each span's clipped minutes, rounded once."""
+    totals = _AuditTotals(pools, t0, t1, hourly=False, calls=len(calls))
+    totals.add_calls(calls)
+    totals.add_work(work)
+    return totals.pools_frame()
 
 
 def hourly_audit(work: pd.DataFrame, pools: list[dict], t0: float, t1: float) -> pd.DataFrame:
     """Per pool and hour of the week: on-duty, busy and overtime unit-minutes over the
     measured window, from the same spans as :func:`resource_audit` (so utilisation by hour,
-    (busy - overtime) / on duty, averages to the KPI)."""
-    from .shifts import WEEK
-    h0, h1 = int(math.ceil(t0 / 60)), int(t1 // 60)
-    edges = 60.0 * np.arange(h0, h1 + 1)
-    how = np.arange(h0, h1) % 168
-    groups = _spans_by_pool(work)
-    frames = []
-    for p in pools:
-        w = groups.get(p["pool"])
-        a = w["t_assigned"].to_numpy(float) if w is not None else np.zeros(0)
-        r = w["t_released"].to_numpy(float) if w is not None else np.zeros(0)
-        o = w["overtime"].to_numpy(float) if w is not None else np.zeros(0)
-        per_min = p["schedule"].per_minute
-        cum_duty = np.concatenate([[0], np.cumsum(np.tile(per_min, 2))])
-        duty = np.diff(cum_duty[(edges % WEEK).astype(int)] + (edges // WEEK) * per_min.sum())
-        frames.append(pd.DataFrame({"pool": p["pool"], "hour_of_week": how, "on_duty_min": duty,
-                                    "busy_min": _hour_integral(a, r, edges),
-                                    "overtime_min": _hour_integral(r - o, r, edges)})
-                      .groupby(["pool", "hour_of_week"], as_index=False).sum())
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["pool", "hour_of_week", "on_duty_min", "busy_min", "overtime_min"])
+    (busy - overtime) / on duty, averages to the KPI). Busy and overtime are the exact
+    integrals of the spans over each hour, summed over the weeks exactly and rounded once."""
+    totals = _AuditTotals(pools, t0, t1)
+    totals.add_work(work)
+    return totals.hourly_frame()
+
+
+def audits_from_files(calls_path, work_path, pools: list[dict], t0: float, t1: float,
+                      rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(:func:`resource_audit`, :func:`hourly_audit`) of a streamed replication, from its call
+    log and assignments log files, the very numbers of the same logs in memory.
+
+    The files are read ``rows`` rows at a time (default: a row group of the streaming
+    writer, ``calllog.ROW_GROUP``), only :data:`AUDIT_CALL_COLUMNS` and
+    :data:`AUDIT_WORK_COLUMNS`. Memory: one batch, plus ``(1 + pools / 8)`` bytes per call
+    (which calls are measured, which pools served each) and a few numbers per pool and hour
+    of the window; nothing grows with the spans."""
+    from .calllog import batches, row_count
+    totals = _AuditTotals(pools, t0, t1, calls=row_count(calls_path))
+    for b in batches(calls_path, AUDIT_CALL_COLUMNS, rows):
+        totals.add_calls(b)
+    for b in batches(work_path, AUDIT_WORK_COLUMNS, rows):
+        totals.add_work(b)
+    return totals.pools_frame(), totals.hourly_frame()
 
 
 # --------------------------------------------------------------------------- KPIs
@@ -302,10 +465,248 @@ def eligible_category(c: pd.DataFrame | _Rows, first_tier_police: np.ndarray) ->
     return out
 
 
-def _response_block(out: dict, prefix: str, rt: np.ndarray, suffix: str = "") -> None:
-    out[f"{prefix}_mean{suffix}"] = _mean(rt)
-    out[f"{prefix}_p50{suffix}"] = _q(rt, 0.5)
-    out[f"{prefix}_p90{suffix}"] = _q(rt, 0.9)
+def _response_block(out: dict, prefix: str, rt: np.ndarray, suffix: str = "", sel: np.ndarray | None = None) -> None:
+    """Mean, p50 and p90 of ``rt`` (on the rows ``sel``), NaN left out: one copy of the values."""
+    keep = ~np.isnan(rt) if sel is None else sel & ~np.isnan(rt)
+    x = rt[keep]
+    del keep
+    out[f"{prefix}_mean{suffix}"] = _mean(x)
+    out[f"{prefix}_p50{suffix}"] = _quantile(x, 0.5)
+    out[f"{prefix}_p90{suffix}"] = _quantile(x, 0.9)
+
+
+# responder kinds as kept per call (code = position; the last code: any other, "none")
+_KINDS = ("police", "co_responder", "civilian", "remote", "none")
+
+
+class _CallTotals:
+    """What :func:`kpis` needs of a call log, gathered a batch of rows at a time; one
+    definition of every KPI, whether the log is one DataFrame (one batch) or a file read in
+    row groups (:func:`kpis_from_file`). Any split of the rows into batches, in any order,
+    gives the same KPIs to the last bit.
+
+    Kept across batches, per call that came in: its response time (8 bytes: the quantiles
+    need them all), eligible (1), responder kind (1) and call type (2) codes — 12 bytes a
+    call — and its callback time if it has one; per remote-answered call nothing more. Every
+    other number is a count, an :class:`ExactSum`, a count per category or one bit per
+    person id (distinct people and callers)."""
+
+    def __init__(self, scenario=None):
+        self.scenario = scenario
+        self.targets = list(scenario.response_targets_min) if scenario is not None else [30.0]
+        self.n: Counter = Counter()                    # counts, by name
+        self.sums: dict[str, ExactSum] = defaultdict(ExactSum)
+        self.kept: dict[str, list[np.ndarray]] = {"rt": [], "eligible": [], "kind": [], "type": []}
+        self.callback: list[np.ndarray] = []          # callback times (non-NaN)
+        self.types: dict[str, int] = {}                # call type -> code, in order of first sight
+        self.police_rt: dict = {}                      # priority -> ExactSum of police-answered rt
+        self.holders: Counter = Counter()              # unfinished calls by holding pool
+        self.transports: dict[str, int] = {}           # destination -> transports, in order of first sight
+        self.callers, self.people = _Seen(), _Seen()
+        self.has: set[str] = set()                     # optional columns present
+
+    def add(self, calls: pd.DataFrame) -> _CallTotals:
+        """Gather one batch of the call log (rows of :data:`KPI_CALL_COLUMNS`); returns self."""
+        k, sums, scenario = self.n, self.sums, self.scenario
+        measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
+        c = _incoming(calls)                        # calls that happened and came in
+        n = len(c)
+        k["calls"] += n
+        rt = c["response_time"].to_numpy(dtype=float)
+        eligible = c["eligible"].to_numpy(bool)
+        kind = np.full(n, len(_KINDS) - 1, np.int8)
+        if "responder" in c:
+            responder = c["responder"]
+            for code, name in enumerate(_KINDS[:-1]):
+                kind[(responder == name).to_numpy()] = code
+        self.kept["rt"].append(rt)
+        self.kept["eligible"].append(eligible)
+        self.kept["kind"].append(kind)
+        self.kept["type"].append(self._type_codes(c["call_type"]))
+        cb = c["callback_time"].to_numpy(float)
+        self.callback.append(cb[~np.isnan(cb)])
+        sums["queue_wait"].add(c["queue_wait"])
+        sums["travel_time"].add(c["travel_time"])
+        diverted = c["diverted"].to_numpy()
+        k["diverted"] += int(diverted.sum())
+        k["diverted_eligible"] += int((diverted & eligible).sum())
+        later = c["tier"].to_numpy() > 0
+        reason = c["fallback_reason"]
+        k["fallback_busy"] += int((eligible & later & (reason == "busy").to_numpy()).sum())
+        k["fallback_unstaffed"] += int((eligible & later & (reason == "unstaffed").to_numpy()).sum())
+        k["fallback"] += int((eligible & later).sum())
+        police_pool = c["police_pool"].to_numpy(bool)
+        k["police_eligible"] += int((eligible & police_pool).sum())
+        first_police = _first_tier_police(c, scenario)
+        cat = eligible_category(c.rows(eligible), first_police[eligible])
+        for name in ELIGIBLE_CATEGORIES:
+            k["eligible_share." + name] += int((cat == name).sum())
+        alt = c["pool"].notna().to_numpy() & ~police_pool       # answered by a non-police unit
+        k["alt"] += int(alt.sum())
+        k["alt_backup"] += int((c["backup"].to_numpy() & alt).sum())
+        k["no_response"] += int((c["outcome"] == "no_response").sum())
+        unfinished = c["unfinished"].to_numpy(bool)
+        k["unfinished"] += int(unfinished.sum())
+        self.holders.update(_holders(c.rows(unfinished)))
+        sums["police_minutes"].add(c["police_minutes"])
+        priority = c["priority"].to_numpy()
+        for prio in pd.unique(priority):
+            self.police_rt.setdefault(prio, ExactSum()).add(rt[police_pool & (priority == prio)])
+        self._aftercare(c)
+        k["calls_prevented"] += int((measured["outcome"] == "prevented").sum())
+        if "proactive" in measured:
+            k["outreach_contacts"] += int(measured["proactive"].sum())
+        person = measured["person"].to_numpy(np.int64, na_value=-1)
+        self.people.mark(person[measured["pool"].notna().to_numpy() & (person >= 0)])   # calls and outreach
+        return self
+
+    def _type_codes(self, col: pd.Series) -> np.ndarray:
+        """Each row's call type as a code of ``self.types`` (-1: none), new types added."""
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes, names = col.cat.codes.to_numpy(), _categories(col)
+        else:
+            codes, uniques = pd.factorize(col)
+            names = [str(x) for x in uniques]
+        for t in names:
+            self.types.setdefault(t, len(self.types))
+        lookup = np.array([self.types[t] for t in names] + [-1], dtype=np.int16 if len(self.types) < 2 ** 15
+                          else np.int32)
+        return lookup[codes]                          # code -1 (no type) -> the last entry
+
+    def _aftercare(self, c: _Rows) -> None:
+        k = self.n
+        if "destination" in c:
+            self.has.add("destination")
+            dest = c["destination"]
+            names = _categories(dest) if isinstance(dest.dtype, pd.CategoricalDtype) else []
+            for fac in names:                            # categories: every facility, even with none
+                self.transports.setdefault(fac, 0)
+            for fac, m in dest.value_counts(sort=False).items():
+                self.transports[str(fac)] = self.transports.get(str(fac), 0) + int(m)
+            k["consent_refused"] += int(c["consent_refused"].sum())
+            self.sums["door_wait"].add(c["door_wait"])
+        k["backups"] += int(c["backup"].sum())
+        self.sums["backup_delay"].add(c["backup_delay"])
+        if "followup" in c:
+            self.has.add("followup")
+            k["followups_done"] += int((c["followup"] == "done").sum())
+            k["followups_missed"] += int((c["followup"] == "missed").sum())
+        if "followup_preempted" in c:
+            self.has.add("followup_preempted")
+            k["followups_preempted"] += int((c["followup_preempted"] > 0).sum())
+        person = c["person"].to_numpy(np.int64, na_value=-1)
+        callers = person[person >= 0]
+        k["callers"] += len(callers)
+        self.callers.mark(callers)
+
+    def _kept(self, name: str) -> np.ndarray:
+        """A kept per-call column, whole (its batches let go as it is joined)."""
+        parts = self.kept[name]
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        parts.clear()
+        return out
+
+    def result(self, pools: pd.DataFrame | None, horizon_days: float, facilities: pd.DataFrame | None = None
+               ) -> dict[str, float]:
+        """The KPIs (see :func:`kpis`) of the rows gathered."""
+        k, sums, scenario = self.n, self.sums, self.scenario
+        out: dict[str, float] = {}
+        n = k["calls"]
+        out["calls"] = float(n)
+        out["calls_per_day"] = n / horizon_days
+        rt, eligible, kind, ctype = (self._kept(name) for name in ("rt", "eligible", "kind", "type"))
+        _response_block(out, "response_time", rt)
+        _response_block(out, "response_time", rt, ".eligible", eligible)
+        _response_block(out, "response_time", rt, ".not_eligible", ~eligible)
+        for code, name in enumerate(("police", "co_responder", "civilian")):
+            sel = eligible & (kind == _KINDS.index(name))
+            if sel.any():
+                _response_block(out, "response_time", rt, f".eligible.{name}", sel)
+        for t, code in self.types.items():
+            sel = ctype == code
+            if sel.any():
+                _response_block(out, "response_time", rt, f".type.{t}", sel)
+        del sel, ctype
+        remote = kind == _KINDS.index("remote")
+        hit = None
+        for T in self.targets:
+            label = f"{T:g}"
+            hit = np.nan_to_num(rt, nan=math.inf) <= T
+            out[f"share_within_{label}"] = _rate((hit & ~remote).sum(), (~remote).sum())
+            out[f"share_within_{label}.eligible"] = _rate((hit & ~remote & eligible).sum(), (~remote & eligible).sum())
+        del rt, hit
+        if remote.any() or (pools is not None and len(pools) and pools.get("remote", pd.Series(dtype=bool)).any()):
+            cb = np.concatenate(self.callback)
+            out["callback_time_mean"] = _mean(cb)
+            out["callback_time_p90"] = _quantile(cb, 0.9)
+        out["queue_wait_mean"] = sums["queue_wait"].mean()
+        out["travel_time_mean"] = sums["travel_time"].mean()
+        out["diversion_rate"] = _rate(k["diverted"], n)
+        n_elig = int(eligible.sum())
+        out["eligible_diversion_rate"] = _rate(k["diverted_eligible"], n_elig)
+        out["fallback_busy_rate"] = _rate(k["fallback_busy"], n_elig)
+        out["fallback_unstaffed_rate"] = _rate(k["fallback_unstaffed"], n_elig)
+        out["fallback_rate"] = _rate(k["fallback"], n_elig)
+        out["answered_by_police_rate"] = _rate(k["police_eligible"], n_elig)
+        for name in ELIGIBLE_CATEGORIES:
+            out[f"eligible_share.{name}"] = _rate(k["eligible_share." + name], n_elig)
+        out["police_backup_rate"] = _rate(k["alt_backup"], k["alt"])
+        out["no_response_rate"] = _rate(k["no_response"], n)
+        out["unfinished_rate"] = _rate(k["unfinished"], n)
+        if scenario is not None:
+            for p in scenario.pools:
+                out[f"unfinished_calls.{p}"] = 0.0
+        for p, m in sorted(self.holders.items(), key=lambda item: -item[1]):
+            out[f"unfinished_calls.{p}"] = float(m)
+        out["police_hours"] = sums["police_minutes"].total() / 60.0
+        for prio in sorted(self.police_rt):
+            out[f"police_response_time_p{prio}_mean"] = self.police_rt[prio].mean()
+        self._aftercare_kpis(out, facilities)
+        out["calls_prevented"] = float(k["calls_prevented"])
+        out["outreach_contacts"] = float(k["outreach_contacts"])
+        out["unique_people"] = float(self.people.count())
+        total = 0.0
+        for _, row in (pools.iterrows() if pools is not None else ()):    # None: no resource audit
+            name = str(row["pool"])
+            out[f"utilisation.{name}"] = _rate(row["busy_on_duty_min"], row["on_duty_min"])
+            out[f"overtime_hours.{name}"] = float(row["overtime_min"]) / 60.0
+            total += float(row["staffed_cost"])
+            if not name.startswith("desk:"):
+                out[f"cost_per_call.{name}"] = _rate(row["staffed_cost"], row["calls_served"])
+        if scenario is not None:
+            years = horizon_days / 365.0
+            for v, per_year in scenario.costs.vehicle_per_year.items():
+                total += scenario.vehicles[v] * per_year * years
+            for f, per_day in scenario.costs.bed_per_day.items():
+                beds = scenario.facilities[f].beds
+                total += (beds or 0) * per_day * horizon_days
+        out["cost_total"] = total
+        out["cost_per_year"] = total * 365.0 / horizon_days
+        return out
+
+    def _aftercare_kpis(self, out: dict, facilities: pd.DataFrame | None) -> None:
+        k = self.n
+        if "destination" in self.has:
+            for fac, m in sorted(self.transports.items(), key=lambda item: -item[1]):
+                out[f"transports.{fac}"] = float(m)
+            for fac in facilities["facility"] if facilities is not None and len(facilities) else []:
+                out.setdefault(f"transports.{fac}", 0.0)       # the same keys from a column of text
+            out["transport_consent_refused"] = float(k["consent_refused"])
+            out["door_wait_hours"] = self.sums["door_wait"].total() / 60.0
+        out["backups"] = float(k["backups"])
+        out["backup_delay_mean"] = self.sums["backup_delay"].mean()
+        if "followup" in self.has:
+            out["followups_done"] = float(k["followups_done"])
+            out["followups_missed"] = float(k["followups_missed"])
+        if "followup_preempted" in self.has:
+            out["followups_preempted"] = float(k["followups_preempted"])
+        out["repeat_calls"] = float(k["callers"] - self.callers.count())   # calls from people who called before
+        if facilities is not None:
+            for row in facilities.itertuples():
+                out[f"occupancy_mean.{row.facility}"] = row.occupancy_mean
+                out[f"occupancy_peak.{row.facility}"] = row.occupancy_peak
+                out[f"admissions.{row.facility}"] = float(row.admissions)
+                out[f"refusal_rate.{row.facility}"] = _rate(row.refusals, row.arrivals)
 
 
 def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
@@ -315,93 +716,27 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     police first; without it, targets are [30] minutes and only staff costs count.
 
     ``calls`` needs only the columns in :data:`KPI_CALL_COLUMNS`; it is read column by column
-    (rows chosen by masks, never a copy of the frame)."""
-    measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
-    c = _incoming(calls)                        # calls that happened and came in
-    out: dict[str, float] = {}
-    n = len(c)
-    out["calls"] = float(n)
-    out["calls_per_day"] = n / horizon_days
-    rt = c["response_time"].to_numpy(dtype=float)
-    eligible = c["eligible"].to_numpy(bool)
-    kind = c["responder"] if "responder" in c else pd.Series(np.full(n, "none", dtype=object))
-    _response_block(out, "response_time", rt)
-    _response_block(out, "response_time", rt[eligible], ".eligible")
-    _response_block(out, "response_time", rt[~eligible], ".not_eligible")
-    for k in ("police", "co_responder", "civilian"):
-        sel = eligible & (kind == k).to_numpy()
-        if sel.any():
-            _response_block(out, "response_time", rt[sel], f".eligible.{k}")
-    ctype = c["call_type"]
-    for t in _categories(ctype):
-        sel = (ctype == t).to_numpy()
-        if sel.any():
-            _response_block(out, "response_time", rt[sel], f".type.{t}")
-    remote = (kind == "remote").to_numpy()
-    targets = list(scenario.response_targets_min) if scenario is not None else [30.0]
-    for T in targets:
-        label = f"{T:g}"
-        hit = np.nan_to_num(rt, nan=math.inf) <= T
-        out[f"share_within_{label}"] = _rate((hit & ~remote).sum(), (~remote).sum())
-        out[f"share_within_{label}.eligible"] = _rate((hit & ~remote & eligible).sum(), (~remote & eligible).sum())
-    if remote.any() or (pools is not None and len(pools) and pools.get("remote", pd.Series(dtype=bool)).any()):
-        cb = c["callback_time"].to_numpy(float)
-        out["callback_time_mean"] = _mean(cb)
-        out["callback_time_p90"] = _q(cb, 0.9)
-    out["queue_wait_mean"] = _mean(c["queue_wait"])
-    out["travel_time_mean"] = _mean(c["travel_time"])
-    diverted = c["diverted"].to_numpy()
-    out["diversion_rate"] = _rate(diverted.sum(), n)
-    n_elig = eligible.sum()
-    out["eligible_diversion_rate"] = _rate((diverted & eligible).sum(), n_elig)
-    tier = c["tier"].to_numpy()
-    reason = c["fallback_reason"]
-    later = tier > 0
-    out["fallback_busy_rate"] = _rate((eligible & later & (reason == "busy").to_numpy()).sum(), n_elig)
-    out["fallback_unstaffed_rate"] = _rate((eligible & later & (reason == "unstaffed").to_numpy()).sum(), n_elig)
-    out["fallback_rate"] = _rate((eligible & later).sum(), n_elig)
-    police_pool = c["police_pool"].to_numpy(bool)
-    out["answered_by_police_rate"] = _rate((eligible & police_pool).sum(), n_elig)
-    first_police = _first_tier_police(c, scenario)
-    cat = eligible_category(c.rows(eligible), first_police[eligible])
-    for k in ELIGIBLE_CATEGORIES:
-        out[f"eligible_share.{k}"] = _rate((cat == k).sum(), n_elig)
-    served = c["pool"].notna().to_numpy()
-    alt = served & ~police_pool
-    out["police_backup_rate"] = _rate((c["backup"].to_numpy() & alt).sum(), alt.sum())
-    out["no_response_rate"] = _rate((c["outcome"] == "no_response").sum(), n)
-    unfinished = c["unfinished"].to_numpy(bool)
-    out["unfinished_rate"] = _rate(unfinished.sum(), n)
-    out.update(_unfinished_by_pool(c.rows(unfinished), scenario))
-    out["police_hours"] = float(c["police_minutes"].sum()) / 60.0
-    priority = c["priority"].to_numpy()
-    for prio in sorted(pd.unique(priority)):
-        sel = police_pool & (priority == prio)
-        out[f"police_response_time_p{prio}_mean"] = _mean(rt[sel])
-    out.update(_aftercare(c, facilities))
-    out["calls_prevented"] = float((measured["outcome"] == "prevented").sum())
-    out["outreach_contacts"] = float(measured["proactive"].sum()) if "proactive" in measured else 0.0
-    person = measured["person"]
-    people = person[measured["pool"].notna() & (person >= 0)]
-    out["unique_people"] = float(people.nunique())        # calls and outreach alike
-    total = 0.0
-    for _, row in (pools.iterrows() if pools is not None else ()):    # None: no resource audit
-        name = str(row["pool"])
-        out[f"utilisation.{name}"] = _rate(row["busy_on_duty_min"], row["on_duty_min"])
-        out[f"overtime_hours.{name}"] = float(row["overtime_min"]) / 60.0
-        total += float(row["staffed_cost"])
-        if not name.startswith("desk:"):
-            out[f"cost_per_call.{name}"] = _rate(row["staffed_cost"], row["calls_served"])
-    if scenario is not None:
-        years = horizon_days / 365.0
-        for v, per_year in scenario.costs.vehicle_per_year.items():
-            total += scenario.vehicles[v] * per_year * years
-        for f, per_day in scenario.costs.bed_per_day.items():
-            beds = scenario.facilities[f].beds
-            total += (beds or 0) * per_day * horizon_days
-    out["cost_total"] = total
-    out["cost_per_year"] = total * 365.0 / horizon_days
-    return out
+    (rows chosen by masks, never a copy of the frame). Means are exact sums over counts,
+    rounded once; quantiles are numpy's (linear) — so a log split into batches
+    (:func:`kpis_from_file`) gives the very same numbers."""
+    return _CallTotals(scenario).add(calls).result(pools, horizon_days, facilities)
+
+
+def kpis_from_file(calls_path, pools: pd.DataFrame | None, horizon_days: float,
+                   facilities: pd.DataFrame | None = None, scenario=None, rows: int | None = None) -> dict[str, float]:
+    """:func:`kpis` of a streamed replication's call log file, the very numbers of the same
+    log in memory, reading :data:`KPI_CALL_COLUMNS` ``rows`` rows at a time (default: a row
+    group of the streaming writer, ``calllog.ROW_GROUP``).
+
+    Memory: one batch, plus 12 bytes per call that came in (response time and three codes,
+    kept for the quantiles) and a callback time per remote answer; when the KPIs are formed,
+    one more copy of the largest subset's response times (8 bytes a call) — about 20 bytes a
+    call at the peak — and one bit per person id."""
+    from .calllog import batches
+    totals = _CallTotals(scenario)
+    for b in batches(calls_path, KPI_CALL_COLUMNS, rows):
+        totals.add(b)
+    return totals.result(pools, horizon_days, facilities)
 
 
 def _first_tier_police(c: _Rows, scenario) -> np.ndarray:
@@ -414,52 +749,18 @@ def _first_tier_police(c: _Rows, scenario) -> np.ndarray:
     return c["path"].isin(first).to_numpy(bool)
 
 
-def _unfinished_by_pool(u: _Rows, scenario) -> dict[str, float]:
+def _holders(u: _Rows) -> Counter:
     """Open calls at the end by the pool holding them: the answering pool if a unit was
     assigned, else the pools of the tier the call was last waiting for (``a+b`` for a tier
     of two pools)."""
-    out: dict[str, float] = {}
-    if scenario is not None:
-        for p in scenario.pools:
-            out[f"unfinished_calls.{p}"] = 0.0
     if not len(u):
-        return out
+        return Counter()
     holder = u["pool"].astype(object).to_numpy()
     if "waiting_for" in u:
         waiting = u["waiting_for"].astype(object).to_numpy()
         holder = np.where(pd.isna(holder), waiting, holder)
     holder = np.where(pd.isna(holder), "unknown", holder)
-    for p, k in pd.Series(holder).value_counts().items():
-        out[f"unfinished_calls.{p}"] = float(k)
-    return out
-
-
-def _aftercare(c: _Rows, facilities: pd.DataFrame | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if "destination" in c:
-        for fac, k in c["destination"].value_counts().items():    # categories: every facility
-            out[f"transports.{fac}"] = float(k)
-        for fac in facilities["facility"] if facilities is not None and len(facilities) else []:
-            out.setdefault(f"transports.{fac}", 0.0)       # the same keys from a column of text
-        out["transport_consent_refused"] = float(c["consent_refused"].sum())
-        out["door_wait_hours"] = float(np.nansum(c["door_wait"].to_numpy(float))) / 60.0
-    out["backups"] = float(c["backup"].sum())
-    out["backup_delay_mean"] = _mean(c["backup_delay"])
-    if "followup" in c:
-        out["followups_done"] = float((c["followup"] == "done").sum())
-        out["followups_missed"] = float((c["followup"] == "missed").sum())
-    if "followup_preempted" in c:
-        out["followups_preempted"] = float((c["followup_preempted"] > 0).sum())
-    person = c["person"]
-    callers = person[person >= 0]
-    out["repeat_calls"] = float(len(callers) - callers.nunique())   # calls from people who called before
-    if facilities is not None:
-        for row in facilities.itertuples():
-            out[f"occupancy_mean.{row.facility}"] = row.occupancy_mean
-            out[f"occupancy_peak.{row.facility}"] = row.occupancy_peak
-            out[f"admissions.{row.facility}"] = float(row.admissions)
-            out[f"refusal_rate.{row.facility}"] = _rate(row.refusals, row.arrivals)
-    return out
+    return Counter(str(h) for h in holder.tolist())
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float, float]:
