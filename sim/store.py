@@ -31,16 +31,60 @@ Faults:
 * **Set-up before work.** ``resolved/`` is written (each file atomically) before
   ``experiment.json``, the marker of a set-up store; a reopened store rewrites any
   ``resolved/`` file that is missing or differs, so a set-up cut short is completed.
+
+Object stores
+-------------
+``out`` may be an fsspec URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``;
+``file://`` is the local folder above): :class:`ObjectStore`, the same layout and the same
+reading rules. What changes is how the guarantees are had:
+
+* **Atomic files.** An object store has no rename, but one PUT of a whole object is atomic:
+  a reader sees the old object or the new one, never a part (a multipart upload, used by
+  s3fs above 2 x 50 MiB, appears only when it completes). So every file is first written
+  whole into a local staging folder (``root``: a temporary folder of the process; the
+  streamed logs stream into it through ``<file>.partial`` exactly as locally), then
+  uploaded with one ``put`` and removed. A worker uploads its replication's tables and
+  logs in :meth:`write_frames`, before it returns; the driver uploads the ``runs`` record
+  after that (:meth:`commit`): the record is still the commit. A worker killed between
+  its uploads and the record leaves whole objects without a record, which readers ignore
+  and the rerun replaces.
+* **One writer at a time: a lease.** No ``flock``: the object ``.lock`` holds the
+  writer's id, host, pid and ``heartbeat_utc``. It is created with an exclusive write
+  (``pipe_file(mode="create")``: on S3 one PUT with ``If-None-Match: *``, which s3fs
+  sends and AWS S3, MinIO, R2 and moto honour) and renewed every LEASE_BEAT_S by a thread
+  of the writer with a compare-and-swap (S3: PUT with ``If-Match: <ETag>``). A lease not
+  renewed for LEASE_STALE_S (by the writer's and reader's UTC clocks, so they must agree
+  to a few seconds), or left by a process of this machine that is gone, is stale: the
+  next writer takes it over with the same compare-and-swap, so of two newcomers one wins.
+  While a fresh lease is held, a writer with other settings is refused at once with one
+  line (as locally), one with the same settings waits and then resumes. A writer that
+  finds its lease taken over, or cannot renew it for LEASE_STALE_S, commits nothing more
+  (:class:`StoreBusy` at its next record).
+* **What is not guaranteed.** Mutual exclusion rests on the store's conditional writes: on
+  S3 it holds; on fsspec filesystems without them (gcsfs and others today: fsspec's
+  fallback checks, then writes) two writers starting within the same instant may both
+  pass, and a takeover is a read followed by a write. A writer frozen past LEASE_STALE_S
+  may still upload data files before it notices, but those are a replication's
+  deterministic files, identical to the taker's, and only the taker's records count.
+  ``log.jsonl`` and the experiment's summary files (``manifest.json``, ``summary.csv``...)
+  are written locally and uploaded whole at most every SYNC_S and at :meth:`close`: a
+  killed driver may lose the last seconds of log lines, never a record. ``memory://``
+  lives in one process (workers=1 only).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import socket
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -126,6 +170,10 @@ class Store:
         maps a name per cell to its resolved-scenario YAML, written under ``resolved/``. Without
         ``out`` the store lives in a temporary folder deleted with the store.
         """
+        if isinstance(out, str) and "://" in out:
+            if not out.startswith("file://"):
+                return ObjectStore.open(out, settings, resolved)
+            out = out[len("file://"):]                   # a local folder: the local store
         tmp = None
         if out is None:
             tmp = tempfile.TemporaryDirectory(prefix="crisis-sim-")
@@ -138,27 +186,44 @@ class Store:
         store.root.mkdir(parents=True, exist_ok=True)
         store._lock_fd = _lock(store.root, settings)
         try:
-            path = store.root / "experiment.json"
-            text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
-            if path.exists():
-                try:
-                    old = json.loads(path.read_text(encoding="utf-8"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    raise StoreMismatch(str(path), None, "is not readable (not an experiment's settings); "
-                                        "use another output folder or delete this one") from None
-                if old != json.loads(text):
-                    raise StoreMismatch(str(path), None, _difference(old, settings)
-                                        + "; use another output folder or delete this one")
-            for name, yaml_text in resolved.items():     # complete a set-up cut short
-                f = store.root / "resolved" / f"{name}.yaml"
-                if not f.is_file() or f.read_text(encoding="utf-8", errors="replace") != yaml_text:
-                    write_text(f, yaml_text)
-            if not path.exists():
-                write_text(path, text)                   # last: the store is set up
+            store._set_up(settings, resolved)
         except BaseException:
             store.close()
             raise
         return store
+
+    def _set_up(self, settings: dict, resolved: dict[str, str]) -> None:
+        """Check ``experiment.json`` (or write it, last) and complete ``resolved/``."""
+        text = json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n"
+        where = self._where("experiment.json")
+        raw = self._read_bytes("experiment.json")
+        if raw is not None:
+            try:
+                old = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise StoreMismatch(where, None, "is not readable (not an experiment's settings); "
+                                    "use another output folder or delete this one") from None
+            if old != json.loads(text):
+                raise StoreMismatch(where, None, _difference(old, settings)
+                                    + "; use another output folder or delete this one")
+        for name, yaml_text in resolved.items():     # complete a set-up cut short
+            rel = f"resolved/{name}.yaml"
+            have = self._read_bytes(rel)
+            if have is None or have.decode("utf-8", errors="replace") != yaml_text:
+                self._write_text(rel, yaml_text)
+        if raw is None:
+            self._write_text("experiment.json", text)    # last: the store is set up
+
+    def _where(self, rel: str) -> str:
+        return str(self.root / rel)
+
+    def _read_bytes(self, rel: str) -> bytes | None:
+        """A file of the store, or None if there is none."""
+        path = self.root / rel
+        return path.read_bytes() if path.exists() else None
+
+    def _write_text(self, rel: str, text: str) -> None:
+        write_text(self.root / rel, text)
 
     def close(self) -> None:
         """Release the folder's lock (reading the store afterwards is fine)."""
@@ -204,23 +269,27 @@ class Store:
     def read_log(self) -> pd.DataFrame:
         """The log as a DataFrame (a line cut short by a kill is skipped)."""
         rows = []
-        path = self.root / "log.jsonl"
-        if path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
+        raw = self._read_bytes("log.jsonl")
+        for line in (raw or b"").decode("utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
         return pd.DataFrame(rows)
+
+    def _part_files(self, table: str) -> tuple[list[str], str, object]:
+        """(part files of a table, its folder, the filesystem to read them with: None = local)."""
+        folder = self.root / table
+        files = sorted(folder.glob(f"scenario=*/point=*/replication=*/{PART_FILE}")) if folder.is_dir() else []
+        return [str(f) for f in files], str(folder), None
 
     def _read_raw(self, table: str) -> pd.DataFrame:
         """Every part file of a table (folders left empty by a fault are skipped)."""
-        folder = self.root / table
-        files = sorted(folder.glob(f"scenario=*/point=*/replication=*/{PART_FILE}")) if folder.is_dir() else []
+        files, folder, fs = self._part_files(table)
         if files:
             import pyarrow.dataset as ds
-            df = ds.dataset([str(f) for f in files], format="parquet", partitioning="hive",
-                            partition_base_dir=str(folder)).to_table().to_pandas()
+            df = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=folder,
+                            filesystem=fs).to_table().to_pandas()
         else:
             df = pd.DataFrame({c: pd.Series(dtype=str if c == "scenario" else "int64") for c in PARTITION})
         df["scenario"] = pd.Categorical(df["scenario"].astype(str), categories=self.keys)
@@ -260,12 +329,17 @@ class Store:
         r = self.records()
         r = r[r["status"] == "ok"]
         tables = r["tables"] if "tables" in r else pd.Series([""] * len(r), index=r.index)
+        present = self._present()
         out = set()
         for s, p, k, names in zip(r["scenario"].astype(str), r["point"].astype(int),
                                   r["replication"].astype(int), tables.fillna("")):
-            if all(self.part(t, s, p, k).is_file() for t in str(names).split(",") if t):
+            if all(present(self.part(t, s, p, k)) for t in str(names).split(",") if t):
                 out.add((s, p, k))
         return out
+
+    def _present(self) -> Callable[[Path], bool]:
+        """Whether a part file (as :meth:`part` names it) is in the store."""
+        return Path.is_file
 
     def remove_temporary(self) -> None:
         """Delete the folder now if it is a temporary one."""
@@ -291,3 +365,326 @@ def _difference(old: dict, new: dict) -> str:
             if oc[k].get(f) != nc[k].get(f):
                 return f"holds scenario '{k[0]}' point {k[1]} with another {f}"
     return "holds a different experiment"
+
+
+# --------------------------------------------------------------------------- object stores
+
+LEASE_BEAT_S = 15.0     # how often the writer renews its lease
+LEASE_STALE_S = 90.0    # a lease not renewed for this long is taken over
+LEASE_POLL_S = 0.5      # how often a waiting writer looks at the lease again
+SYNC_S = 5.0            # the experiment's own files are uploaded at most this often (and at close)
+HOST = socket.gethostname()
+
+
+class ObjectStore(Store):
+    """A results store at an fsspec URL (``s3://bucket/prefix``...): see "Object stores" in
+    the module docstring. ``root`` is this process's local staging folder; every file is
+    written there, then uploaded whole. ``ObjectStore(url, keys)`` opens one for reading."""
+
+    def __init__(self, url: str, keys: list[str], storage_options: dict | None = None):
+        import fsspec
+        self.url = url.rstrip("/")
+        try:
+            self.fs, base = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        except ImportError as e:           # fsspec names the package: "Install s3fs to access S3"
+            hint = " (pip install 'crisis-sim[s3]')" if self.url.startswith(("s3://", "s3a://")) else ""
+            raise ScenarioError(self.url, None, f"{e}{hint}") from None
+        except ValueError as e:            # "Protocol not known: ..."
+            raise ScenarioError(self.url, None, f"not a results folder or a known fsspec URL ({e})") from None
+        self.base = base.rstrip("/")
+        self.keys = list(keys)
+        self.__setstate__({})
+
+    def __getstate__(self):
+        if "memory" in _protocols(self.fs):           # a copy in another process writes elsewhere
+            raise ScenarioError(self.url, None, "is in this process's memory, which worker processes "
+                                "cannot write to: use --workers 1, or a folder or a real object store")
+        return {"url": self.url, "fs": self.fs, "base": self.base, "keys": self.keys}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tmp = self._lock_fd = None
+        self._stage = None      # TemporaryDirectory: this process's staging folder, made on first use
+        self._lease = None      # held from open() to close()
+        self._synced: dict[str, tuple[int, int]] = {}   # top-level file -> (size, mtime) uploaded
+        self._last_sync = -math.inf
+
+    @property
+    def root(self) -> Path:
+        if self._stage is None:
+            self._stage = tempfile.TemporaryDirectory(prefix="crisis-sim-stage-")
+        return Path(self._stage.name)
+
+    @classmethod
+    def open(cls, out: str, settings: dict, resolved: dict[str, str]) -> "ObjectStore":
+        """:meth:`Store.open` at a URL: take the lease, then check or set up the store."""
+        store = cls(out, list(dict.fromkeys(c["scenario"] for c in settings["cells"])))
+        try:
+            lease = _Lease(store.fs, f"{store.base}/{LOCK_FILE}")
+            lease.acquire(lambda: store._read_bytes("experiment.json"), settings, store.url)
+            store._lease = lease
+            store._set_up(settings, resolved)
+            log = store._read_bytes("log.jsonl")        # the log goes on where it was
+            if log is not None:
+                (store.root / "log.jsonl").write_bytes(log)
+                store._mark_synced(store.root / "log.jsonl")
+        except BaseException as e:
+            store.close()
+            if isinstance(e, OSError) and not e.filename:   # "s3://b/x: The specified bucket does not exist"
+                raise OSError(e.errno, e.strerror or str(e), store.url) from e
+            raise
+        return store
+
+    def close(self) -> None:
+        """Upload the experiment's own files and give up the lease."""
+        if self._lease is not None:
+            try:
+                if not self._lease.lost:
+                    self._sync(force=True)
+            finally:
+                self._lease.release()
+                self._lease = None
+
+    # --- files --------------------------------------------------------------------
+
+    def _key(self, local: Path) -> str:
+        """The object a staged file goes to."""
+        return f"{self.base}/{local.relative_to(self.root).as_posix()}"
+
+    def _upload(self, local: Path) -> None:
+        """Put a finished staged file as one object (one PUT, or a multipart upload that
+        appears only when complete), then drop the local copy."""
+        self.fs.put_file(str(local), self._key(local))
+        local.unlink()
+
+    def _where(self, rel: str) -> str:
+        return f"{self.url}/{rel}"
+
+    def _read_bytes(self, rel: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(f"{self.base}/{rel}")
+        except FileNotFoundError:
+            return None
+
+    def _write_text(self, rel: str, text: str) -> None:
+        write_text(self.root / rel, text)
+        self._upload(self.root / rel)
+
+    def _mark_synced(self, f: Path) -> None:
+        st = f.stat()
+        self._synced[f.name] = (st.st_size, st.st_mtime_ns)
+
+    def _sync(self, force: bool = False) -> None:
+        """Upload the files the experiment wrote at the top of ``root`` (log.jsonl,
+        manifest.json, summary.csv...) that changed since their last upload."""
+        now = time.monotonic()
+        if not force and now - self._last_sync < SYNC_S:
+            return
+        self._last_sync = now
+        for f in sorted(self.root.iterdir()):
+            if f.is_file() and not f.name.startswith("."):
+                st = f.stat()
+                if self._synced.get(f.name) != (st.st_size, st.st_mtime_ns):
+                    self.fs.put_file(str(f), self._key(f))
+                    self._mark_synced(f)
+
+    # --- writing ------------------------------------------------------------------
+
+    def write_frames(self, scenario: str, point: int, replication: int,
+                     frames: dict[str, pd.DataFrame]) -> str:
+        """Stage the tables, then upload them and the logs the replication streamed into
+        its staged parts (by the worker that ran it; the record comes later)."""
+        tables = super().write_frames(scenario, point, replication, frames)
+        where = f"scenario={scenario}/point={int(point)}/replication={int(replication)}/{PART_FILE}"
+        for f in sorted(self.root.glob(f"*/{where}")):
+            self._upload(f)
+        return tables
+
+    def commit(self, record: dict) -> None:
+        if self._lease is not None and self._lease.lost:
+            raise StoreBusy(self.url, None, f"this run lost the store's lease ({self._lease.lost}); "
+                            "another writer may be using it: rerun the same command to resume")
+        super().commit(record)
+        self._upload(self.part("runs", record["scenario"], record["point"], record["replication"]))
+        self._sync()
+
+    def log(self, event: str, **fields) -> None:
+        super().log(event, **fields)
+        self._sync()
+
+    # --- reading ------------------------------------------------------------------
+
+    def read_log(self) -> pd.DataFrame:
+        if self._lease is not None:           # the writer's own copy is ahead of the uploaded one
+            self._sync(force=True)
+        return super().read_log()
+
+    def _part_files(self, table: str) -> tuple[list[str], str, object]:
+        folder = f"{self.base}/{table}"
+        self.fs.invalidate_cache()             # others (workers) wrote since the last listing
+        return [f for f in sorted(self.fs.find(folder)) if _is_part(f, folder)], folder, self.fs
+
+    def _present(self) -> Callable[[Path], bool]:
+        self.fs.invalidate_cache()
+        have = {p.lstrip("/") for p in self.fs.find(self.base)}
+        return lambda part: self._key(part).lstrip("/") in have
+
+
+class _Lease:
+    """The one-writer lease of an object store: the object ``.lock`` naming its writer,
+    renewed every LEASE_BEAT_S by a background thread (see the module docstring)."""
+
+    def __init__(self, fs, path: str):
+        self.fs, self.path = fs, path
+        self.writer = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.s3 = "s3" in _protocols(fs)
+        self.token = None       # the version held: its ETag on S3, else its bytes
+        self.lost: str | None = None
+        self._beats = 0
+        self._renewed = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        self._beats += 1
+        return json.dumps({"writer": self.writer, "host": HOST, "pid": os.getpid(),
+                           "heartbeat_utc": utc_now(), "beat": self._beats}).encode()
+
+    def _read(self) -> tuple[dict | None, object]:
+        """(the lease as held now, or None if there is none; its version)."""
+        self.fs.invalidate_cache(self.path)
+        try:
+            etag = self.fs.info(self.path).get("ETag") if self.s3 else None   # before the body
+            raw = self.fs.cat_file(self.path)
+        except FileNotFoundError:
+            return None, None
+        try:
+            held = json.loads(raw)
+        except ValueError:
+            held = {}                       # garbled: counts as stale
+        return (held if isinstance(held, dict) else {}), (etag if self.s3 else raw)
+
+    def _create(self, body: bytes) -> bool:
+        """Write the lease if there is none (S3: one PUT with ``If-None-Match: *``)."""
+        try:
+            out = self.fs.pipe_file(self.path, body, mode="create")
+        except FileExistsError:
+            return False
+        self.token = out["ETag"] if self.s3 else body
+        return True
+
+    def _swap(self, body: bytes, token) -> object | None:
+        """Replace the lease if it is still at version ``token``; its new version, or None
+        if it changed or went (S3: one PUT with ``If-Match: <ETag>``; elsewhere a read, then
+        a write, which is not atomic)."""
+        if self.s3:
+            try:
+                return self.fs.pipe_file(self.path, body, IfMatch=token)["ETag"]
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                code = getattr(e.__cause__, "response", {}).get("Error", {}).get("Code")
+                if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    return None
+                raise
+        if self._read()[1] != token:
+            return None
+        self.fs.pipe_file(self.path, body)
+        return body
+
+    @staticmethod
+    def stale(held: dict) -> bool:
+        """Not renewed for LEASE_STALE_S (by the clocks of writer and reader), or written by
+        a process of this machine that is gone."""
+        if held.get("host") == HOST and isinstance(held.get("pid"), int) and not _alive(held["pid"]):
+            return True
+        try:
+            beat = _dt.datetime.fromisoformat(held["heartbeat_utc"])
+        except (KeyError, TypeError, ValueError):
+            return True
+        return (_dt.datetime.now(_dt.timezone.utc) - beat).total_seconds() > LEASE_STALE_S
+
+    def acquire(self, experiment: Callable[[], bytes | None], settings: dict, where: str) -> None:
+        """Take the lease, waiting while a writer of the same experiment holds it; a writer of
+        another experiment (``experiment()``: the store's experiment.json) is refused at once."""
+        deadline = time.monotonic() + SETTINGS_WAIT_S
+        checked = False
+        while True:
+            if self._create(self._body()):
+                break
+            held, token = self._read()
+            if held is None:
+                continue                                  # released meanwhile
+            if self.stale(held):
+                new = self._swap(self._body(), token)
+                if new is not None:
+                    self.token = new
+                    break
+                continue                                  # another writer was quicker
+            if not checked:
+                raw = experiment()
+                if raw is None and time.monotonic() < deadline:
+                    time.sleep(LEASE_POLL_S / 5)
+                    continue
+                try:
+                    old = json.loads(raw) if raw is not None else None
+                except ValueError:
+                    old = None
+                if old != _as_json(settings):
+                    why = (f"which runs another experiment (the store {_difference(old, settings)})" if old
+                           else f"still setting it up after {SETTINGS_WAIT_S:g} s")
+                    raise StoreBusy(where, None, f"in use by writer {held.get('writer', '?')} (lease renewed "
+                                    f"{held.get('heartbeat_utc', '?')}), {why}; wait for it to finish or use "
+                                    "another output folder")
+                checked = True                            # same experiment: wait, then resume
+            time.sleep(LEASE_POLL_S)
+        self._renewed = time.monotonic()
+        self._thread = threading.Thread(target=self._renew, daemon=True, name="crisis-sim-lease")
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LEASE_BEAT_S):
+            try:
+                new = self._swap(self._body(), self.token)
+            except Exception:  # noqa: BLE001 - a failed renewal is retried; too many lose the lease
+                if time.monotonic() - self._renewed > LEASE_STALE_S:
+                    self.lost = f"not renewed for {LEASE_STALE_S:g} s"
+                    return
+                continue
+            if new is None:
+                self.lost = "another writer took it over"
+                return
+            self.token, self._renewed = new, time.monotonic()
+
+    def release(self) -> None:
+        """Stop renewing and delete the lease if it is still this writer's."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            if self.lost is None and self._read()[1] == self.token:
+                self.fs.rm_file(self.path)
+        except OSError:
+            pass                   # the store is unreachable: the lease goes stale instead
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    return tuple(fs.protocol) if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+
+
+def _is_part(path: str, folder: str) -> bool:
+    """``folder/scenario=*/point=*/replication=*/part-0.parquet`` (one flat listing of the
+    table, not one per folder level as a glob would do on S3)."""
+    rel = path.lstrip("/")[len(folder.lstrip("/")) + 1:].split("/")
+    return (len(rel) == 4 and rel[3] == PART_FILE
+            and all(r.startswith(k + "=") for r, k in zip(rel, PARTITION)))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
