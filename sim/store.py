@@ -41,13 +41,13 @@ reading rules. What changes is how the guarantees are had:
 * **Atomic files.** An object store has no rename, but one PUT of a whole object is atomic:
   a reader sees the old object or the new one, never a part (a multipart upload, used by
   s3fs above 2 x 50 MiB, appears only when it completes). So every file is first written
-  whole into a local staging folder (``root``: a temporary folder of the process; the
-  streamed logs stream into it through ``<file>.partial`` exactly as locally), then
-  uploaded with one ``put`` and removed. A worker uploads its replication's tables and
-  logs in :meth:`write_frames`, before it returns; the driver uploads the ``runs`` record
-  after that (:meth:`commit`): the record is still the commit. A worker killed between
-  its uploads and the record leaves whole objects without a record, which readers ignore
-  and the rerun replaces.
+  whole into a local staging folder (``root``: a temporary folder of the process, under
+  ``TMPDIR``, which must hold a replication's logs; the logs stream into it through
+  ``<file>.partial`` exactly as locally), then uploaded with one ``put`` and removed. A
+  worker uploads its replication's tables and logs in :meth:`write_frames`, before it
+  returns; the driver uploads the ``runs`` record after that (:meth:`commit`): the record
+  is still the commit. A worker killed between its uploads and the record leaves whole
+  objects without a record, which readers ignore and the rerun replaces.
 * **One writer at a time: a lease.** No ``flock``: the object ``.lock`` holds the
   writer's id, host, pid and ``heartbeat_utc``. It is created with an exclusive write
   (``pipe_file(mode="create")``: on S3 one PUT with ``If-None-Match: *``, which s3fs
@@ -57,19 +57,20 @@ reading rules. What changes is how the guarantees are had:
   to a few seconds), or left by a process of this machine that is gone, is stale: the
   next writer takes it over with the same compare-and-swap, so of two newcomers one wins.
   While a fresh lease is held, a writer with other settings is refused at once with one
-  line (as locally), one with the same settings waits and then resumes. A writer that
-  finds its lease taken over, or cannot renew it for LEASE_STALE_S, commits nothing more
-  (:class:`StoreBusy` at its next record).
-* **What is not guaranteed.** Mutual exclusion rests on the store's conditional writes: on
-  S3 it holds; on fsspec filesystems without them (gcsfs and others today: fsspec's
-  fallback checks, then writes) two writers starting within the same instant may both
-  pass, and a takeover is a read followed by a write. A writer frozen past LEASE_STALE_S
-  may still upload data files before it notices, but those are a replication's
-  deterministic files, identical to the taker's, and only the taker's records count.
-  ``log.jsonl`` and the experiment's summary files (``manifest.json``, ``summary.csv``...)
-  are written locally and uploaded whole at most every SYNC_S and at :meth:`close`: a
-  killed driver may lose the last seconds of log lines, never a record. ``memory://``
-  lives in one process (workers=1 only).
+  line (as locally), one with the same settings waits and then resumes. A writer whose
+  lease was taken over, or not renewed for LEASE_STALE_S, commits no more records
+  (:class:`StoreBusy` at its next one).
+* **What is not guaranteed.** Mutual exclusion rests on conditional writes, which only S3
+  gets here: on other fsspec filesystems (``gs://``, ``az://``...) renewal and takeover
+  are a read followed by a write, and the exclusive create is atomic only where the
+  filesystem implements ``mode="create"`` (fsspec's default checks, then writes), so two
+  writers starting within the same instant may both pass. A writer frozen past
+  LEASE_STALE_S may still upload a replication's data files after the lease moved on;
+  they are that replication's deterministic files, identical to the ones the new writer
+  writes. ``log.jsonl`` and the experiment's own files (``manifest.json``,
+  ``summary.csv``...) are written locally and uploaded whole at most every SYNC_S and at
+  :meth:`close`: a killed driver may lose its last seconds of log lines, never a record.
+  ``memory://`` lives in one process (workers=1 only).
 """
 from __future__ import annotations
 
@@ -164,7 +165,8 @@ class Store:
 
     @classmethod
     def open(cls, out: str | Path | None, settings: dict, resolved: dict[str, str]) -> "Store":
-        """Create the folder, or reopen it to resume if it holds the same ``settings``.
+        """Create the folder, or reopen it to resume if it holds the same ``settings``
+        (``out`` may be an fsspec URL: an :class:`ObjectStore`).
 
         ``settings`` must contain ``cells`` (list of dicts with ``scenario``); ``resolved``
         maps a name per cell to its resolved-scenario YAML, written under ``resolved/``. Without
@@ -439,7 +441,7 @@ class ObjectStore(Store):
         """Upload the experiment's own files and give up the lease."""
         if self._lease is not None:
             try:
-                if not self._lease.lost:
+                if not self._lease.lost_why():
                     self._sync(force=True)
             finally:
                 self._lease.release()
@@ -501,8 +503,9 @@ class ObjectStore(Store):
         return tables
 
     def commit(self, record: dict) -> None:
-        if self._lease is not None and self._lease.lost:
-            raise StoreBusy(self.url, None, f"this run lost the store's lease ({self._lease.lost}); "
+        lost = self._lease.lost_why() if self._lease is not None else None
+        if lost:
+            raise StoreBusy(self.url, None, f"this run lost the store's lease ({lost}); "
                             "another writer may be using it: rerun the same command to resume")
         super().commit(record)
         self._upload(self.part("runs", record["scenario"], record["point"], record["replication"]))
@@ -641,6 +644,13 @@ class _Lease:
         self._renewed = time.monotonic()
         self._thread = threading.Thread(target=self._renew, daemon=True, name="crisis-sim-lease")
         self._thread.start()
+
+    def lost_why(self) -> str | None:
+        """Why this writer may no longer commit (None while the lease is its own): taken
+        over, or not renewed for LEASE_STALE_S (say, this process was frozen)."""
+        if self.lost is None and time.monotonic() - self._renewed > LEASE_STALE_S:
+            return f"not renewed for {LEASE_STALE_S:g} s"
+        return self.lost
 
     def _renew(self) -> None:
         while not self._stop.wait(LEASE_BEAT_S):

@@ -6,6 +6,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from sim.scenario import load_scenario  # noqa: E402
 from sim.store import ObjectStore, Store, StoreBusy, _Lease  # noqa: E402
 from sim import store as store_mod  # noqa: E402
 
-CO = "tests/data/co_responder.yaml"
+CO = Path(__file__).resolve().parents[1] / "tests" / "data" / "co_responder.yaml"
 BUCKET = "crisis-sim-test"
 TABLES = ("kpis", "calls", "assignments", "pools", "hourly")
 TIMING = ["session", "worker", "started_utc", "finished_utc", "wall_s"]     # differ from run to run
@@ -53,17 +54,9 @@ def s3():
 
 
 @pytest.fixture(scope="module")
-def co(scenario_path):
-    path = scenario_path(CO)
-    return [load_scenario(path, ["horizon_days=2"]),
-            load_scenario(path, ["horizon_days=2", "pools.co_responder.teams=3"])]
-
-
-@pytest.fixture(scope="module")
-def scenario_path():
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    return lambda rel: root / rel
+def co():
+    return [load_scenario(CO, ["horizon_days=2"]),
+            load_scenario(CO, ["horizon_days=2", "pools.co_responder.teams=3"])]
 
 
 def _experiment(co, out, **kw):
@@ -116,6 +109,11 @@ def test_a_replication_without_its_record_is_rerun_alone_and_strays_are_ignored(
     # a multipart upload cut short never appears), and a streamed log's working file
     s3.copy(f"{base}/kpis/{lost}", f"{base}/kpis/scenario=n2/point=0/replication=5/part-0.parquet")
     s3.pipe_file(f"{base}/calls/{lost}.partial", b"\x00")
+    cut = "resume/calls/scenario=n2/point=0/replication=6/part-0.parquet"
+    upload = s3.call_s3("create_multipart_upload", Bucket=BUCKET, Key=cut)
+    s3.call_s3("upload_part", Bucket=BUCKET, Key=cut, UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * 1024)
+    s3.invalidate_cache()
+    assert not s3.exists(f"{BUCKET}/{cut}")
     reader = ObjectStore(url, ["n2", "n3"])
     assert _key(reader.records()) == {("n2", 0, 0), ("n2", 0, 1), ("n3", 0, 0)}
     want = local.store.read("kpis")
@@ -134,15 +132,14 @@ def test_a_replication_without_its_record_is_rerun_alone_and_strays_are_ignored(
     _same_tables(url, local)
 
 
-def test_a_second_writer_with_other_settings_is_refused_with_one_line(s3, co, capsys, monkeypatch,
-                                                                      scenario_path):
+def test_a_second_writer_with_other_settings_is_refused_with_one_line(s3, capsys, monkeypatch):
     from sim.cli import main
     url = f"s3://{BUCKET}/busy"
     settings = {"kind": "compare", "keep_calls": True, "cells": [{"scenario": "other", "point": 0}]}
     monkeypatch.setattr(store_mod, "SETTINGS_WAIT_S", 1.0)
     holder = Store.open(url, settings, {})
     try:
-        rc = main(["compare", str(scenario_path(CO)), "-r", "1", "--workers", "1", "--quiet",
+        rc = main(["compare", str(CO), "-r", "1", "--workers", "1", "--quiet",
                    "--set", "horizon_days=1", "--out", url])
         err = capsys.readouterr().err
         assert rc == 2, err
@@ -151,7 +148,7 @@ def test_a_second_writer_with_other_settings_is_refused_with_one_line(s3, co, ca
     finally:
         holder.close()
     # free again, but experiment.json holds the other experiment: refused as in a local folder
-    rc = main(["compare", str(scenario_path(CO)), "-r", "1", "--workers", "1", "--quiet",
+    rc = main(["compare", str(CO), "-r", "1", "--workers", "1", "--quiet",
                "--set", "horizon_days=1", "--out", url])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "another output folder" in err, err
@@ -198,6 +195,7 @@ def test_one_writer_at_a_time_by_a_lease_renewed_taken_over_when_stale(lease_sto
     held = json.loads(fs.cat_file(lock))
     assert not _Lease.stale(held)
     monkeypatch.setattr(store_mod, "LEASE_STALE_S", 0.0)
+    assert first._lease.lost_why() == "not renewed for 0 s"    # it would commit nothing now
     second = Store.open(url, settings, {})
     assert json.loads(fs.cat_file(lock))["writer"] == second._lease.writer != held["writer"]
     # the first one comes back: its next renewal finds the lease changed, and it commits nothing more
