@@ -103,7 +103,8 @@ def call_process(m: "Model", i: int):
         yield backup
         police = True
     rec["t_cleared"][i] = env.now
-    rec["police_on_scene"][i] = police
+    if police:                          # (the column's default is False)
+        rec["police_on_scene"][i] = True
     where = (x, y, dz)
     if cp.escalation is not None and m.u_escalate[i] < cp.escalation.share:
         where, span = yield from escalate(m, i, unit, x, y, dz, cp.escalation, span)

@@ -275,7 +275,8 @@ class _Dask:
     """A Dask distributed cluster: an address, a ``Client``, or a new ``LocalCluster``.
 
     Workers write their replication's tables themselves, so ``out`` must be a folder every
-    worker sees at the same path (a shared filesystem on a real cluster).
+    worker sees at the same path (a shared filesystem on a real cluster) or an object-store
+    URL every worker can write to (``sim/store.py``, ``ObjectStore``).
     """
 
     def __init__(self, scheduler, workers: int | None):
@@ -415,8 +416,9 @@ class ExperimentResults:
         return self.runs[self.runs["status"] == "failed"].reset_index(drop=True)
 
     @property
-    def out(self) -> Path:
-        return self.store.root
+    def out(self) -> Path | str:
+        """Where the results are: the folder, or the object-store URL (``s3://...``)."""
+        return getattr(self.store, "url", None) or self.store.root
 
     def one_scenario(self, df: pd.DataFrame) -> pd.DataFrame:
         """A table of a one-scenario run as :class:`Results` has it: no ``point``, the
@@ -922,7 +924,8 @@ def _add_options(sp) -> None:
     sp.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                     help="Dask scheduler address (--backend dask; default: a new local cluster)")
     sp.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
-    sp.add_argument("--out", default=None, help="results folder; rerun with the same settings to resume")
+    sp.add_argument("--out", default=None, help="results folder or object-store URL (s3://bucket/prefix, gs://..., via fsspec); "
+                         "rerun with the same settings to resume")
     sp.add_argument("--strict", action="store_true",
                     help="exit 3 when calls were left unfinished (a starved pool), instead of a warning")
     sp.add_argument("--no-calls", action="store_true", help="do not store the call logs (KPIs only)")

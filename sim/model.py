@@ -485,11 +485,12 @@ class Model:
                 self._sweep()
                 self._fill(first, a, b)
                 for i, t in enumerate(t_all[a:b].tolist(), first + a):
-                    if t > env.now:
-                        yield env.timeout(t - env.now)
+                    now = env.now
+                    if t > now:
+                        yield env.timeout(t - now)
                     self.open_calls += 1
                     start(i)
-                    env.process(call_process(self, i))
+                    _CallProcess(env, call_process(self, i))
             first += len(t_all)
         self._inputs = []
         if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
@@ -805,6 +806,30 @@ class Model:
 
 
 RESPONDER_KINDS = ("police", "co_responder", "civilian", "remote", "none")
+
+
+class _Now:
+    """The event a :class:`_CallProcess` starts on: already happened, no value."""
+    _ok, _value = True, None
+
+
+class _CallProcess(simpy.Process):
+    """A SimPy process whose first step runs at once, inside the step that starts it.
+
+    ``env.process`` schedules an ``Initialize`` event and the generator starts when the
+    environment reaches it: an event per call, for the call source, which starts every call
+    as it arrives. The source's step is the arrival itself, and the Initialize would be the
+    very next event (urgent, at the same instant; calls arriving together still start in
+    their order), so running the first step now gives the same run with one event fewer a
+    call. Relies on SimPy 4's ``Process._resume`` (pinned in pyproject.toml); everything
+    after the first step is an ordinary process: it can be waited on and interrupted.
+    """
+
+    def __init__(self, env: simpy.Environment, generator):
+        self.env = env
+        self.callbacks = []
+        self._generator = generator
+        self._resume(_Now)
 
 
 def _concat_batches(batches: list, defaults: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:

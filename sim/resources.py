@@ -397,7 +397,7 @@ class Dispatcher:
         pools = tier.pools
         if len(pools) == 1 and pools[0].cutoff is None:      # the common case: one pool, no cut-off
             pool = pools[0]
-            if not pool.can_send():
+            if not pool.n_idle or (pool.vehicles is not None and not pool.vehicles.free):   # can_send()
                 return None
             found = pool.idle.best(x, y, zone, _NO_KEY, None)
             if found is None:
@@ -543,8 +543,11 @@ class Dispatcher:
             pool.vehicles.free += 1
             tiers = {id(t): t for p in pool.vehicles.pools for t in p.tiers}
             self._serve(list(tiers.values()))
-        elif pool.tiers:
-            self._serve(pool.tiers)
+        else:
+            for t in pool.tiers:               # (nobody waits, most often: nothing to serve)
+                if t.queue:
+                    self._serve(pool.tiers)
+                    break
 
 
 _NO_KEY = (INF, INF, INF)

@@ -2,8 +2,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
+import sim.model as model_mod
 from sim.model import Model
 
 
@@ -172,3 +176,85 @@ def test_pilot_path_limited_to_zones(scenario_path):
     assert (c.loc[~pilot, "pool"] == "police").all() and (c.loc[~pilot, "path"] == "elsewhere").all()
     assert (c.loc[pilot, "pool"] == "crisis_team").any() and (c.loc[pilot, "path"] == "pilot").all()
     assert c.loc[pilot, "eligible"].all() and not c.loc[~pilot, "eligible"].any()
+
+
+# --- the call source starts each call's process at once (model._CallProcess) --------------
+
+def _trace(start, arrivals, services, servers):
+    """Who gets a server when, in an M/M/c-like system whose customers are started by
+    ``start(env, generator)`` from one source process (ties in arrival time included)."""
+    env = simpy.Environment()
+    res = simpy.Resource(env, servers)
+    log = []
+
+    def customer(i, service):
+        log.append(("arrive", i, env.now))
+        with res.request() as req:
+            yield req
+            log.append(("serve", i, env.now))
+            yield env.timeout(service)
+        log.append(("leave", i, env.now))
+        return i
+
+    def source():
+        for i, (t, s) in enumerate(zip(arrivals, services)):
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            p = start(env, customer(i, s))
+            log.append(("started", i, env.now))
+            if i % 3 == 0:            # someone waits on every third customer's process
+                env.process(waiter(p, i))
+
+    def waiter(p, i):
+        value = yield p
+        log.append(("waited", i, value, env.now))
+
+    env.process(source())
+    env.run()
+    return log
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(0, 4)), min_size=1, max_size=30),
+       st.integers(1, 3))
+def test_a_call_process_started_at_once_runs_as_env_process_does(calls, servers):
+    # arrivals on whole minutes (many ties) and services of 0-4 minutes (zero-length ones too)
+    arrivals = sorted(float(t) for t, _ in calls)
+    services = [float(s) for _, s in calls]
+    via_env = _trace(lambda env, g: env.process(g), arrivals, services, servers)
+    at_once = _trace(model_mod._CallProcess, arrivals, services, servers)
+    # the same events in the same order, except that a customer's first step ("arrive", and a
+    # "serve" that needs no wait) now comes before the source's next line ("started")
+    key = [e for e in via_env if e[0] != "started"]
+    assert [e for e in at_once if e[0] != "started"] == key
+    assert sorted(via_env) == sorted(at_once)
+    first = {e[1]: k for k, e in enumerate(at_once) if e[0] == "arrive"}
+    started = {e[1]: k for k, e in enumerate(at_once) if e[0] == "started"}
+    assert all(first[i] < started[i] for i in first)
+
+
+def test_a_call_process_started_at_once_can_be_interrupted_and_fails_loudly():
+    env = simpy.Environment()
+    seen = []
+
+    def task():
+        try:
+            yield env.timeout(10)
+        except simpy.Interrupt as i:
+            seen.append((env.now, i.cause))
+
+    def boss():
+        p = model_mod._CallProcess(env, task())
+        yield env.timeout(3)
+        p.interrupt("pre-empted")
+    env.process(boss())
+    env.run()
+    assert seen == [(3, "pre-empted")]
+
+    def broken():
+        raise ValueError("bad call")
+        yield                                       # (a generator)
+    env = simpy.Environment()
+    model_mod._CallProcess(env, broken())
+    with pytest.raises(ValueError, match="bad call"):
+        env.run()
