@@ -158,21 +158,25 @@ class ExactSum:
         self.special = np.zeros(bins)              # sum of the infinite values
 
     def add(self, values, bins=None) -> ExactSum:
-        """Add ``values`` (to bin 0, or to ``bins[i]`` each); returns self."""
-        v = np.asarray(values, dtype=float).ravel()
-        b = np.zeros(len(v), np.int64) if bins is None else np.asarray(bins, np.int64).ravel()
-        keep = ~np.isnan(v)
-        if not keep.all():
-            v, b = v[keep], b[keep]
-        self.count += np.bincount(b, minlength=self.bins)[:self.bins]
-        finite = np.isfinite(v)
-        if not finite.all():
-            np.add.at(self.special, b[~finite], v[~finite])
-            v, b = v[finite], b[finite]
-        for s in range(0, len(v), self._CHUNK):
-            m, e = np.frexp(v[s:s + self._CHUNK])
+        """Add ``values`` (to bin 0, or to ``bins[i]`` each); returns self. Works through
+        them in chunks: its temporaries are a few arrays of one chunk."""
+        values = np.asarray(values, dtype=float).ravel()
+        bins = None if bins is None else np.asarray(bins, np.int64).ravel()
+        for s in range(0, len(values), self._CHUNK):
+            v = values[s:s + self._CHUNK]
+            b = None if bins is None else bins[s:s + self._CHUNK]
+            keep = ~np.isnan(v)
+            if not keep.all():
+                v, b = v[keep], (None if b is None else b[keep])
+            self.count += len(v) if b is None else np.bincount(b, minlength=self.bins)[:self.bins]
+            finite = np.isfinite(v)
+            if not finite.all():
+                np.add.at(self.special, np.zeros(int((~finite).sum()), np.int64) if b is None else b[~finite],
+                          v[~finite])
+                v, b = v[finite], (None if b is None else b[finite])
+            m, e = np.frexp(v)
             q = np.ldexp(m, 53).astype(np.int64)                 # v = q * 2**(e - 53), exactly
-            key = b[s:s + self._CHUNK] * self._SLOTS + (e + 1074)
+            key = e + 1074 if b is None else b * self._SLOTS + (e + 1074)
             # q in two limbs, each summed exactly in float64 (|sum| < 2**27 * 2**16)
             hi = np.bincount(key, weights=q >> 26)
             lo = np.bincount(key, weights=q & 0x3FFFFFF)
@@ -466,13 +470,37 @@ def eligible_category(c: pd.DataFrame | _Rows, first_tier_police: np.ndarray) ->
 
 
 def _response_block(out: dict, prefix: str, rt: np.ndarray, suffix: str = "", sel: np.ndarray | None = None) -> None:
-    """Mean, p50 and p90 of ``rt`` (on the rows ``sel``), NaN left out: one copy of the values."""
-    keep = ~np.isnan(rt) if sel is None else sel & ~np.isnan(rt)
-    x = rt[keep]
-    del keep
+    """Mean, p50 and p90 of ``rt`` (no NaN in it; on the rows ``sel``, a copy of those, or
+    else all of them, reordered in place)."""
+    x = rt if sel is None else rt[sel]
     out[f"{prefix}_mean{suffix}"] = _mean(x)
     out[f"{prefix}_p50{suffix}"] = _quantile(x, 0.5)
     out[f"{prefix}_p90{suffix}"] = _quantile(x, 0.9)
+
+
+class _Buffer:
+    """A column appended to a batch at a time, in one array of ``capacity`` values (grown by
+    doubling if more come; a wider integer type widens it)."""
+
+    def __init__(self, dtype, capacity: int = 0):
+        self.array = np.empty(capacity, dtype)
+        self.n = 0
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.asarray(values)
+        if values.dtype.kind == self.array.dtype.kind and values.dtype.itemsize > self.array.dtype.itemsize:
+            self.array = self.array.astype(values.dtype)
+        end = self.n + len(values)
+        if end > len(self.array):
+            grown = np.empty(max(end, 2 * len(self.array)), self.array.dtype)
+            grown[:self.n] = self.array[:self.n]
+            self.array = grown
+        self.array[self.n:end] = values
+        self.n = end
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.array[:self.n]
 
 
 # responder kinds as kept per call (code = position; the last code: any other, "none")
@@ -485,18 +513,21 @@ class _CallTotals:
     row groups (:func:`kpis_from_file`). Any split of the rows into batches, in any order,
     gives the same KPIs to the last bit.
 
-    Kept across batches, per call that came in: its response time (8 bytes: the quantiles
-    need them all), eligible (1), responder kind (1) and call type (2) codes — 12 bytes a
-    call — and its callback time if it has one; per remote-answered call nothing more. Every
-    other number is a count, an :class:`ExactSum`, a count per category or one bit per
-    person id (distinct people and callers)."""
+    Kept across batches, per call that came in and was reached on scene: its response time
+    (8 bytes: the quantiles need them all), eligible (1), responder kind (1) and call type
+    (2) codes — 12 bytes a call, in arrays of ``capacity`` calls allocated once (pages never
+    written take no memory) — and each callback time. Every other number is a count, an
+    :class:`ExactSum`, a count per category or one bit per person id (distinct people and
+    callers)."""
 
-    def __init__(self, scenario=None):
+    def __init__(self, scenario=None, capacity: int = 0):
         self.scenario = scenario
         self.targets = list(scenario.response_targets_min) if scenario is not None else [30.0]
         self.n: Counter = Counter()                    # counts, by name
         self.sums: dict[str, ExactSum] = defaultdict(ExactSum)
-        self.kept: dict[str, list[np.ndarray]] = {"rt": [], "eligible": [], "kind": [], "type": []}
+        self.kept = {"rt": _Buffer(float, capacity), "eligible": _Buffer(bool, capacity),
+                     "kind": _Buffer(np.int8, capacity), "type": _Buffer(np.int16, capacity)}
+        self.present: set[tuple[str, int]] = set()    # (kind of eligible calls | type, code) that came in
         self.callback: list[np.ndarray] = []          # callback times (non-NaN)
         self.types: dict[str, int] = {}                # call type -> code, in order of first sight
         self.police_rt: dict = {}                      # priority -> ExactSum of police-answered rt
@@ -519,10 +550,21 @@ class _CallTotals:
             responder = c["responder"]
             for code, name in enumerate(_KINDS[:-1]):
                 kind[(responder == name).to_numpy()] = code
-        self.kept["rt"].append(rt)
-        self.kept["eligible"].append(eligible)
-        self.kept["kind"].append(kind)
-        self.kept["type"].append(self._type_codes(c["call_type"]))
+        ctype = self._type_codes(c["call_type"])
+        self.present.update(("kind", int(x)) for x in np.unique(kind[eligible]))
+        self.present.update(("type", int(x)) for x in np.unique(ctype))
+        remote = kind == _KINDS.index("remote")
+        k["eligible"] += int(eligible.sum())
+        k["remote"] += int(remote.sum())
+        k["not_remote"] += int((~remote).sum())
+        k["not_remote_eligible"] += int((~remote & eligible).sum())
+        for T in self.targets:
+            hit = np.nan_to_num(rt, nan=math.inf) <= T
+            k[("within", T)] += int((hit & ~remote).sum())
+            k[("within_eligible", T)] += int((hit & ~remote & eligible).sum())
+        on_scene = ~np.isnan(rt)
+        for name, values in (("rt", rt), ("eligible", eligible), ("kind", kind), ("type", ctype)):
+            self.kept[name].append(values[on_scene])
         cb = c["callback_time"].to_numpy(float)
         self.callback.append(cb[~np.isnan(cb)])
         sums["queue_wait"].add(c["queue_wait"])
@@ -599,12 +641,9 @@ class _CallTotals:
         k["callers"] += len(callers)
         self.callers.mark(callers)
 
-    def _kept(self, name: str) -> np.ndarray:
-        """A kept per-call column, whole (its batches let go as it is joined)."""
-        parts = self.kept[name]
-        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        parts.clear()
-        return out
+    def kept_bytes(self) -> int:
+        """Bytes of the per-call columns kept so far."""
+        return sum(b.values.nbytes for b in self.kept.values())
 
     def result(self, pools: pd.DataFrame | None, horizon_days: float, facilities: pd.DataFrame | None = None
                ) -> dict[str, float]:
@@ -614,35 +653,31 @@ class _CallTotals:
         n = k["calls"]
         out["calls"] = float(n)
         out["calls_per_day"] = n / horizon_days
-        rt, eligible, kind, ctype = (self._kept(name) for name in ("rt", "eligible", "kind", "type"))
-        _response_block(out, "response_time", rt)
+        rt, eligible, kind, ctype = (self.kept[name].values for name in ("rt", "eligible", "kind", "type"))
+        whole = {f"response_time_{stat}": math.nan for stat in ("mean", "p50", "p90")}
+        out.update(whole)                             # filled last, when rt may be reordered
         _response_block(out, "response_time", rt, ".eligible", eligible)
         _response_block(out, "response_time", rt, ".not_eligible", ~eligible)
-        for code, name in enumerate(("police", "co_responder", "civilian")):
-            sel = eligible & (kind == _KINDS.index(name))
-            if sel.any():
-                _response_block(out, "response_time", rt, f".eligible.{name}", sel)
+        for name in ("police", "co_responder", "civilian"):
+            code = _KINDS.index(name)
+            if ("kind", code) in self.present:
+                _response_block(out, "response_time", rt, f".eligible.{name}", eligible & (kind == code))
         for t, code in self.types.items():
-            sel = ctype == code
-            if sel.any():
-                _response_block(out, "response_time", rt, f".type.{t}", sel)
-        del sel, ctype
-        remote = kind == _KINDS.index("remote")
-        hit = None
+            if ("type", code) in self.present:
+                _response_block(out, "response_time", rt, f".type.{t}", ctype == code)
+        _response_block(out, "response_time", rt)     # in place: the one copy is the kept column
         for T in self.targets:
             label = f"{T:g}"
-            hit = np.nan_to_num(rt, nan=math.inf) <= T
-            out[f"share_within_{label}"] = _rate((hit & ~remote).sum(), (~remote).sum())
-            out[f"share_within_{label}.eligible"] = _rate((hit & ~remote & eligible).sum(), (~remote & eligible).sum())
-        del rt, hit
-        if remote.any() or (pools is not None and len(pools) and pools.get("remote", pd.Series(dtype=bool)).any()):
+            out[f"share_within_{label}"] = _rate(k[("within", T)], k["not_remote"])
+            out[f"share_within_{label}.eligible"] = _rate(k[("within_eligible", T)], k["not_remote_eligible"])
+        if k["remote"] or (pools is not None and len(pools) and pools.get("remote", pd.Series(dtype=bool)).any()):
             cb = np.concatenate(self.callback)
             out["callback_time_mean"] = _mean(cb)
             out["callback_time_p90"] = _quantile(cb, 0.9)
         out["queue_wait_mean"] = sums["queue_wait"].mean()
         out["travel_time_mean"] = sums["travel_time"].mean()
         out["diversion_rate"] = _rate(k["diverted"], n)
-        n_elig = int(eligible.sum())
+        n_elig = k["eligible"]
         out["eligible_diversion_rate"] = _rate(k["diverted_eligible"], n_elig)
         out["fallback_busy_rate"] = _rate(k["fallback_busy"], n_elig)
         out["fallback_unstaffed_rate"] = _rate(k["fallback_unstaffed"], n_elig)
@@ -719,7 +754,7 @@ def kpis(calls: pd.DataFrame, pools: pd.DataFrame, horizon_days: float,
     (rows chosen by masks, never a copy of the frame). Means are exact sums over counts,
     rounded once; quantiles are numpy's (linear) — so a log split into batches
     (:func:`kpis_from_file`) gives the very same numbers."""
-    return _CallTotals(scenario).add(calls).result(pools, horizon_days, facilities)
+    return _CallTotals(scenario, len(calls)).add(calls).result(pools, horizon_days, facilities)
 
 
 def kpis_from_file(calls_path, pools: pd.DataFrame | None, horizon_days: float,
@@ -732,10 +767,12 @@ def kpis_from_file(calls_path, pools: pd.DataFrame | None, horizon_days: float,
     kept for the quantiles) and a callback time per remote answer; when the KPIs are formed,
     one more copy of the largest subset's response times (8 bytes a call) — about 20 bytes a
     call at the peak — and one bit per person id."""
-    from .calllog import batches
-    totals = _CallTotals(scenario)
+    from .calllog import batches, release_memory, row_count
+    totals = _CallTotals(scenario, row_count(calls_path))
     for b in batches(calls_path, KPI_CALL_COLUMNS, rows):
         totals.add(b)
+        del b
+        release_memory()
     return totals.result(pools, horizon_days, facilities)
 
 
