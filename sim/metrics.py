@@ -13,6 +13,14 @@ Three layers, each computed from what the run recorded and nothing else:
   computed in each replication and then averaged across replications, and the charts and
   the report read these same numbers.
 
+The audits and the KPIs are gathered a batch of rows at a time (``_AuditTotals``,
+``_CallTotals``) and formed once at the end: a log in memory is one batch, a streamed
+replication's files are read a row group at a time (:func:`audits_from_files`,
+:func:`kpis_from_file`) by the same code, in memory bounded by a batch plus ~12 bytes per
+call (issue 17). Sums and means are exact (:class:`ExactSum`, rounded once), so the numbers
+do not depend on how the rows are split or ordered: the streamed and in-memory results are
+the same to the last bit.
+
 Every KPI family is defined by one entry of :data:`GLOSSARY` (name pattern -> one sentence);
 :func:`glossary` gives the text the report prints, and ``docs/outputs.md`` lists them.
 """
