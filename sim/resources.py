@@ -36,6 +36,7 @@ from typing import Callable
 
 import simpy
 
+from .geography import _euclidean, _manhattan
 from .shifts import WEEK, Crew, WeeklySchedule
 
 INF = math.inf
@@ -147,16 +148,23 @@ class _GridIndex:
         self.h = cell_km
         self.nx = max(1, int((x1 - self.x0) // cell_km) + 1)
         self.ny = max(1, int((y1 - self.y0) // cell_km) + 1)
-        self.cells: dict[tuple[int, int], dict[Unit, None]] = {}
+        self.cells: dict[int, dict[Unit, None]] = {}     # cell i * ny + j -> its idle units
         self.distance, self.v = distance, km_per_min
+        # the key must be the dispatcher's expected drive to the last bit, so the distance is
+        # geography's own formula, written out here (no call per unit); see _consider
+        self.manhattan = distance is _manhattan
+        if not self.manhattan and distance is not _euclidean:
+            raise ValueError("grid index: unknown distance")
         self.n = 0
+        self._flat: list[tuple[int, ...]] = []            # ring r as offsets of the cell number
 
     def _cell(self, x: float, y: float) -> tuple[int, int]:
         return (min(max(int((x - self.x0) // self.h), 0), self.nx - 1),
                 min(max(int((y - self.y0) // self.h), 0), self.ny - 1))
 
     def add(self, u: Unit) -> None:
-        u.cell = c = self._cell(u.x, u.y)
+        i, j = self._cell(u.x, u.y)
+        u.cell = c = i * self.ny + j
         d = self.cells.get(c)
         if d is None:
             d = self.cells[c] = {}
@@ -174,15 +182,23 @@ class _GridIndex:
         return itertools.chain.from_iterable(list(self.cells.values()))
 
     def _consider(self, units, x, y, key, found, ok):
-        dist, v = self.distance, self.v
+        v, best = self.v, key[0]
+        manhattan = self.manhattan
         for u in units:
-            t = dist(u.x, u.y, x, y) / v
-            if t > key[0]:                   # farther than the best so far: no key to build
+            # geography._manhattan / _euclidean of (u.x, u.y) -> (x, y), divided by the speed
+            t = (abs(x - u.x) + abs(y - u.y)) / v if manhattan else math.hypot(x - u.x, y - u.y) / v
+            if t > best:                     # farther than the best so far: no key to build
                 continue
             k = (t, u.idle_since, u.id)
             if k < key and (ok is None or ok(u)):
-                key, found = k, u
+                key, found, best = k, u, t
         return key, found
+
+    def _ring_offsets(self, r: int) -> tuple[int, ...]:
+        flat = self._flat
+        while len(flat) <= r:
+            flat.append(tuple(di * self.ny + dj for di, dj in _ring(len(flat))))
+        return flat[r]
 
     def best(self, x, y, zone, key, ok):
         found = None
@@ -190,11 +206,13 @@ class _GridIndex:
             for units in self.cells.values():
                 key, found = self._consider(units, x, y, key, found, ok)
             return (key, found) if found is not None else None
-        h, cells = self.h, self.cells
+        h, cells, nx, ny = self.h, self.cells, self.nx, self.ny
         ci, cj = self._cell(x, y)
+        base = ci * ny + cj
+        inside = min(ci, nx - 1 - ci, cj, ny - 1 - cj)    # rings up to this one lie in the grid
         # cells are clamped to the grid, so a point outside it is searched from its edge
-        cx, cy = min(max(x, self.x0), self.x0 + self.nx * h), min(max(y, self.y0), self.y0 + self.ny * h)
-        r_max = max(ci, self.nx - 1 - ci, cj, self.ny - 1 - cj)
+        cx, cy = min(max(x, self.x0), self.x0 + nx * h), min(max(y, self.y0), self.y0 + ny * h)
+        r_max = max(ci, nx - 1 - ci, cj, ny - 1 - cj)
         for r in range(r_max + 1):
             if r:
                 # nearest point outside the (2r-1)^2 block of cells already searched
@@ -202,10 +220,18 @@ class _GridIndex:
                           cy - (self.y0 + (cj - r + 1) * h), self.y0 + (cj + r) * h - cy)
                 if gap / self.v > key[0]:
                     break
-            for di, dj in _ring(r):
-                units = cells.get((ci + di, cj + dj))
-                if units:
-                    key, found = self._consider(units, x, y, key, found, ok)
+            if r <= inside:
+                for off in self._ring_offsets(r):
+                    units = cells.get(base + off)
+                    if units:
+                        key, found = self._consider(units, x, y, key, found, ok)
+            else:
+                for di, dj in _ring(r):
+                    i, j = ci + di, cj + dj
+                    if 0 <= i < nx and 0 <= j < ny:
+                        units = cells.get(i * ny + j)
+                        if units:
+                            key, found = self._consider(units, x, y, key, found, ok)
         return (key, found) if found is not None else None
 
 
