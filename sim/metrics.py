@@ -164,6 +164,7 @@ class ExactSum:
         self.exact = [0] * bins                    # units of 2**-1127
         self.count = np.zeros(bins, np.int64)      # values added (NaN left out)
         self.special = np.zeros(bins)              # sum of the infinite values
+        self._multiples: dict[int, np.ndarray] = {}   # exp -> limb sums of multiples of 2**exp
 
     def add(self, values, bins=None) -> ExactSum:
         """Add ``values`` (to bin 0, or to ``bins[i]`` each); returns self. Works through
@@ -193,16 +194,43 @@ class ExactSum:
                 self.exact[bin_] += ((int(hi[k]) << 26) + int(lo[k])) << shift
         return self
 
+    def add_multiples(self, values, bins, exp: int) -> ExactSum:
+        """:meth:`add`, faster for values that are whole multiples of 2**exp below 2**(exp + 53)
+        in size (times less an hour's start: no Python loop, no big integer per batch); the
+        values that are not go through :meth:`add`. Returns self."""
+        v = np.asarray(values, dtype=float).ravel()
+        b = np.asarray(bins, np.int64).ravel()
+        q = np.ldexp(v, -exp)
+        fits = (q == np.trunc(q)) & (np.abs(q) < 2.0 ** 53)      # False for NaN and infinities
+        if not fits.all():
+            self.add(v[~fits], b[~fits])
+            q, b = q[fits], b[fits]
+        self.count += np.bincount(b, minlength=self.bins)[:self.bins]
+        q = q.astype(np.int64)
+        limbs = self._multiples.setdefault(exp, np.zeros((2, self.bins), np.int64))
+        for s in range(0, len(q), self._CHUNK):        # limb sums exact in float64, then in int64
+            limbs[0] += np.bincount(b[s:s + self._CHUNK], weights=q[s:s + self._CHUNK] >> 26,
+                                    minlength=self.bins)[:self.bins].astype(np.int64)
+            limbs[1] += np.bincount(b[s:s + self._CHUNK], weights=q[s:s + self._CHUNK] & 0x3FFFFFF,
+                                    minlength=self.bins)[:self.bins].astype(np.int64)
+        return self
+
+    def _exact(self, i: int) -> int:
+        out = self.exact[i]
+        for exp, (hi, lo) in self._multiples.items():
+            out += ((int(hi[i]) << 26) + int(lo[i])) << (exp + 1127)
+        return out
+
     def total(self, i: int = 0, extra: int = 0) -> float:
         """Bin ``i``'s sum (plus the integer ``extra``), rounded once; 0.0 for no values."""
-        return (self.exact[i] + (extra << 1127)) / (1 << 1127) + float(self.special[i])
+        return (self._exact(i) + (extra << 1127)) / (1 << 1127) + float(self.special[i])
 
     def mean(self, i: int = 0) -> float:
         """Bin ``i``'s mean (its exact sum over its count, rounded once); NaN for no values."""
         n = int(self.count[i])
         if not n:
             return math.nan
-        return self.exact[i] / (n << 1127) + float(self.special[i]) / n
+        return self._exact(i) / (n << 1127) + float(self.special[i]) / n
 
 
 def _mean(x) -> float:
@@ -369,8 +397,9 @@ class _AuditTotals:
         self.after[k, x] += sign * np.bincount(j + 1, minlength=len(edges) + 1)
         inside = (j >= 0) & (j < len(self.how))
         j = j[inside]
-        # t - hour start is exact (the hour starts at 0 or at >= t / 2)
-        self.inside[k][x].add(sign * (t[inside] - edges[j]), self.how[j])
+        # t - hour start is exact (the hour starts at 0 or at >= t / 2) and, for an hour from
+        # 60 min on, a whole multiple of 2**-47 (the spacing of floats from 32 up) below 64
+        self.inside[k][x].add_multiples(sign * (t[inside] - edges[j]), self.how[j], -47)
 
     def pools_frame(self) -> pd.DataFrame:
         """The resource audit (see :func:`resource_audit`)."""

@@ -123,6 +123,15 @@ def test_exact_sum_is_exact_in_any_order_and_split():
     binned = ExactSum(3).add(x, np.arange(len(x)) % 3)
     for i in range(3):
         assert binned.total(i) == float(sum(Fraction(v) for v in x[i::3] if not math.isnan(v)))
+    # the fast path for whole multiples of 2**-47 (times less an hour's start), others mixed in
+    t = np.concatenate([rng.uniform(60, 1e6, 3000), [1e-9, 0.3, -2.0 ** -60, np.nan, 2.0 ** 60]])
+    hours = np.floor(t[:3000] / 60) * 60
+    y = np.concatenate([t[:3000] - hours, -(t[:3000] - hours)[:100], t[3000:]])
+    b = np.arange(len(y)) % 2
+    fast = ExactSum(2).add_multiples(y, b, -47)
+    for i in range(2):
+        assert fast.total(i) == float(sum(Fraction(v) for v in y[b == i] if not math.isnan(v)))
+        assert fast.count[i] == (~np.isnan(y[b == i])).sum()
     assert math.isnan(ExactSum().mean()) and ExactSum().total() == 0.0
     assert ExactSum().add([1.0, math.inf]).total() == math.inf
 
