@@ -45,7 +45,6 @@ def _check_files_equal_memory(s, seed: int, folder: Path, rows: int | None) -> N
     got = kpis_from_file(files.calls.path, mem.pools, s.horizon_days, mem.facilities, s, rows=rows)
     assert not differences(got, want)
     assert list(got) == list(want)               # the same KPIs in the same order
-    assert want["calls"] > 0 or len(mem.calls) == 0
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
