@@ -358,14 +358,24 @@ class Model:
         # and emptied of calls whose process has ended at the next chunk (scalar lookups in a
         # dict cost what they cost in a list; the Python objects exist only for about a chunk
         # and the calls in flight, not for the whole horizon)
-        self._input_names = ["call_path", "x", "y", "zone", "ctype", "person", "priority"]
-        if geo.model == "none":
-            self._input_names.append("dzone")
-        self._input_names += [f"u_{purpose}" for purpose in CHUNK_DRAWS]
+        # Only the inputs this scenario's call path can read are made (a validation M/M/c reads
+        # 9 of the 18): an input it has no use for stays an empty dict, so a read of one would
+        # stop the run with a KeyError, never give a wrong number.
+        cm_on = self.casemgmt is not None
+        transports = any(cp.transport for cp in self.cpools)
+        read = {"person": cm_on, "dzone": geo.model == "none", "u_processing": self.has_processing,
+                "u_turnout": self.has_travel, "u_travel": self.has_travel,
+                "u_consult": any(p.consult for p in s.triage.paths.values()),
+                "u_destination": transports, "u_consent": transports, "u_handover": transports,
+                "u_prevent": cm_on, "u_escalate": any(cp.escalation is not None for cp in self.cpools)}
+        names = ["call_path", "x", "y", "zone", "dzone", "ctype", "person", "priority"]
+        names += [f"u_{purpose}" for purpose in CHUNK_DRAWS]
+        self._input_names = [name for name in names if read.get(name, True)]
         self._inputs: list[np.ndarray] = []
         self._columns = []
-        for name in self._input_names:
+        for name in names:
             setattr(self, name, {})
+        for name in self._input_names:
             self._columns.append(getattr(self, name))
         if geo.model != "none":
             self.dzone = self.zone        # the dispatch zone is the call's zone
