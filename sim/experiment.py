@@ -43,10 +43,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .calllog import LogFiles, read_columns
+from .calllog import LogFiles
 from .callsample import sample_file
 from .columns import nullify
-from .metrics import KPI_CALL_COLUMNS, kpis, summarise
+from .metrics import kpis, kpis_from_file, summarise
 from .model import Model, RunResult
 from .results import manifest, write_csv, write_text
 from .scenario import (Scenario, ScenarioError, ScenarioHeader, apply_overrides, load_raw, parse_value,
@@ -59,8 +59,9 @@ def single_run(scenario: Scenario, seed: int, replication: int, stream: LogFiles
     """One replication and its KPIs. ``stream``: write the logs to these files as the run goes
     (the result's frames then have no rows) and read the KPIs' columns back from them."""
     res = Model(scenario, seed, replication, stream=stream).run()
-    calls = res.calls if stream is None else read_columns(stream.calls.path, KPI_CALL_COLUMNS)
-    return res, kpis(calls, res.pools, scenario.horizon_days, res.facilities, scenario)
+    if stream is None:
+        return res, kpis(res.calls, res.pools, scenario.horizon_days, res.facilities, scenario)
+    return res, kpis_from_file(stream.calls.path, res.pools, scenario.horizon_days, res.facilities, scenario)
 
 
 @dataclass

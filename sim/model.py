@@ -30,12 +30,11 @@ import simpy
 
 from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
 from .arrivals import CallSource
-from .calllog import LogFiles, read_columns, release_memory
+from .calllog import LogFiles, release_memory
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        call_process)
 from .geography import Geography
-from .metrics import (AUDIT_CALL_COLUMNS, AUDIT_WORK_COLUMNS, TASKS, add_call_columns, hourly_audit,
-                      resource_audit, step_integral)
+from .metrics import TASKS, add_call_columns, audits_from_files, hourly_audit, resource_audit, step_integral
 from .record import Record
 from .resources import Dispatcher, Pool, Tier, VehiclePool, _AnyIndex, _GridIndex, _ZoneIndex, crew_process
 from .scenario import Scenario
@@ -555,16 +554,13 @@ class Model:
         t0, t1 = self.s.warmup_min, self.s.end_min
         info = self._pool_info()
         if self.stream is None:
-            audit_calls, audit_work = calls, work
-        else:                                    # the audits read the columns they need back
+            pools = resource_audit(work, calls, info, t0, t1)
+            hourly = hourly_audit(work, info, t0, t1)
+        else:                                    # the audits read the files a batch at a time
             self._release_per_call_arrays()
-            audit_calls = read_columns(self.stream.calls.path, AUDIT_CALL_COLUMNS)
-            audit_work = read_columns(self.stream.assignments.path, AUDIT_WORK_COLUMNS)
-        pools = resource_audit(audit_work, audit_calls, info, t0, t1)
+            pools, hourly = audits_from_files(self.stream.calls.path, self.stream.assignments.path, info, t0, t1)
         pools.insert(0, "replication", self.replication)
         pools.insert(0, "scenario", self.s.name)
-        hourly = hourly_audit(audit_work, info, t0, t1)
-        del audit_calls, audit_work
         hourly.insert(0, "replication", self.replication)
         hourly.insert(0, "scenario", self.s.name)
         return RunResult(calls, pools, hourly, work, units, fac, occ,
