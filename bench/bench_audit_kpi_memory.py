@@ -71,23 +71,29 @@ def repeat(work: Path, k: int) -> None:
         log.close()
 
 
+def at_revision(rev: str, module: str):
+    """``sim.<module>`` as it was at git revision ``rev`` (its relative imports are today's)."""
+    src = subprocess.run(["git", "show", f"{rev}:sim/{module}.py"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"{module}_{rev}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(f"sim._{module}_{rev}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def phase(work: Path, k: int, which: str, before: str) -> dict:
     import pandas as pd
 
     import sim
-    from sim.calllog import read_columns, release_memory
+    from sim.calllog import release_memory
     inputs = pickle.loads((work / "inputs.pkl").read_bytes())
     s = sim.load_scenario(SCENARIO, {"horizon_days": inputs["days"]})
     calls, assignments = work / f"calls-{k}.parquet", work / f"assignments-{k}.parquet"
     info, t0, t1 = inputs["info"], inputs["t0"], inputs["t1"]
     if which == "before":
-        src = subprocess.run(["git", "show", f"{before}:sim/metrics.py"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
-        path = Path(tempfile.mkdtemp()) / "metrics_before.py"
-        path.write_text(src)
-        spec = importlib.util.spec_from_file_location("sim._metrics_before", path)
-        metrics = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(metrics)
+        metrics, read_columns = at_revision(before, "metrics"), at_revision(before, "calllog").read_columns
     else:
         from sim import metrics
     release_memory()

@@ -93,26 +93,12 @@ class LogFiles:
         self.assignments.abort()
 
 
-def read_columns(path: str | Path, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """The named columns of a stored log (those it has), ids back to the engine's -1 for
-    none (the inverse of ``columns.nullify``), as the model's own frame has them."""
-    import pyarrow.parquet as pq
-    from .columns import denullify
-    f = pq.ParquetFile(path)
-    have = f.schema_arrow.names
-    out = {}
-    for c in columns:            # one column at a time: never the file's Arrow table and the frame at once
-        if c in have:
-            out[c] = f.read(columns=[c]).to_pandas(self_destruct=True)[c]
-    release_memory()
-    return denullify(pd.DataFrame(out, copy=False))
-
-
 def batches(path: str | Path, columns: tuple[str, ...] | list[str], rows: int | None = None):
     """The named columns of a stored log (those it has) as DataFrames of at most ``rows`` rows
-    (default :data:`ROW_GROUP`), in file order, ids back to -1 as :func:`read_columns` gives
-    them: what the audits and the KPIs read a streamed log by, so that their memory follows a
-    batch, not the file. A log with no rows gives one empty frame of its columns."""
+    (default :data:`ROW_GROUP`), in file order, ids back to the engine's -1 for none (the
+    inverse of ``columns.nullify``), as the model's own frames hold them: what the audits and
+    the KPIs read a streamed log by, so that their memory follows a batch, not the file. A
+    log with no rows gives one empty frame of its columns."""
     import pyarrow.parquet as pq
     from .columns import denullify
     # pre_buffer (pyarrow's default) keeps the buffers of every row group read so far: the
