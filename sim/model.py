@@ -476,7 +476,8 @@ class Model:
             self.work.frombytes(rows[~mine].tobytes())     # spans of calls still open, outreach
         calls = self._calls_frame(ids, cols)
         add_call_columns(calls, work, self.n_reactive)
-        self.stream.calls.write(calls)
+        if len(calls):                    # (no empty row group at the end)
+            self.stream.calls.write(calls)
         if len(work):
             self.stream.assignments.write(work)
         self._written += len(ids)

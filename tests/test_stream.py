@@ -11,11 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+from unittest import mock
+
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import sim
+import sim.model as model_mod
 from sim.calllog import LogFiles
 from sim.experiment import single_run
 from sim.model import Model
@@ -32,10 +36,16 @@ def _parquet_round_trip(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int) -> None:
+def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int, chunk: int = 50) -> None:
     mem, k_mem = single_run(s, seed, 0)
     files = LogFiles(folder / "calls.parquet", folder / "assignments.parquet", rows=rows)
-    out, k_out = single_run(s, seed, 0, stream=files)
+    # a row group is written at a sweep of the inputs (every CHUNK calls) once ``rows`` calls
+    # have finished: small chunks, so that the logs really come in many row groups
+    with mock.patch.object(model_mod, "CHUNK", chunk):
+        out, k_out = single_run(s, seed, 0, stream=files)
+    groups = pq.ParquetFile(folder / "calls.parquet").metadata.num_row_groups
+    assert groups >= min(len(mem.calls) // (rows + chunk + 1), 2), (groups, len(mem.calls))
+    assert groups <= max(1, len(mem.calls) // rows + 1)       # no row group without rows
     # the streamed result keeps the frames' columns, with no rows; its audits are the same
     assert len(out.calls) == 0 and list(out.calls.columns) == list(mem.calls.columns)
     assert list(out.assignments.columns) == list(mem.assignments.columns)
