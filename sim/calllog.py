@@ -145,12 +145,11 @@ def _load_libc():
 _libc = _load_libc()
 
 
-
 def row_groups(path: str | Path):
     """The row groups of a Parquet file one at a time, as Arrow tables (a log with no rows
     still has one, empty: ``ParquetLog.close`` writes its columns)."""
     import pyarrow.parquet as pq
-    f = pq.ParquetFile(path)
+    f = pq.ParquetFile(path, pre_buffer=False)    # as in batches(): no buffers kept across groups
     for g in range(f.num_row_groups):
         yield f.read_row_group(g)
 

@@ -593,8 +593,9 @@ class Model:
         return calls, work
 
     def _release_per_call_arrays(self) -> None:
-        """Drop the whole-horizon per-call arrays once the logs are written (the model's
-        processes refer to it, so it lives on until the collector finds the cycle)."""
+        """Drop the call source, the record and the kept blocks of per-call columns once the
+        logs are written (the model's processes refer to it, so it lives on until the
+        collector finds the cycle)."""
         self.source = self.record = self.rec = None
         self._blocks = []
         release_memory()

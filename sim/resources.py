@@ -149,7 +149,7 @@ class _GridIndex:
         self.nx = max(1, int((x1 - self.x0) // cell_km) + 1)
         self.ny = max(1, int((y1 - self.y0) // cell_km) + 1)
         self.cells: dict[int, dict[Unit, None]] = {}     # cell i * ny + j -> its idle units
-        self.distance, self.v = distance, km_per_min
+        self.v = km_per_min
         # the key must be the dispatcher's expected drive to the last bit, so the distance is
         # geography's own formula, written out here (no call per unit); see _consider
         self.manhattan = distance is _manhattan
@@ -423,7 +423,7 @@ class Dispatcher:
         pools = tier.pools
         if len(pools) == 1 and pools[0].cutoff is None:      # the common case: one pool, no cut-off
             pool = pools[0]
-            if not pool.n_idle or (pool.vehicles is not None and not pool.vehicles.free):   # can_send()
+            if not pool.can_send():
                 return None
             found = pool.idle.best(x, y, zone, _NO_KEY, None)
             if found is None:
