@@ -36,7 +36,9 @@ def _parquet_round_trip(df: pd.DataFrame, path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int, chunk: int = 50) -> None:
+def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int, chunk: int = 50):
+    """Stream a run into ``folder`` and check it against the same run in memory; returns the
+    in-memory result (the streamed logs stay in ``folder``)."""
     mem, k_mem = single_run(s, seed, 0)
     files = LogFiles(folder / "calls.parquet", folder / "assignments.parquet", rows=rows)
     # a row group is written at a sweep of the inputs (every CHUNK calls) once ``rows`` calls
@@ -64,6 +66,7 @@ def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int, chunk: in
                                   _parquet_round_trip(expected, folder / "mem-work.parquet"))
     assert not list(folder.glob("*.partial"))
     assert len(calls) == len(mem.calls) and len(work) == len(mem.assignments)
+    return mem
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
