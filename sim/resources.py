@@ -32,6 +32,7 @@ import functools
 import heapq
 import itertools
 import math
+import types
 from typing import Callable
 
 import simpy
@@ -40,6 +41,7 @@ from .geography import _euclidean, _manhattan
 from .shifts import WEEK, Crew, WeeklySchedule
 
 INF = math.inf
+_NOWHERE = types.MappingProxyType({})   # the empty cells framing a grid index (never written)
 
 
 class Unit:
@@ -138,48 +140,71 @@ class _ZoneIndex:
 class _GridIndex:
     """Km geography: idle units in square cells; a query searches rings of cells around the
     call and stops when the nearest point of the next ring is farther than the best unit
-    found (exact for Manhattan and Euclidean distance, both >= the straight-line bound)."""
+    found. Exact for both metrics: the cells are squares in coordinates where the metric is
+    at least the distance along either axis (Euclidean: x, y; Manhattan: the rotated
+    x + y, x - y, in which the Manhattan distance is exactly the larger of the two, so the
+    rings searched are the Manhattan ball and no wider). Past ``RINGS`` rings (idle units
+    sparse near the call) it scans every idle unit instead."""
 
     SCAN_BELOW = 12        # with this few idle units a plain scan is cheaper than rings
+    RINGS = 6              # rings searched at most before a plain scan
 
     def __init__(self, bbox: tuple[float, float, float, float], cell_km: float,
                  distance: Callable[[float, float, float, float], float], km_per_min: float):
-        self.x0, self.y0, x1, y1 = bbox
-        self.h = cell_km
-        self.nx = max(1, int((x1 - self.x0) // cell_km) + 1)
-        self.ny = max(1, int((y1 - self.y0) // cell_km) + 1)
-        self.cells: dict[int, dict[Unit, None]] = {}     # cell i * ny + j -> its idle units
-        self.v = km_per_min
         # the key must be the dispatcher's expected drive to the last bit, so the distance is
         # geography's own formula, written out here (no call per unit); see _consider
         self.manhattan = distance is _manhattan
         if not self.manhattan and distance is not _euclidean:
             raise ValueError("grid index: unknown distance")
-        self.n = 0
-        self._flat: list[tuple[int, ...]] = []            # ring r as offsets of the cell number
+        x0, y0, x1, y1 = bbox
+        if self.manhattan:       # the bbox in rotated coordinates; cells of the same area
+            x0, y0, x1, y1 = x0 + y0, x0 - y1, x1 + y1, x1 - y0
+            cell_km *= math.sqrt(2.0)
+        self.x0, self.y0, self.h = x0, y0, cell_km
+        self.nx = nx = max(1, int((x1 - x0) // cell_km) + 1)
+        self.ny = ny = max(1, int((y1 - y0) // cell_km) + 1)
+        # the grid sits in a frame of RINGS empty cells, so that every ring searched is a fixed
+        # set of offsets of the cell number: no bounds to check (frame cells share one empty map)
+        p = self.RINGS
+        self.width = w = ny + 2 * p                       # cell (i, j) is number (i + p) * w + j + p
+        self.cells: list = [_NOWHERE] * ((nx + 2 * p) * w)
+        for i in range(nx):
+            for j in range(ny):
+                self.cells[(i + p) * w + j + p] = {}
+        self._rings = [tuple(di * w + dj for di, dj in _ring(r)) for r in range(p + 1)]
+        self.units: dict[Unit, None] = {}                # every idle unit (for a plain scan)
+        # a ring is skipped when its bound exceeds the best drive by more than the bound's own
+        # rounding (a few ulps of the coordinates): never a unit the exact key would prefer
+        self._slack = 1e-9 * (abs(x0) + abs(y0) + (nx + ny) * cell_km + 1.0)
+        self.v = km_per_min
 
-    def _cell(self, x: float, y: float) -> tuple[int, int]:
-        return (min(max(int((x - self.x0) // self.h), 0), self.nx - 1),
-                min(max(int((y - self.y0) // self.h), 0), self.ny - 1))
+    @property
+    def n(self) -> int:
+        return len(self.units)
+
+    def _cell(self, x: float, y: float) -> tuple[int, int, float, float]:
+        """The cell (i, j) of the point (x, y) in km, and the point's offset from the cell's
+        lower corner in the grid's coordinates; a point outside the grid: the nearest cell."""
+        if self.manhattan:
+            x, y = x + y, x - y
+        gx, gy = x - self.x0, y - self.y0
+        i, j = int(gx // self.h), int(gy // self.h)
+        i = 0 if i < 0 else (self.nx - 1 if i >= self.nx else i)
+        j = 0 if j < 0 else (self.ny - 1 if j >= self.ny else j)
+        return i, j, gx - i * self.h, gy - j * self.h
 
     def add(self, u: Unit) -> None:
-        i, j = self._cell(u.x, u.y)
-        u.cell = c = i * self.ny + j
-        d = self.cells.get(c)
-        if d is None:
-            d = self.cells[c] = {}
-        d[u] = None
-        self.n += 1
+        i, j, _, _ = self._cell(u.x, u.y)
+        u.cell = c = (i + self.RINGS) * self.width + j + self.RINGS
+        self.cells[c][u] = None
+        self.units[u] = None
 
     def remove(self, u: Unit) -> None:
-        d = self.cells[u.cell]
-        del d[u]
-        if not d:
-            del self.cells[u.cell]
-        self.n -= 1
+        del self.cells[u.cell][u]
+        del self.units[u]
 
     def __iter__(self):
-        return itertools.chain.from_iterable(list(self.cells.values()))
+        return iter(list(self.units))
 
     def _consider(self, units, x, y, key, found, ok):
         v, best = self.v, key[0]
@@ -194,44 +219,34 @@ class _GridIndex:
                 key, found, best = k, u, t
         return key, found
 
-    def _ring_offsets(self, r: int) -> tuple[int, ...]:
-        flat = self._flat
-        while len(flat) <= r:
-            flat.append(tuple(di * self.ny + dj for di, dj in _ring(len(flat))))
-        return flat[r]
-
     def best(self, x, y, zone, key, ok):
         found = None
-        if self.n <= self.SCAN_BELOW:
-            for units in self.cells.values():
-                key, found = self._consider(units, x, y, key, found, ok)
-            return (key, found) if found is not None else None
-        h, cells, nx, ny = self.h, self.cells, self.nx, self.ny
-        ci, cj = self._cell(x, y)
-        base = ci * ny + cj
-        inside = min(ci, nx - 1 - ci, cj, ny - 1 - cj)    # rings up to this one lie in the grid
-        # cells are clamped to the grid, so a point outside it is searched from its edge
-        cx, cy = min(max(x, self.x0), self.x0 + nx * h), min(max(y, self.y0), self.y0 + ny * h)
-        r_max = max(ci, nx - 1 - ci, cj, ny - 1 - cj)
-        for r in range(r_max + 1):
-            if r:
-                # nearest point outside the (2r-1)^2 block of cells already searched
-                gap = min(cx - (self.x0 + (ci - r + 1) * h), self.x0 + (ci + r) * h - cx,
-                          cy - (self.y0 + (cj - r + 1) * h), self.y0 + (cj + r) * h - cy)
-                if gap / self.v > key[0]:
-                    break
-            if r <= inside:
-                for off in self._ring_offsets(r):
-                    units = cells.get(base + off)
-                    if units:
-                        key, found = self._consider(units, x, y, key, found, ok)
-            else:
-                for di, dj in _ring(r):
-                    i, j = ci + di, cj + dj
-                    if 0 <= i < nx and 0 <= j < ny:
-                        units = cells.get(i * ny + j)
-                        if units:
-                            key, found = self._consider(units, x, y, key, found, ok)
+        if len(self.units) > self.SCAN_BELOW:
+            h, cells, v, manhattan = self.h, self.cells, self.v, self.manhattan
+            i, j, gx, gy = self._cell(x, y)
+            base = (i + self.RINGS) * self.width + j + self.RINGS
+            # the point's distance to the edge of the block of rings 0..r-1 is gap0 + (r - 1) h:
+            # ring r > 0 can hold a nearer unit only while that is within the best drive (a
+            # point outside the grid is searched from its cell's edge: its gap0 is 0 or less)
+            gap0 = min(gx, h - gx, gy, h - gy) - self._slack
+            reach = key[0] * v
+            for r, ring in enumerate(self._rings):
+                if r and gap0 + (r - 1) * h > reach:
+                    return (key, found) if found is not None else None
+                best_t = key[0]
+                for off in ring:
+                    units = cells[base + off]
+                    if units:      # (_consider, written out: one call fewer per cell)
+                        for u in units:
+                            t = (abs(x - u.x) + abs(y - u.y)) / v if manhattan else math.hypot(x - u.x, y - u.y) / v
+                            if t > best_t:
+                                continue
+                            k = (t, u.idle_since, u.id)
+                            if k < key and (ok is None or ok(u)):
+                                key, found, best_t = k, u, t
+                reach = best_t * v
+        # few idle units, or none found within RINGS rings: every idle unit is looked at
+        key, found = self._consider(self.units, x, y, key, found, ok)
         return (key, found) if found is not None else None
 
 

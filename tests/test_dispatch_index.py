@@ -56,6 +56,56 @@ def test_grid_index_finds_the_closest_unit(units, queries, dist, cell, use_windi
         assert (got is None) if not cands else (got[0] == min(cands))
 
 
+# points on a lattice of half cells: units and calls on cell edges and corners, many at
+# exactly the same distance (ties broken by idle since, then id), the case a ring bound that
+# is off by a rounding error would get wrong
+lattice = st.integers(-4, 44).map(lambda k: k * 0.5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(lattice, lattice, st.integers(0, 2)), min_size=13, max_size=80),
+       st.lists(st.tuples(lattice, lattice), min_size=1, max_size=10),
+       st.sampled_from([manhattan, euclid]), st.sampled_from([0.5, 1.0, 1.5, 2.0 ** 0.5]),
+       st.sampled_from([0.5, 2.0 / 3.0, 1.0]))
+def test_grid_index_exact_on_cell_edges_and_ties(units, queries, dist, cell, v):
+    idx = _GridIndex((0.0, 0.0, 20.0, 20.0), cell, dist, v)
+    us = [_U(i, x, y, since=float(s)) for i, (x, y, s) in enumerate(units)]
+    for u in us:
+        idx.add(u)
+    for qx, qy in queries:
+        got = idx.best(qx, qy, 0, (math.inf, math.inf, math.inf), None)
+        assert got[0] == min((dist(u.x, u.y, qx, qy) / v, u.idle_since, u.id) for u in us)
+
+
+class _Counted(_U):
+    """A unit that counts how often the index reads its position."""
+    reads = 0
+
+    @property
+    def x(self):
+        _Counted.reads += 1
+        return self._x
+
+    @x.setter
+    def x(self, value):
+        self._x = value
+
+
+def test_grid_index_searches_no_wider_than_the_ball():
+    """Manhattan: with the nearest unit a third of a cell away, the search looks at the
+    units of a few cells around the call, not at every idle unit, and still finds it (in
+    rotated coordinates the Manhattan ball is a square of cells: no ring wider than needed)."""
+    idx = _GridIndex((0.0, 0.0, 100.0, 100.0), 1.0, manhattan, 1.0)
+    others = [_Counted(i, 10.0 + 3.0 * (i % 20), 10.0 + 3.0 * (i // 20)) for i in range(400)]
+    near = _Counted(1000, 50.2, 50.1)
+    for u in others + [near]:
+        idx.add(u)
+    _Counted.reads = 0
+    got = idx.best(50.0, 50.0, 0, (math.inf, math.inf, math.inf), None)
+    assert got[1] is near and got[0][0] == manhattan(50.2, 50.1, 50.0, 50.0)
+    assert 1 <= _Counted.reads <= 3      # the near unit and the few in its cells, not 401 units
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 5).flatmap(lambda n: st.tuples(
     st.just(n), st.lists(st.lists(st.integers(0, 30), min_size=n, max_size=n), min_size=n, max_size=n),
