@@ -45,8 +45,8 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def child(file: str, days: float, rounds: int, in_memory: bool) -> dict:
-    """One size in this process: (rounds x) a replication and the bare loop on its calls."""
+def child(file: str, days: float, in_memory: bool) -> dict:
+    """One run in this process: a replication, then the bare loop on its calls."""
     os.environ["CRISIS_SIM_ALLOW_LARGE"] = "1"
     import tempfile
 
@@ -67,36 +67,25 @@ def child(file: str, days: float, rounds: int, in_memory: bool) -> dict:
     single_run(warm, warm.seed, 0, stream=LogFiles(Path(scratch.name) / "warm_calls.parquet",
                                                    Path(scratch.name) / "warm_assignments.parquet"))
     base = rss_mb()
-    engine_t, bare_t, engine_cpu, bare_cpu, peak = [], [], [], [], None
-    arrivals = services = None
-    servers = 0
-    n = 0
-    for k in range(rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
-        # as an experiment's worker runs it: the logs streamed to Parquet as the run goes
-        files = None if in_memory else LogFiles(Path(scratch.name) / "calls.parquet",
-                                                Path(scratch.name) / "assignments.parquet")
-        res, values = single_run(s, s.seed, 0, stream=files)
-        engine_t.append(time.perf_counter() - t0)
-        engine_cpu.append(time.process_time() - c0)
-        if k == 0:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before the bare loop
-            c = res.calls if in_memory else pd.read_parquet(
-                files.calls.path, columns=["t_received", "t_team_free", "t_dispatched"]).sort_values("t_received")
-            n = len(c)
-            arrivals = c["t_received"].to_numpy(float)
-            busy = (c["t_team_free"] - c["t_dispatched"]).to_numpy(float)
-            services = np.nan_to_num(busy, nan=0.0).tolist()
-            arrivals = arrivals.tolist()
-            servers = int((~res.units["pool"].astype(str).str.startswith("desk:")).sum())
-            kpi = {m: values.get(m) for m in ("response_time_mean", "utilisation.police", "fallback_rate")}
-        del res, values
-        t0, c0 = time.perf_counter(), time.process_time()
-        bare_mmc(arrivals, services, servers)
-        bare_t.append(time.perf_counter() - t0)
-        bare_cpu.append(time.process_time() - c0)
-    return {"file": file, "days": days, "calls": n, "servers": servers, "engine_s": engine_t, "bare_s": bare_t,
-            "engine_cpu": engine_cpu, "bare_cpu": bare_cpu,
+    t0, c0 = time.perf_counter(), time.process_time()
+    # as an experiment's worker runs it: the logs streamed to Parquet as the run goes
+    files = None if in_memory else LogFiles(Path(scratch.name) / "calls.parquet",
+                                            Path(scratch.name) / "assignments.parquet")
+    res, values = single_run(s, s.seed, 0, stream=files)
+    engine_s, engine_cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # before the bare loop
+    c = res.calls if in_memory else pd.read_parquet(
+        files.calls.path, columns=["t_received", "t_team_free", "t_dispatched"]).sort_values("t_received")
+    arrivals = c["t_received"].to_numpy(float).tolist()
+    services = np.nan_to_num((c["t_team_free"] - c["t_dispatched"]).to_numpy(float), nan=0.0).tolist()
+    servers = int((~res.units["pool"].astype(str).str.startswith("desk:")).sum())
+    kpi = {m: values.get(m) for m in ("response_time_mean", "utilisation.police", "fallback_rate")}
+    del res, values, c
+    t0, c0 = time.perf_counter(), time.process_time()
+    bare_mmc(arrivals, services, servers)
+    return {"file": file, "days": days, "calls": len(arrivals), "servers": servers,
+            "engine_s": engine_s, "bare_s": time.perf_counter() - t0,
+            "engine_cpu": engine_cpu, "bare_cpu": time.process_time() - c0,
             "peak_rss_mb": peak, "import_rss_mb": base, "kpis": kpi}
 
 
@@ -112,7 +101,7 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(child(a.child, a.days, a.rounds, a.in_memory)))
+        print(json.dumps(child(a.child, a.days, a.in_memory)))
         return
     from bench_parallel import machine
 
@@ -123,12 +112,12 @@ def main() -> None:
     load0 = os.getloadavg()
     # every round runs each size once, in a fresh child, one after the other: the sizes are
     # compared round by round (the load on a shared machine moves between rounds)
-    runs: dict[str, list[dict]] = {size: [] for size in a.sizes}
+    runs: dict[str, dict[int, dict]] = {size: {} for size in a.sizes}   # size -> round -> run
     for k in range(a.rounds):
         for size in a.sizes:
             if k and size == "10m":
                 continue                     # (once is enough for its memory; it takes long)
-            cmd = [sys.executable, __file__, "--child", SIZES[size], "--days", str(a.days), "--rounds", "1"]
+            cmd = [sys.executable, __file__, "--child", SIZES[size], "--days", str(a.days)]
             cmd += ["--in-memory"] if a.in_memory else []
             p = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=cap,
                                env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
@@ -136,15 +125,15 @@ def main() -> None:
                 tail = (p.stderr.strip().splitlines() or ["?"])[-1]
                 print(f"{size}: failed (exit {p.returncode}): {tail}", flush=True)
                 continue
-            runs[size].append(json.loads(p.stdout.strip().splitlines()[-1]))
+            runs[size][k] = json.loads(p.stdout.strip().splitlines()[-1])
     rows = []
     for size in a.sizes:
         if not runs[size]:
             continue
-        rs = runs[size]
+        rs = list(runs[size].values())
         r = dict(rs[0])
         for f in ("engine_s", "bare_s", "engine_cpu", "bare_cpu"):
-            r[f] = [x for q in rs for x in q[f]]
+            r[f] = [q[f] for q in rs]
         r["peak_rss_mb"] = max(q["peak_rss_mb"] for q in rs)
         n = r["calls"]
         e, b = statistics.median(r["engine_cpu"]), statistics.median(r["bare_cpu"])
@@ -166,8 +155,10 @@ def main() -> None:
           "(10m: once), each run paired with the bare loop on its calls; logs "
           + ("kept in memory" if a.in_memory else "streamed to Parquet"))
     by = {r["size"]: r for r in rows}
-    if "100k" in by and "1m" in by:
-        per_round = [x / y for x, y in zip(by["1m"]["engine_cpu"], by["100k"]["engine_cpu"])]
+    # (rounds where both sizes ran)
+    per_round = [runs["1m"][k]["engine_cpu"] / runs["100k"][k]["engine_cpu"]
+                 for k in runs.get("1m", {}) if k in runs.get("100k", {})]
+    if per_round:
         print(f"CPU time(1e6) / time(1e5): {statistics.median(per_round):.1f}, median of {len(per_round)} "
               f"round(s): {' '.join(f'{x:.2f}' for x in per_round)}   (target <= 11)")
     for size, limit in (("1m", 600), ("10m", 1024)):

@@ -178,10 +178,6 @@ class _GridIndex:
         self._slack = 1e-9 * (abs(x0) + abs(y0) + (nx + ny) * cell_km + 1.0)
         self.v = km_per_min
 
-    @property
-    def n(self) -> int:
-        return len(self.units)
-
     def _cell(self, x: float, y: float) -> tuple[int, int, float, float]:
         """The cell (i, j) of the point (x, y) in km, and the point's offset from the cell's
         lower corner in the grid's coordinates; a point outside the grid: the nearest cell."""
