@@ -258,3 +258,30 @@ def test_a_call_process_started_at_once_can_be_interrupted_and_fails_loudly():
     model_mod._CallProcess(env, broken())
     with pytest.raises(ValueError, match="bad call"):
         env.run()
+
+
+def test_no_time_of_a_call_reads_before_its_receipt(scenario_path, monkeypatch):
+    # From the clock at 3.261 no delay lands SimPy's clock (now + delay, rounded) on 14.69:
+    # the two candidates sit one ulp either side (ties to even). The second call is then
+    # received when the clock says, so a call answered at once (M/M/c: no processing, no
+    # travel, teams free) reads a response time of exactly 0, never -7e-15.
+    early, late = 3.261, 14.69
+    assert all(early + d != late for d in (late - early, np.nextafter(late - early, 0),
+                                           np.nextafter(late - early, np.inf)))
+    s = sim.load_scenario(scenario_path("scenarios/validation/mmc.yaml"), {"horizon_days": 1, "warmup_days": 0})
+    blocks = model_mod.CallSource.__iter__
+
+    def shifted(self):
+        for k, block in enumerate(blocks(self)):
+            if k == 0:
+                assert block.t[2] > late
+                block.t[:2] = early, late
+            yield block
+    monkeypatch.setattr(model_mod.CallSource, "__iter__", shifted)
+    calls = Model(s, seed=1).run().calls
+    assert calls["t_received"].iloc[0] == early
+    assert calls["t_received"].iloc[1] in (np.nextafter(late, 0), np.nextafter(late, np.inf))
+    answered = calls["t_on_scene"].notna()
+    assert (calls.loc[answered, "response_time"] >= 0).all()
+    assert calls["response_time"].iloc[1] == 0.0
+    assert (calls["t_triaged"] >= calls["t_received"]).all()
