@@ -112,7 +112,9 @@ GLOSSARY: dict[str, str] = {
     "police_hours": "Police unit-hours spent on calls: every sworn unit's time from being assigned to being back "
                     "in service (drive back included), answering units, backups and second units alike; a unit "
                     "still busy at the end counts to the end.",
-    "police_response_time_p<k>_mean": "Mean on-scene response time of calls of priority k answered by police.",
+    "police_response_time_p<k>_mean": "Mean on-scene response time of calls of priority k answered by police (a "
+                                      "pool with a sworn role, co-responders included, as in "
+                                      "answered_by_police_rate).",
     "utilisation.<pool>": "Share of a pool's on-duty unit-time spent busy on tasks (overtime past a shift's end "
                           "is not on-duty time and is left out of both).",
     "overtime_hours.<pool>": "Unit-hours worked past the end of a crew's shift, finishing a task.",
