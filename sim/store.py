@@ -19,9 +19,14 @@ A replication's data files are written (each atomically) by whoever ran it; then
 experiment writes its ``runs`` record (status ``ok`` or ``failed``, message, traceback,
 worker, wall time, session, and the tables written). The record is the commit: a
 replication is done when its record exists *and* every table it names is there, and
-:meth:`Store.read` returns only committed replications. A run killed (or a disk filled)
-between the two leaves data files without a record, or folders without files; the rerun
-ignores them, repeats that replication and replaces them with identical ones.
+:meth:`Store.read` returns only committed replications: it reads the records first and
+then opens only the parts of replications committed ``ok`` (each part on its own, combined
+with their Arrow types unified). A run killed (or a disk filled) between the two leaves data
+files without a record, or folders without files; they may be whole, cut short or of another
+schema, and nothing reads them: the rerun ignores them, repeats that replication and
+replaces them with identical ones. A record part that cannot be read commits nothing (it is
+skipped with a :class:`StoreWarning`, and the replication is run again); a committed data
+part that cannot be read is an error naming it (:class:`StoreCorrupt`), never dropped.
 
 Faults:
 
@@ -84,9 +89,11 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from .results import write_parquet, write_text
@@ -102,6 +109,14 @@ class StoreMismatch(ScenarioError):
 
 class StoreBusy(StoreMismatch):
     """Another process is writing another experiment into the folder right now."""
+
+
+class StoreCorrupt(ScenarioError):
+    """A part file of a committed replication cannot be read."""
+
+
+class StoreWarning(UserWarning):
+    """Something in the store was skipped (a record part that cannot be read)."""
 
 
 LOCK_FILE = ".lock"
@@ -285,45 +300,96 @@ class Store:
         files = sorted(folder.glob(f"scenario=*/point=*/replication=*/{PART_FILE}")) if folder.is_dir() else []
         return [str(f) for f in files], str(folder), None
 
-    def _read_raw(self, table: str) -> pd.DataFrame:
-        """Every part file of a table (folders left empty by a fault are skipped)."""
+    def _parts(self, table: str) -> tuple[dict[tuple[str, int, int], str], object]:
+        """The part files of a table by (scenario, point, replication), and the filesystem
+        to read them with (None: local). Only listed, none opened."""
         files, folder, fs = self._part_files(table)
-        if files:
-            import pyarrow.dataset as ds
-            df = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=folder,
-                            filesystem=fs).to_table().to_pandas()
+        out = {}
+        for f in files:
+            key = _partition_key(f, folder)
+            if key is not None:
+                out[key] = f
+        return out, fs
+
+    def _read_parts(self, table: str, parts: list[tuple[tuple[str, int, int], str]], fs,
+                    records: bool = False) -> pd.DataFrame:
+        """The given part files of a table, each read on its own, as one frame with the
+        partition columns in front. A part that cannot be read is an error naming it
+        (:class:`StoreCorrupt`), except a record (``records``): a record that cannot be read
+        commits nothing; it is skipped with a :class:`StoreWarning` saying why, and the
+        replication counts as not done."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        tables, keys = [], []
+        for key, f in parts:
+            try:
+                t = pq.read_table(f, filesystem=fs)
+            except (pa.ArrowException, OSError) as e:
+                why = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                if not records:
+                    raise StoreCorrupt(self._where(f"{table}/{_rel(key)}"), None,
+                                       f"a committed part cannot be read ({why}); delete the replication's "
+                                       f"record (runs/{_rel(key)}) to have it run again") from e
+                warnings.warn(f"{self._where(f'runs/{_rel(key)}')}: not a readable record ({why}); "
+                              "the replication counts as not committed and is run again", StoreWarning,
+                              stacklevel=3)
+                continue
+            tables.append(t)
+            keys.append((key, t.num_rows))
+        if tables:
+            # one part's types may be another's narrower ones: a column all null in one
+            # (Arrow type null) holds values in another, dictionary indices of int8 in one
+            # and int16 in another; the combined column takes the wider type, no value lost
+            df = pa.concat_tables(tables, promote_options="permissive").to_pandas()
         else:
-            df = pd.DataFrame({c: pd.Series(dtype=str if c == "scenario" else "int64") for c in PARTITION})
-        df["scenario"] = pd.Categorical(df["scenario"].astype(str), categories=self.keys)
-        for c in ("point", "replication"):
-            df[c] = df[c].astype(str).astype("int64")
-        df = df[list(PARTITION) + [c for c in df.columns if c not in PARTITION]]
+            df = pd.DataFrame()
+        n = [rows for _, rows in keys]
+        df.insert(0, "scenario", pd.Categorical(np.repeat([k[0] for k, _ in keys], n).astype(str),
+                                                categories=self.keys))
+        for i, c in ((1, "point"), (2, "replication")):
+            df.insert(i, c, np.repeat(np.array([k[i] for k, _ in keys], dtype="int64"), n))
         # the logs are streamed in the order calls finished: read back in call order
         key = list(PARTITION) + (["call_id"] if table in ("calls", "assignments") and "call_id" in df else [])
         return df.sort_values(key, kind="stable").reset_index(drop=True)
 
     def records(self, replications: int | None = None) -> pd.DataFrame:
-        """The ``runs`` table: one record per committed replication (ok or failed)."""
-        df = self._read_raw("runs")
+        """The ``runs`` table: one record per committed replication (ok or failed). A record
+        part that cannot be read is skipped with a :class:`StoreWarning` (it commits nothing)."""
+        files, fs = self._parts("runs")
+        keys = sorted((k for k in files if replications is None or k[2] < replications), key=self._order)
+        df = self._read_parts("runs", [(k, files[k]) for k in keys], fs, records=True)
         if "status" not in df:
             df["status"] = pd.Series(dtype=str)
-        if replications is not None:
-            df = df[df["replication"] < replications].reset_index(drop=True)
         return df
+
+    def _order(self, key: tuple[str, int, int]) -> tuple:
+        """Experiment order: scenarios as in ``keys`` (others after them), then point, replication."""
+        rank = {k: i for i, k in enumerate(self.keys)}
+        return (rank.get(key[0], len(rank)), key[0], key[1], key[2])
 
     def read(self, table: str, replications: int | None = None) -> pd.DataFrame:
         """A table's rows of committed, successful replications ``< replications``.
 
         Columns: ``scenario`` (categorical, experiment order), ``point``, ``replication``,
         then the table's own; sorted by those three (the call and assignments logs also by
-        ``call_id``), rows otherwise in the order they were written.
+        ``call_id``), rows otherwise in the order they were written. Only the parts of
+        those replications are opened (after the records): a file of a replication that
+        was never committed, whole or not, changes nothing that is read.
         """
         if table == "runs":
             return self.records(replications)
-        df = self._read_raw(table)
         ok = self.records(replications)
-        ok = ok.loc[ok["status"] == "ok", list(PARTITION)]
-        return df.merge(ok, on=list(PARTITION), how="inner", sort=False)
+        ok = ok[ok["status"] == "ok"]
+        tables = ok["tables"] if "tables" in ok else pd.Series([None] * len(ok), index=ok.index)
+        files, fs = self._parts(table)
+        parts = []
+        for s, p, r, names in zip(ok["scenario"].astype(str), ok["point"].astype(int),
+                                  ok["replication"].astype(int), tables):
+            named = names is None or (isinstance(names, float) and math.isnan(names)) \
+                or table in str(names).split(",")
+            if named and (s, p, r) in files:
+                parts.append(((s, p, r), files[(s, p, r)]))
+        return self._read_parts(table, parts, fs)
 
     def done(self) -> set[tuple[str, int, int]]:
         """(scenario, point, replication) of every replication committed as ok whose tables
@@ -680,6 +746,25 @@ class _Lease:
 
 def _protocols(fs) -> tuple[str, ...]:
     return tuple(fs.protocol) if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+
+
+def _partition_key(path: str, folder: str) -> tuple[str, int, int] | None:
+    """(scenario, point, replication) of ``folder/scenario=S/point=P/replication=R/part-0.parquet``
+    (None for any other path)."""
+    rel = str(path).replace(os.sep, "/").lstrip("/")[len(str(folder).replace(os.sep, "/").lstrip("/")) + 1:]
+    rel = rel.split("/")
+    if len(rel) != 4 or rel[3] != PART_FILE or not all(r.startswith(k + "=") for r, k in zip(rel, PARTITION)):
+        return None
+    s, p, r = (x.split("=", 1)[1] for x in rel[:3])
+    try:
+        return s, int(p), int(r)
+    except ValueError:
+        return None
+
+
+def _rel(key: tuple[str, int, int]) -> str:
+    """A part's path inside its table's folder."""
+    return f"scenario={key[0]}/point={key[1]}/replication={key[2]}/{PART_FILE}"
 
 
 def _is_part(path: str, folder: str) -> bool:
