@@ -170,3 +170,81 @@ def test_a_replication_only_of_a_later_prefix_is_not_opened(clean, tmp_path):
         want = ref.read(table)
         pd.testing.assert_frame_equal(Store(out, KEYS).read(table, 1), want[want["replication"] < 1]
                                       .reset_index(drop=True), check_exact=True)
+
+
+def _as_values(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as Python objects (a categorical as its values, nulls as None): what is
+    compared when the same values come with other dtypes (categories, a null-typed column)."""
+    return df.astype(object).where(df.notna(), None).reset_index(drop=True)
+
+
+def _check_parts_kept(store: Store, table: str, parts: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
+    """Each (scenario, replication)'s rows of ``store.read(table)`` are exactly the frame it
+    wrote (``parts``), value for value, columns in the same order; returns the read."""
+    got = store.read(table)
+    assert len(got) == sum(len(df) for df in parts.values())
+    for (s, r), df in parts.items():
+        rows = got[(got["scenario"] == s) & (got["replication"] == r)].drop(columns=["scenario", "point",
+                                                                                      "replication"])
+        assert list(rows.columns) == list(df.columns)
+        pd.testing.assert_frame_equal(_as_values(rows), _as_values(df), check_exact=True, obj=f"{s} r{r}")
+    return got
+
+
+def test_committed_parts_whose_types_differ_combine_with_every_value_kept(tmp_path):
+    """A column all null in one part (Arrow type null: an empty categorical, text never set),
+    categories with int8 codes in one and int16 in another: the combined column has the type of
+    the parts that hold values, and every value of every part."""
+    store = Store.open(tmp_path / "exp", {"cells": [{"scenario": "a", "point": 0}]}, {})
+    many = [f"zone{i:03d}" for i in range(300)]                   # int16 codes
+    parts = {
+        ("a", 0): pd.DataFrame({"cat": pd.Categorical(["zone299", "zone007", None], categories=many),
+                                "dest": pd.Categorical([None, None, None], categories=[]),
+                                "text": [None, None, None],
+                                "id": pd.array([pd.NA, pd.NA, pd.NA], dtype="Int64"),
+                                "value": [0.1, np.nan, 2.5]}),
+        ("a", 1): pd.DataFrame({"cat": pd.Categorical(["b", "a"], categories=["a", "b"]),   # int8 codes
+                                "dest": pd.Categorical(["jail", "shelter"]),
+                                "text": ["x", "y"],
+                                "id": pd.array([3, pd.NA], dtype="Int64"),
+                                "value": [1 / 3, 7.0]}),
+    }
+    try:
+        for (s, r), df in parts.items():
+            tables = store.write_frames(s, 0, r, {"mixed": df})
+            store.commit({"scenario": s, "point": 0, "replication": r, "status": "ok", "tables": tables})
+    finally:
+        store.close()
+    assert str(pq.ParquetFile(_part(store.root, "mixed", "a", 0)).schema_arrow.field("dest").type) == "null"
+    got = _check_parts_kept(Store(store.root, ["a"]), "mixed", parts)
+    assert got["dest"].dtype == "category" and list(got["dest"].cat.categories) == ["jail", "shelter"]
+    assert set(got["cat"].cat.categories) == set(many) | {"a", "b"}
+    assert str(got["id"].dtype) == "Int64" and got["value"].dtype == "float64"
+
+
+def test_a_compare_whose_scenarios_log_other_types_reads_back_every_value(tmp_path):
+    """The audit's case: in a compare of the city of a million (no facility: ``destination``
+    all null, Arrow type null) with CAHOOTS (destinations logged), every destination of either
+    is read back."""
+    out = tmp_path / "mixed"
+    ss = [sim.load_scenario(ROOT / "scenarios/scale/city_1m.yaml", {"horizon_days": 0.3, "warmup_days": 0}),
+          sim.load_scenario(ROOT / "scenarios/eugene/cahoots.yaml", {"horizon_days": 2, "warmup_days": 0})]
+    keys = ["a_scale", "b_cahoots"]
+    compare(ss, replications=1, seed=1, labels=keys, workers=1, out=out)
+    store = Store(out, keys)
+    for table in TABLES:
+        alone = {(s, 0): pd.read_parquet(_part(out, table, s, 0)) for s in keys}
+        if table in ("calls", "assignments"):             # read back in call order
+            alone = {k: df.sort_values("call_id", kind="stable") for k, df in alone.items()}
+        got = _check_parts_kept(store, table, alone)
+        for c in got.columns[3:]:         # a dtype follows the parts that hold values
+            typed = [df[c].dtype for df in alone.values() if df[c].notna().any()]
+            if typed and not isinstance(typed[0], pd.CategoricalDtype):
+                assert got[c].dtype == typed[0], (table, c)
+    calls = store.read("calls")
+    cahoots = pd.read_parquet(_part(out, "calls", "b_cahoots", 0))
+    assert pq.ParquetFile(_part(out, "calls", "a_scale", 0)).schema_arrow.field("destination").type == "null"
+    assert cahoots["destination"].notna().sum() > 0
+    assert calls.loc[calls["scenario"] == "b_cahoots", "destination"].notna().sum() == \
+        cahoots["destination"].notna().sum()
+    assert calls["destination"].dtype == "category"
