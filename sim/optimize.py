@@ -448,26 +448,74 @@ def goals(spec: OptimizeSpec) -> list[Goal]:
     return out
 
 
+class _BlockTotals:
+    """The ``per_block`` targets' KPI totals of one replication, gathered a batch of call-log
+    rows at a time: one :class:`sim.metrics._CallTotals` per block length (and ``over``) and
+    block, fed the rows received in that block. The KPIs do not depend on how the rows are
+    split into batches or in what order they come (exact sums, quantiles of all values), so
+    a log read from its file batch by batch gives the very values of the log in memory;
+    memory: one batch plus the totals' 12 bytes per call kept for the quantiles."""
+
+    def __init__(self, scenario: Scenario, targets: list[TargetSpec]):
+        from .metrics import _CallTotals
+        self.scenario = scenario
+        self.targets = [t for t in targets if t.per_block is not None]
+        blocks = dict.fromkeys((t.per_block.hours, t.per_block.over) for t in self.targets)
+        self.totals = {b: [_CallTotals(scenario) for _ in _block_labels(*b)] for b in blocks}
+        self.rows = {b: np.zeros(len(_block_labels(*b)), np.int64) for b in blocks}   # measured rows seen
+
+    def add(self, calls: pd.DataFrame) -> None:
+        """Gather a batch of the call log (its ``warmup`` rows are left out)."""
+        from .plots import hour_of_week
+        calls = calls[~calls["warmup"].to_numpy(bool)]
+        how = hour_of_week(calls["t_received"].to_numpy(float))
+        for (h, over), totals in self.totals.items():
+            block = (how % 24) // h if over == "day" else how // h
+            for i, tot in enumerate(totals):
+                sel = block == i
+                m = int(sel.sum())
+                if m:
+                    tot.add(calls[sel])
+                    self.rows[h, over][i] += m
+
+    def result(self, pools: pd.DataFrame) -> dict[str, float]:
+        out: dict[str, float] = {}
+        values = {b: [tot.result(pools, self.scenario.horizon_days) if m else {}
+                      for tot, m in zip(totals, self.rows[b])] for b, totals in self.totals.items()}
+        for t in self.targets:
+            b = (t.per_block.hours, t.per_block.over)
+            for lab, kv in zip(_block_labels(*b), values[b]):
+                out[f"{t.kpi}@{lab}"] = kv.get(t.kpi, math.nan)
+        return out
+
+
 def block_kpis(calls: pd.DataFrame, pools: pd.DataFrame, scenario: Scenario,
                targets: list[TargetSpec]) -> dict[str, float]:
     """Per-block values of the ``per_block`` targets of one replication: the KPI of
-    :func:`sim.metrics.kpis` computed on the calls received in each block (hour of week of
-    ``t_received``), named ``KPI@08:00-12:00`` (``KPI@mon 08:00-12:00`` over the week)."""
-    from .metrics import kpis
-    from .plots import hour_of_week
+    :func:`sim.metrics.kpis` computed on the calls received (after the warm-up) in each block
+    (hour of week of ``t_received``), named ``KPI@08:00-12:00`` (``KPI@mon 08:00-12:00`` over
+    the week); NaN for a block no call was received in."""
+    totals = _BlockTotals(scenario, targets)
+    totals.add(calls)
+    return totals.result(pools)
 
-    out: dict[str, float] = {}
-    how = hour_of_week(calls["t_received"].to_numpy(float))
-    for t in targets:
-        if t.per_block is None:
-            continue
-        h, over = t.per_block.hours, t.per_block.over
-        block = (how % 24) // h if over == "day" else how // h
-        for i, lab in enumerate(_block_labels(h, over)):
-            sub = calls[block == i]
-            out[f"{t.kpi}@{lab}"] = kpis(sub, pools, scenario.horizon_days, scenario=scenario).get(
-                t.kpi, math.nan) if len(sub) else math.nan
-    return out
+
+BLOCK_CALL_COLUMNS = ("t_received",)      # read beside metrics.KPI_CALL_COLUMNS
+
+
+def block_kpis_from_file(calls_path, pools: pd.DataFrame, scenario: Scenario, targets: list[TargetSpec],
+                         rows: int | None = None) -> dict[str, float]:
+    """:func:`block_kpis` of a stored (streamed) call log, the same values, read ``rows``
+    rows at a time (default: a row group, ``calllog.ROW_GROUP``): memory follows a batch and
+    the per-call values the quantiles keep (12 bytes a call), not the log."""
+    from .calllog import batches, release_memory
+    from .metrics import KPI_CALL_COLUMNS
+    totals = _BlockTotals(scenario, targets)
+    for b in batches(calls_path, KPI_CALL_COLUMNS + BLOCK_CALL_COLUMNS, rows):
+        totals.add(b)
+        del b
+        release_memory()
+    return totals.result(pools)
 
 
 # --------------------------------------------------------------------------- the search
@@ -630,10 +678,12 @@ class _Search:
         wide.columns = [str(c) for c in wide.columns]
         wide[self.spec.objective] = objective_values(wide, self.spec.objective)
         if self.keep_calls:
+            # each replication's call log from its stored file, a batch at a time (never the
+            # evaluation's logs in memory)
             pools = res.pools[res.pools["scenario"].astype(str) == key]
-            calls = res.calls[res.calls["scenario"].astype(str) == key]
-            rows = {r: block_kpis(calls[calls["replication"] == r], pools[pools["replication"] == r], s,
-                                  self.spec.targets) for r in wide.index}
+            point = int(res.cells.loc[res.cells["scenario"].astype(str) == key, "point"].iloc[0])
+            rows = {r: block_kpis_from_file(res.store.part("calls", key, point, r), pools[pools["replication"] == r],
+                                            s, self.spec.targets) for r in wide.index}
             wide = wide.join(pd.DataFrame.from_dict(rows, orient="index"))
         return wide
 
