@@ -6,9 +6,12 @@ replication's peak memory follows the calls open at once, not the horizon. The r
 the same as in memory (``tests/test_stream.py``); only their order differs: row groups
 come in the order calls finished, each sorted by ``call_id``.
 
-Nothing half-written is ever trusted: each table is written to ``<path>.partial`` and moved
-onto ``<path>`` in one step when the run ends (:meth:`ParquetLog.close`). A run killed
-part-way leaves only the ``.partial`` file, which no reader opens and the next run replaces.
+Nothing half-written is ever trusted: each table is written to ``.<name>.partial`` beside
+``<path>`` (``part-0.parquet`` -> ``.part-0.parquet.partial``, same folder, so the final move
+stays on one filesystem) and moved onto ``<path>`` in one step when the run ends
+(:meth:`ParquetLog.close`). A run killed part-way leaves only the ``.partial`` file, which no
+reader opens (its name starts with ``.``: pyarrow datasets, ``pd.read_parquet`` of a folder,
+dask and the store skip it) and the next run replaces.
 """
 from __future__ import annotations
 
@@ -39,12 +42,13 @@ def writer_options(schema) -> dict:
 
 
 class ParquetLog:
-    """One table appended in row groups to ``<path>.partial``, moved onto ``path`` by
-    :meth:`close`; ``prepare`` turns each frame into the rows to store."""
+    """One table appended in row groups to ``.<name>.partial`` beside ``path`` (hidden from
+    readers of the folder), moved onto ``path`` by :meth:`close`; ``prepare`` turns each frame
+    into the rows to store."""
 
     def __init__(self, path: str | Path, prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None):
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = partial_path(self.path)
         self.prepare = prepare
         self._writer = None
         self._schema = None
@@ -92,6 +96,14 @@ class ParquetLog:
                 self._writer = None
         if self.partial.exists():
             self.partial.unlink()
+
+
+def partial_path(path: str | Path) -> Path:
+    """The working file of a log being written to ``path``: ``.<name>.partial`` in the same
+    folder (a leading ``.``, so that folder readers skip it; the same filesystem, so that
+    :meth:`ParquetLog.close` renames it in one step)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.partial")
 
 
 class LogFiles:

@@ -48,7 +48,7 @@ reading rules. What changes is how the guarantees are had:
   s3fs above 2 x 50 MiB, appears only when it completes). So every file is first written
   whole into a local staging folder (``root``: a temporary folder of the process, under
   ``TMPDIR``, which must hold a replication's logs; the logs stream into it through
-  ``<file>.partial`` exactly as locally), then uploaded with one ``put`` and removed. A
+  ``.<file>.partial`` exactly as locally), then uploaded with one ``put`` and removed. A
   worker uploads its replication's tables and logs in :meth:`write_frames`, before it
   returns; the driver uploads the ``runs`` record after that (:meth:`commit`): the record
   is still the commit. A worker killed between its uploads and the record leaves whole

@@ -108,7 +108,7 @@ def test_a_replication_without_its_record_is_rerun_alone_and_strays_are_ignored(
     # a killed worker's whole files without a record (an object is there whole or not at all:
     # a multipart upload cut short never appears), and a streamed log's working file
     s3.copy(f"{base}/kpis/{lost}", f"{base}/kpis/scenario=n2/point=0/replication=5/part-0.parquet")
-    s3.pipe_file(f"{base}/calls/{lost}.partial", b"\x00")
+    s3.pipe_file(f"{base}/calls/scenario=n3/point=0/replication=1/.part-0.parquet.partial", b"\x00")
     s3.pipe_file(f"{base}/assignments/{lost}", b"not parquet")     # an uncommitted part is never opened
     cut = "resume/calls/scenario=n2/point=0/replication=6/part-0.parquet"
     upload = s3.call_s3("create_multipart_upload", Bucket=BUCKET, Key=cut)

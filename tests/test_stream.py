@@ -104,15 +104,36 @@ from sim.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
+# the child kills itself once replication 1's call log is whole and moved into place, while its
+# assignments log is still open (no footer): a whole part without a record beside a working file
+BETWEEN_LOGS = """
+import os, signal, sys
+import sim.calllog
 
-def _compare(out: Path, *, kill_when_partial: bool = False) -> int:
-    args = [sys.executable, "-c", CHILD, "compare", str(ROOT / "scenarios/scale/city_100k.yaml"), "-r", "2",
+def close(self, empty_calls, empty_work):
+    self.calls.close(empty_calls)
+    if "replication=1" in str(self.calls.path):
+        os.kill(os.getpid(), signal.SIGKILL)
+    self.assignments.close(empty_work)
+
+sim.calllog.LogFiles.close = close
+from sim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+TABLES = ("calls", "assignments", "kpis", "pools")
+
+
+def _compare(out: Path, *, kill_when_partial: bool = False, child: str = CHILD) -> int:
+    """``crisis-sim compare`` of two replications into ``out``; with ``kill_when_partial``,
+    SIGKILLed once replication 0 is committed and replication 1's logs are half written."""
+    args = [sys.executable, "-c", child, "compare", str(ROOT / "scenarios/scale/city_100k.yaml"), "-r", "2",
             "--workers", "1", "--quiet", "--out", str(out), "--set", "horizon_days=60", "--set", "warmup_days=1"]
     p = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if kill_when_partial:
         deadline = time.monotonic() + 120
         while p.poll() is None and time.monotonic() < deadline:
-            if list(out.rglob("*.partial")):
+            if list(out.glob("runs/*/*/replication=0/part-0.parquet")) and list(
+                    out.glob("calls/*/*/replication=1/*.partial")):
                 os.kill(p.pid, signal.SIGKILL)
                 break
             time.sleep(0.01)
@@ -125,23 +146,65 @@ def _store(out: Path) -> Store:
     return Store(out, list(dict.fromkeys(c["scenario"] for c in cells)))
 
 
-def test_a_run_killed_while_streaming_leaves_nothing_trusted_and_the_rerun_is_whole(tmp_path):
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> dict[str, pd.DataFrame]:
+    """The tables of the same compare run to the end without a kill."""
+    out = tmp_path_factory.mktemp("clean") / "clean"
+    assert _compare(out) == 0
+    return {t: _store(out).read(t) for t in TABLES}
+
+
+def _folder_rows(out: Path, table: str) -> dict[int, int]:
+    """Rows per replication as readers of the folder see them (pandas, pyarrow datasets: both
+    skip names starting with '.'), checked to be the rows of the whole part files, no more."""
+    import pyarrow.dataset as ds
+    whole = sorted((out / table).glob("scenario=*/point=*/replication=*/part-0.parquet"))
+    rows = {int(p.parent.name.split("=")[1]): pq.ParquetFile(p).metadata.num_rows for p in whole}
+    for how, read in (("pandas", lambda: pd.read_parquet(out / table)),
+                      ("pyarrow.dataset", lambda: ds.dataset(out / table, format="parquet",
+                                                             partitioning="hive").to_table().to_pandas())):
+        got = read()["replication"].astype(int).value_counts().to_dict()
+        assert got == rows, (table, how, got, rows)
+    return rows
+
+
+def _check_killed_then_rerun(out: Path, clean: dict[str, pd.DataFrame]) -> None:
+    """Before the rerun the store reads exactly the clean run's replication 0 (a row of the
+    killed replication 1, from a working file or a part without a record, would show); the
+    rerun repeats replication 1 and ends with the clean run's tables."""
+    store = _store(out)
+    assert {r for _, _, r in store.done()} == {0}
+    for table in TABLES:
+        got = store.read(table)
+        want = clean[table][clean[table]["replication"] == 0].reset_index(drop=True)
+        assert len(got) and set(got["replication"]) == {0}
+        pd.testing.assert_frame_equal(got, want, check_exact=True, obj=f"killed {table}")
+    assert _compare(out) == 0
+    assert not list(out.rglob("*.partial"))
+    for table in TABLES:
+        pd.testing.assert_frame_equal(_store(out).read(table), clean[table], check_exact=True, obj=table)
+
+
+def test_a_run_killed_while_streaming_leaves_nothing_trusted_and_the_rerun_is_whole(tmp_path, clean):
     out = tmp_path / "killed"
     rc = _compare(out, kill_when_partial=True)
     assert rc == -signal.SIGKILL, "the run finished before a row group was half written"
-    # the half-written log is only a .partial file: no reader opens it as a table
-    assert list(out.rglob("*.partial"))
-    store = _store(out)
-    done = store.done()
-    for part in out.glob("calls/scenario=*/point=*/replication=*/part-0.parquet"):
-        pd.read_parquet(part)                  # any finished file is whole
-    calls = store.read("calls")
-    assert set(calls["replication"]) <= {r for _, _, r in done}
-    # the rerun repeats what was not committed and ends with the same tables as a clean run
-    assert _compare(out) == 0
-    assert not list(out.rglob("*.partial"))
-    assert _compare(tmp_path / "clean") == 0
-    for table in ("calls", "assignments", "kpis", "pools"):
-        a = _store(out).read(table)
-        b = _store(tmp_path / "clean").read(table)
-        pd.testing.assert_frame_equal(a, b)
+    # the half-written logs are only hidden .partial files beside the parts they will become
+    partials = list(out.rglob("*.partial"))
+    assert partials and all(p.name == ".part-0.parquet.partial" for p in partials), partials
+    for table in ("calls", "assignments"):          # readers of the folder skip them
+        assert 1 not in _folder_rows(out, table)
+    _check_killed_then_rerun(out, clean)
+
+
+def test_a_run_killed_between_its_logs_leaves_a_whole_part_no_reader_of_the_store_trusts(tmp_path, clean):
+    out = tmp_path / "killed"
+    assert _compare(out, child=BETWEEN_LOGS) == -signal.SIGKILL
+    r1 = "scenario=city_100k/point=0/replication=1"
+    assert (out / "calls" / r1 / "part-0.parquet").is_file()          # whole, without a record
+    assert not (out / "runs" / r1).exists()
+    assert [p.name for p in (out / "assignments" / r1).iterdir()] == [".part-0.parquet.partial"]
+    # a reader of the folder alone sees the whole part (only the records, runs/, say what is
+    # committed: sim/store.py); the working file beside it is skipped
+    assert 1 in _folder_rows(out, "calls") and 1 not in _folder_rows(out, "assignments")
+    _check_killed_then_rerun(out, clean)
