@@ -828,41 +828,166 @@ def warmup_profile(scenario: Scenario, replications: int = 5, seed: int | None =
 
     Columns: replication, day (period start, days from Monday 00:00 of week 0), value,
     running_mean (mean of the values so far in that replication).
+
+    Each replication's call log is read from its stored file a batch at a time
+    (:func:`_period_means`, :func:`_busy_means`), never the run's logs in memory at once.
     """
     seed = scenario.seed if seed is None else int(seed)
-    kind, _, name = metric.partition(".")
     res = _execute("warmup", [Cell(scenario, _slug(scenario.name), 0, seed)], replications,
                    backend=backend, scheduler=scheduler, workers=workers)
+    try:
+        return _profile(res, scenario, replications, metric, period_days)
+    finally:
+        res.store.remove_temporary()
+
+
+def _profile(res: ExperimentResults, scenario: Scenario, replications: int, metric: str, period_days: float,
+             rows: int | None = None) -> pd.DataFrame:
+    """:func:`warmup_profile`'s table from a warm-up experiment's store (``rows``: call-log
+    rows read at a time, default a row group)."""
+    import pyarrow.parquet as pq
+    kind, _, name = metric.partition(".")
     period = period_days * 1440.0
     edges = np.arange(0.0, scenario.end_min + period / 2, period)
-    table = res.occupancy if kind == "occupancy" else res.calls_all
+    parts = dict(res.log_parts("calls"))               # replication -> its stored call log
     if kind == "busy" and name not in scenario.pools:
         raise ValueError(f"no pool '{name}'; pools: {', '.join(scenario.pools)}")
-    if kind == "occupancy" and (table.empty or name not in set(table["facility"].astype(str))):
-        raise ValueError(f"no occupancy log for facility '{name}'")
-    if kind not in ("busy", "occupancy") and metric not in table.columns:
-        raise ValueError(f"'{metric}' is not a call-log column, busy.<pool> or occupancy.<facility>")
+    if kind == "occupancy":
+        table = res.occupancy                          # the facilities' log (not the call log)
+        if table.empty or name not in set(table["facility"].astype(str)):
+            raise ValueError(f"no occupancy log for facility '{name}'")
+    elif kind != "busy":
+        columns = pq.read_schema(next(iter(parts.values()))).names if parts else []
+        if metric not in columns:
+            raise ValueError(f"'{metric}' is not a call-log column, busy.<pool> or occupancy.<facility>")
     frames = []
     for r in range(replications):
-        c = table[table["replication"] == r]
         if kind == "busy":
-            c = c[c["pool"] == name]
-            ends = np.nan_to_num(c["t_team_free"].to_numpy(float), nan=scenario.end_min)
-            t = np.concatenate([c["t_dispatched"].to_numpy(float), ends])
-            order = np.argsort(t, kind="stable")
-            steps = np.concatenate([np.ones(len(c)), -np.ones(len(c))])[order]
-            value = _step_means(t[order], np.cumsum(steps), edges)
+            value = _busy_means(parts.get(r), name, scenario.end_min, edges, rows)
         elif kind == "occupancy":
-            c = c[c["facility"] == name]
+            c = table[(table["replication"] == r) & (table["facility"] == name)]
             value = _step_means(c["t"].to_numpy(float), c["occupied"].to_numpy(float), edges)
         else:
-            bins = np.searchsorted(edges, c["t_received"].to_numpy(float), side="right") - 1
-            value = (pd.Series(c[metric].to_numpy(float)).groupby(bins).mean()
-                     .reindex(range(len(edges) - 1)).to_numpy())
+            value = _period_means(parts.get(r), metric, edges, rows)
         frames.append(pd.DataFrame({"replication": r, "day": edges[:-1] / 1440.0, "value": value,
                                     "running_mean": pd.Series(value).expanding().mean().to_numpy()}))
-    res.store.remove_temporary()
     return pd.concat(frames, ignore_index=True)
+
+
+def _busy_means(path: Path | None, pool: str, end_min: float, edges: np.ndarray, rows: int | None) -> np.ndarray:
+    """Time-average teams of ``pool`` busy as a call's answering unit (dispatch to free again;
+    still busy at the end: to ``end_min``) over each period of ``edges``, from a stored call log.
+
+    The step function's running area is a float sum in time order over the whole run, so the
+    pool's dispatch and free times are kept (16 bytes a call the pool answered; numpy buffers)
+    and sorted once: the very numbers of the log in memory. Nothing else of a call is kept."""
+    from .calllog import batches
+    from .metrics import _Buffer
+    start, free = _Buffer(float), _Buffer(float)
+    for b in batches(path, ("pool", "t_dispatched", "t_team_free"), rows) if path is not None else ():
+        mine = (b["pool"] == pool).to_numpy(bool)
+        start.append(b["t_dispatched"].to_numpy(float)[mine])
+        free.append(np.nan_to_num(b["t_team_free"].to_numpy(float)[mine], nan=end_min))
+    n = start.n
+    t = np.concatenate([start.values, free.values])    # starts first: a tie starts before it ends
+    order = np.argsort(t, kind="stable")
+    steps = np.concatenate([np.ones(n), -np.ones(n)])[order]
+    return _step_means(t[order], np.cumsum(steps), edges)
+
+
+def _period_means(path: Path | None, metric: str, edges: np.ndarray, rows: int | None) -> np.ndarray:
+    """Mean of the call-log column ``metric`` (NaN left out) over the calls received in each
+    period [edges[i], edges[i+1]) of a stored call log; NaN for a period with no value: the
+    numbers of ``pd.Series(values).groupby(period).mean()`` over the whole log in call order
+    (what this function did before the log was streamed), to the last bit.
+
+    That mean's sum depends on the order of a period's values, and on how pandas sums: with
+    the periods in call order sorted and no NaN anywhere in the column, by
+    ``np.add.reduceat`` (plain sums), else by a compensated (Kahan) sum skipping NaN. So each
+    period's values are summed in call order (the file holds row groups in the order calls
+    finished) once its last row is read, the way the whole column would have been.
+
+    Two passes over the file: first the rows each period has, whether any value is NaN and
+    each period's first and last call id (is the log sorted by period?); then each period's
+    values with their call ids, kept until the period's last row is read (16 bytes a value).
+    Memory: a batch, a few numbers per period, and the values of periods still open: the
+    days whose calls are still being written (more when rows of many days come last: calls
+    unfinished at the end, outreach contacts, which the log appends)."""
+    from .calllog import batches
+    nb = len(edges) - 1
+    out = np.full(nb, math.nan)
+    if path is None:
+        return out
+    columns = tuple(dict.fromkeys(("call_id", "t_received", metric)))
+
+    def read():
+        for b in batches(path, columns, rows):
+            # period of each row, -1 before the first edge and nb after the last (never shown)
+            k = np.clip(np.searchsorted(edges, b["t_received"].to_numpy(float), side="right") - 1, -1, nb)
+            yield k, b["call_id"].to_numpy(np.int64), _metric_values(b, metric)
+
+    total = np.zeros(nb + 2, np.int64)                  # rows per period (index: period + 1)
+    first = np.full(nb + 2, np.iinfo(np.int64).max)     # smallest and largest call id per period
+    last = np.full(nb + 2, np.iinfo(np.int64).min)
+    nan = False
+    for k, ids, v in read():
+        total += np.bincount(k + 1, minlength=nb + 2)
+        np.minimum.at(first, k + 1, ids)
+        np.maximum.at(last, k + 1, ids)
+        nan = nan or bool(np.isnan(v).any())
+    present = total > 0
+    sorted_by_period = bool(np.all(last[present][:-1] < first[present][1:]))
+    compensated = nan or not sorted_by_period           # how pandas summed the whole column
+    seen = np.zeros(nb + 2, np.int64)
+    pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}     # period -> (call ids, values)
+    for k, ids, v in read():
+        inside = (k >= 0) & (k < nb)
+        k, ids, v = k[inside], ids[inside], v[inside]
+        here = np.unique(k)
+        seen[here + 1] += np.bincount(k, minlength=nb)[here]
+        keep = ~np.isnan(v)
+        k, ids, v = k[keep], ids[keep], v[keep]
+        order = np.argsort(k, kind="stable")
+        k, ids, v = k[order], ids[order], v[order]
+        cuts = np.flatnonzero(np.diff(k)) + 1
+        for p, i, x in zip(k[np.r_[0, cuts]] if len(k) else [], np.split(ids, cuts), np.split(v, cuts)):
+            pending.setdefault(int(p), []).append((i, x))
+        _close_periods(out, pending, [int(p) for p in here if seen[p + 1] == total[p + 1]], compensated)
+    _close_periods(out, pending, list(pending), compensated)    # none left, unless the file changed
+    return out
+
+
+def _metric_values(b: pd.DataFrame, metric: str) -> np.ndarray:
+    """A call-log column as floats, as the store's reader gives it (ids of none are nulls
+    there, NaN here)."""
+    from .columns import _ID_COLUMNS
+    if metric in _ID_COLUMNS:
+        v = b[metric].to_numpy()
+        return np.where(v < 0, math.nan, v.astype(float))
+    return b[metric].to_numpy(float)
+
+
+def _close_periods(out: np.ndarray, pending: dict, periods: list[int], compensated: bool) -> None:
+    """Means of complete periods' values (NaN left out), each period's values in call order,
+    by pandas' groupby mean, summed as it summed the whole column (``compensated``: a NaN
+    given with them steers pandas to its compensated sum, which skips it; else the values,
+    sorted by period and without NaN, take its plain sums); the values are then dropped."""
+    labels, values = [], []
+    for p in periods:
+        pieces = pending.pop(p, [])
+        if not pieces:
+            continue
+        ids = np.concatenate([i for i, _ in pieces])
+        x = np.concatenate([x for _, x in pieces])
+        labels.append(np.full(len(x), p, np.int64))
+        values.append(x[np.argsort(ids, kind="stable")])
+    if not values:
+        return
+    if compensated:
+        labels.append(labels[0][:1])
+        values.append(np.array([math.nan]))
+    m = pd.Series(np.concatenate(values)).groupby(np.concatenate(labels)).mean()
+    out[m.index.to_numpy()] = m.to_numpy()
 
 
 def welch(profile: pd.DataFrame, window: int = 7) -> pd.DataFrame:

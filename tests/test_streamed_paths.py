@@ -99,3 +99,66 @@ def test_the_search_reads_per_block_values_from_the_stored_logs(small_groups, tm
         new = {k: float(e.values.loc[r, k]) for k in old}
         assert sum(v == v for v in old.values()) >= 8
         _exactly(new, old)
+
+
+# --------------------------------------------------------------------------- warm-up profile
+
+
+def _old_profile(res, scenario, replications, metric, period_days):
+    """sim.experiment.warmup_profile before streaming: every replication's log (res.calls_all,
+    the store's rows in call order) in memory, then per replication."""
+    from sim.experiment import _step_means
+    kind, _, name = metric.partition(".")
+    period = period_days * 1440.0
+    edges = np.arange(0.0, scenario.end_min + period / 2, period)
+    table = res.calls_all
+    frames = []
+    for r in range(replications):
+        c = table[table["replication"] == r]
+        if kind == "busy":
+            c = c[c["pool"] == name]
+            ends = np.nan_to_num(c["t_team_free"].to_numpy(float), nan=scenario.end_min)
+            t = np.concatenate([c["t_dispatched"].to_numpy(float), ends])
+            order = np.argsort(t, kind="stable")
+            steps = np.concatenate([np.ones(len(c)), -np.ones(len(c))])[order]
+            value = _step_means(t[order], np.cumsum(steps), edges)
+        else:
+            bins = np.searchsorted(edges, c["t_received"].to_numpy(float), side="right") - 1
+            value = (pd.Series(c[metric].to_numpy(float)).groupby(bins).mean()
+                     .reindex(range(len(edges) - 1)).to_numpy())
+        frames.append(pd.DataFrame({"replication": r, "day": edges[:-1] / 1440.0, "value": value,
+                                    "running_mean": pd.Series(value).expanding().mean().to_numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("path, days, groups, batch, metrics, period", [
+    ("scenarios/portland/street_medicine.yaml", 60, 120, 77,       # outreach rows come last in the log
+     ["response_time", "queue_wait", "person", "busy.street_medicine"], 1.0),      # person: an id, nulls stored
+    (CITY, 8, SMALL_GROUPS, BATCH,                                 # x_km: no NaN, sorted by period
+     ["response_time", "travel_time", "x_km", "busy.crisis_team", "busy.police"], 0.25)])
+def test_warmup_profile_from_the_stored_logs_equals_the_in_memory_one(path, days, groups, batch, metrics, period,
+                                                                        monkeypatch):
+    from sim.experiment import Cell, _execute, _profile, _slug
+    monkeypatch.setattr(calllog, "ROW_GROUP", groups)
+    s = sim.load_scenario(path, [f"horizon_days={days}"])
+    res = _execute("warmup", [Cell(s, _slug(s.name), 0, 7)], 2, workers=1)
+    try:
+        assert all(calllog.row_count(p) > 4 * groups for _, p in res.log_parts("calls"))
+        for metric in metrics:
+            old = _old_profile(res, s, 2, metric, period)
+            assert old["value"].notna().sum() > 20 and old["value"].nunique() > 10
+            for rows in (batch, None):
+                pd.testing.assert_frame_equal(_profile(res, s, 2, metric, period, rows), old, check_exact=True)
+    finally:
+        res.store.remove_temporary()
+
+
+def test_warmup_profile_is_the_old_profile_of_the_same_runs(small_groups):
+    from sim.experiment import Cell, _execute, _slug, warmup_profile
+    s = sim.load_scenario(CITY, ["horizon_days=6"])
+    new = warmup_profile(s, replications=2, seed=4, metric="response_time", period_days=0.5, workers=1)
+    res = _execute("warmup", [Cell(s, _slug(s.name), 0, 4)], 2, workers=1)
+    try:
+        pd.testing.assert_frame_equal(new, _old_profile(res, s, 2, "response_time", 0.5), check_exact=True)
+    finally:
+        res.store.remove_temporary()
