@@ -69,9 +69,10 @@ def test_streamed_logs_keep_every_value_and_dictionary_encode_only_categories(tm
     # and against the frames in memory themselves, with no Parquet in between: every value,
     # dtype and category as the model holds it
     pd.testing.assert_frame_equal(_read_sorted(tmp_path / "calls.parquet", ["call_id"]),
-                                  mem.calls.sort_values("call_id").reset_index(drop=True))
+                                  mem.calls.sort_values("call_id").reset_index(drop=True), check_exact=True)
     pd.testing.assert_frame_equal(_read_sorted(tmp_path / "assignments.parquet", WORK_KEY),
-                                  mem.assignments.sort_values(WORK_KEY, kind="stable").reset_index(drop=True))
+                                  mem.assignments.sort_values(WORK_KEY, kind="stable").reset_index(drop=True),
+                                  check_exact=True)
 
 
 def test_the_stores_rows_keep_every_value_with_nullable_ids_plain(tmp_path):
@@ -92,7 +93,7 @@ def test_the_stores_rows_keep_every_value_with_nullable_ids_plain(tmp_path):
             pq.ParquetFile(expected).schema_arrow.get_field_index("unit")).has_dictionary_page
         got = _read_sorted(path, key)
         assert not name == "calls" or got["backup_unit"].isna().any()   # ids of none stored as nulls
-        pd.testing.assert_frame_equal(got, _read_sorted(expected, key))
+        pd.testing.assert_frame_equal(got, _read_sorted(expected, key), check_exact=True)
 
     # crisis-sim run's copy of the store's call logs (concatenate -> copy_rows): the same rule
     dst, path = tmp_path / "run-calls.parquet", tmp_path / "calls.parquet"
@@ -106,5 +107,5 @@ def test_the_stores_rows_keep_every_value_with_nullable_ids_plain(tmp_path):
     assert set(both["scenario"]) == {"cahoots"}
     for r in (0, 3):
         pd.testing.assert_frame_equal(both[both["replication"] == r].drop(columns=["scenario", "replication"])
-                                      .reset_index(drop=True), src)
+                                      .reset_index(drop=True), src, check_exact=True)
 

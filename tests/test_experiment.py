@@ -183,10 +183,10 @@ def test_store_reads_with_pandas_pyarrow_and_dask(co, tmp_path):
         return df[key + ["value"]].sort_values(key).reset_index(drop=True)
 
     want = norm(res.kpis)
-    pd.testing.assert_frame_equal(norm(pd.read_parquet(tmp_path / "kpis")), want)
+    pd.testing.assert_frame_equal(norm(pd.read_parquet(tmp_path / "kpis")), want, check_exact=True)
     pd.testing.assert_frame_equal(
-        norm(ds.dataset(tmp_path / "kpis", partitioning="hive").to_table().to_pandas()), want)
-    pd.testing.assert_frame_equal(norm(dd.read_parquet(tmp_path / "kpis").compute()), want)
+        norm(ds.dataset(tmp_path / "kpis", partitioning="hive").to_table().to_pandas()), want, check_exact=True)
+    pd.testing.assert_frame_equal(norm(dd.read_parquet(tmp_path / "kpis").compute()), want, check_exact=True)
     calls = pd.read_parquet(tmp_path / "calls", filters=[("scenario", "=", "n3"), ("replication", "=", 1)])
     assert len(calls) == len(res.calls_all[(res.calls_all["scenario"] == "n3") & (res.calls_all["replication"] == 1)])
     for name in ("summary.csv", "differences.csv", "cells.csv", "manifest.json", "experiment.json",

@@ -16,7 +16,7 @@ TABLES = ("kpis", "summary", "differences", "calls", "pools", "hourly")
 
 def _same(a, b):
     for name in TABLES:
-        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name)
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), obj=name, check_exact=True)
 
 
 def test_one_worker_two_workers_and_dask_give_identical_dataframes(scenario_path, tmp_path):
@@ -73,7 +73,7 @@ def test_killed_experiment_resumes_to_the_uninterrupted_result(scenario_path, tm
     full = compare([path, path], replications=reps, seed=4, labels=["c10", "c11"],
                    overrides=["horizon_days=20"], workers=2, out=tmp_path / "full")
     for name in ("kpis", "summary", "differences", "calls", "pools", "hourly"):
-        pd.testing.assert_frame_equal(getattr(resumed, name), getattr(full, name), obj=name)
+        pd.testing.assert_frame_equal(getattr(resumed, name), getattr(full, name), obj=name, check_exact=True)
 
     # no replication ran twice: each has one record, those finished before the kill kept
     # theirs, and the rerun submitted none of them

@@ -72,9 +72,11 @@ def _same_tables(url: str, local_res, keys=("n2", "n3")) -> None:
     """A fresh reader of the URL (not the writer) returns what the local store holds."""
     remote = ObjectStore(url, list(keys))
     for table in TABLES:
-        pd.testing.assert_frame_equal(remote.read(table), local_res.store.read(table), obj=table)
+        pd.testing.assert_frame_equal(remote.read(table), local_res.store.read(table), obj=table,
+                                      check_exact=True)
     runs = remote.records().drop(columns=TIMING)
-    pd.testing.assert_frame_equal(runs, local_res.store.records().drop(columns=TIMING), obj="runs")
+    pd.testing.assert_frame_equal(runs, local_res.store.records().drop(columns=TIMING), obj="runs",
+                                  check_exact=True)
 
 
 def _key(runs: pd.DataFrame) -> set:
@@ -86,7 +88,7 @@ def test_experiment_at_an_s3_url_reads_back_as_in_a_local_folder(s3, co, local):
     res = _experiment(co, url)
     assert len(res.calls) > 50 and res.failed.empty
     for name in ("kpis", "summary", "differences", "calls", "pools", "hourly", "assignments"):
-        pd.testing.assert_frame_equal(getattr(res, name), getattr(local, name), obj=name)
+        pd.testing.assert_frame_equal(getattr(res, name), getattr(local, name), obj=name, check_exact=True)
     _same_tables(url, local)
     # the experiment's own files went up at close, the lease went with it, nothing staged stayed
     base = f"{BUCKET}/equal"
@@ -132,7 +134,7 @@ def test_a_replication_without_its_record_is_rerun_alone_and_strays_are_ignored(
     rerun = log[(log["session"] == sessions[1]) & (log["event"] == "submit")]
     assert _key(rerun) == {("n3", 0, 1)}                 # only that replication ran again
     for name in ("kpis", "summary", "differences", "calls"):
-        pd.testing.assert_frame_equal(getattr(again, name), getattr(local, name), obj=name)
+        pd.testing.assert_frame_equal(getattr(again, name), getattr(local, name), obj=name, check_exact=True)
     _same_tables(url, local)
 
 
@@ -239,7 +241,7 @@ def test_dask_workers_write_their_replications_to_the_url(s3, co, local):
         res = compare(co, replications=2, seed=1, labels=["n2", "n3"], backend="dask",
                       scheduler=cluster.scheduler_address, out=url)
     for name in ("kpis", "summary", "calls", "pools"):
-        pd.testing.assert_frame_equal(getattr(res, name), getattr(local, name), obj=name)
+        pd.testing.assert_frame_equal(getattr(res, name), getattr(local, name), obj=name, check_exact=True)
     _same_tables(url, local)
     # the data files were written by the worker processes, not by this one
     assert f":{os.getpid()}" not in " ".join(res.runs["worker"])

@@ -54,16 +54,17 @@ def _check_stream_equals_memory(s, seed: int, folder: Path, rows: int, chunk: in
     # the streamed result keeps the frames' columns, with no rows; its audits are the same
     assert len(out.calls) == 0 and list(out.calls.columns) == list(mem.calls.columns)
     assert list(out.assignments.columns) == list(mem.assignments.columns)
-    pd.testing.assert_frame_equal(out.pools, mem.pools)
-    pd.testing.assert_frame_equal(out.hourly, mem.hourly)
+    pd.testing.assert_frame_equal(out.pools, mem.pools, check_exact=True)
+    pd.testing.assert_frame_equal(out.hourly, mem.hourly, check_exact=True)
     assert not differences(k_out, k_mem)
     # against the frames in memory written as one Parquet file (what a reader of either gets)
     calls = pd.read_parquet(folder / "calls.parquet").sort_values("call_id").reset_index(drop=True)
-    pd.testing.assert_frame_equal(calls, _parquet_round_trip(mem.calls, folder / "mem-calls.parquet"))
+    pd.testing.assert_frame_equal(calls, _parquet_round_trip(mem.calls, folder / "mem-calls.parquet"),
+                                  check_exact=True)
     work = pd.read_parquet(folder / "assignments.parquet").sort_values(WORK_KEY, kind="stable")
     expected = mem.assignments.sort_values(WORK_KEY, kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(work.reset_index(drop=True),
-                                  _parquet_round_trip(expected, folder / "mem-work.parquet"))
+                                  _parquet_round_trip(expected, folder / "mem-work.parquet"), check_exact=True)
     assert not list(folder.glob("*.partial"))
     assert len(calls) == len(mem.calls) and len(work) == len(mem.assignments)
     return mem
