@@ -15,7 +15,6 @@ dask and the store skip it) and the next run replaces.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -67,7 +66,8 @@ class ParquetLog:
         """Append an Arrow table as one row group (the first one fixes the schema)."""
         import pyarrow.parquet as pq
         if self._writer is None:
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            from .results import make_dirs
+            make_dirs(self.partial.parent)
             self._schema = table.schema
             self._writer = pq.ParquetWriter(self.partial, self._schema, **writer_options(self._schema))
         elif not table.schema.equals(self._schema, check_metadata=False):
@@ -78,13 +78,15 @@ class ParquetLog:
         release_memory()
 
     def close(self, empty: pd.DataFrame | None = None) -> Path:
-        """Finish the file and move it into place (``empty``: the table's columns, written
-        when no row ever came)."""
+        """Finish the file and move it into place durably (``results.durable_replace``:
+        flushed to disk, then renamed; ``empty``: the table's columns, written when no row
+        ever came)."""
+        from .results import durable_replace
         if self._writer is None:
             self.write(empty if empty is not None else pd.DataFrame())
         self._writer.close()
         self._writer = None
-        os.replace(self.partial, self.path)
+        durable_replace(self.partial, self.path)          # one fsync of the file, one of its folder
         return self.path
 
     def abort(self) -> None:

@@ -4,10 +4,18 @@ Every file is written to a temporary name in the same folder and moved into plac
 ``os.replace``, so a reader never sees half a file and a crash never leaves one. A run's
 folder is written whole into a fresh temporary folder beside it and then swapped in
 (:func:`replace_dir`), so a run that fails leaves the old folder as it was, never a mix.
+
+Durable too (:func:`durable_replace`): the file's data is flushed to disk (``fsync``)
+before the rename, and the folder after it, as are the folders made for it, so that after
+a power loss a file is there whole or not at all, and a file written later (a store's
+record) is never there without one written before it (the replication's data). One
+``fsync`` per file and one per folder changed, never per row group. Where the OS cannot
+``fsync`` a folder (Windows), that step is skipped.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import os
 import platform
@@ -31,18 +39,60 @@ def current_umask() -> int:
     return mask
 
 
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk. A folder that cannot be opened
+    or synced on this OS or filesystem (Windows; EINVAL) is skipped; a file's error is raised."""
+    folder = os.path.isdir(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+    except OSError:
+        if folder:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if not (folder and e.errno in (errno.EINVAL, errno.ENOTSUP, errno.EBADF)):
+            raise
+    finally:
+        os.close(fd)
+
+
+def make_dirs(folder: str | Path) -> None:
+    """``mkdir -p``, each folder made recorded durably in its parent (``fsync`` of the parent)."""
+    folder = Path(folder)
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        fsync_path(d.parent)
+
+
+def durable_replace(tmp: str | Path, path: str | Path) -> None:
+    """Move the finished file ``tmp`` onto ``path`` (same folder) durably: its data flushed
+    before the rename, the folder after it."""
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(Path(path).parent)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` and move the result to ``path`` in one step. The file gets
-    the mode a plain ``open()`` would give it (0o666 minus the umask: with umask 022,
-    readable by group and others), not the private 0o600 of the temporary file."""
+    """Call ``write(tmp_path)`` and move the result to ``path`` in one step, durably
+    (:func:`durable_replace`). The file gets the mode a plain ``open()`` would give it
+    (0o666 minus the umask: with umask 022, readable by group and others), not the private
+    0o600 of the temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -89,6 +139,7 @@ def replace_dir(tmp: Path, out: Path) -> None:
         if old is not None:
             os.replace(old, out)
         raise
+    fsync_path(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

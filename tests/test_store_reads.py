@@ -5,6 +5,7 @@ nothing and is skipped with a reason; committed parts whose Arrow types differ (
 all null in one) combine with every value kept."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -248,3 +249,59 @@ def test_a_compare_whose_scenarios_log_other_types_reads_back_every_value(tmp_pa
     assert calls.loc[calls["scenario"] == "b_cahoots", "destination"].notna().sum() == \
         cahoots["destination"].notna().sum()
     assert calls["destination"].dtype == "category"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd by /proc/self/fd (Linux)")
+def test_every_file_is_flushed_before_its_rename_and_a_replications_files_before_its_record(co, tmp_path,
+                                                                                          monkeypatch):
+    """Durability: after a power loss a file is there whole or not at all, and a record is
+    never there without its replication's files. Replayed from every ``fsync`` and
+    ``os.replace`` of an experiment: each file's data is flushed before it is renamed into
+    place and its folder after; every folder a part lies in is flushed into its parent; all of
+    that before the replication's record is renamed into place."""
+    events: list[tuple] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst, *a, **kw):
+        real_replace(src, dst, *a, **kw)
+        events.append(("replace", os.path.abspath(src), os.path.abspath(dst)))
+
+    out = tmp_path.resolve() / "exp"
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    _experiment(co, out)
+    monkeypatch.undo()
+
+    synced = [(i, e[1]) for i, e in enumerate(events) if e[0] == "fsync"]
+    onto = {}
+    for i, e in enumerate(events):
+        if e[0] == "replace":
+            onto[e[2]] = (i, e[1])                       # the last rename onto each path
+
+    def flushed(path, after: int = -1, before: int = len(events)) -> bool:
+        return any(after < i < before and p == str(path) for i, p in synced)
+
+    files = [f for f in out.rglob("*") if f.is_file() and f.name not in ("log.jsonl", ".lock")]
+    assert len(files) > 30
+    for f in files:
+        assert str(f) in onto, f"{f} was not written by a rename"
+        i, src = onto[str(f)]
+        assert flushed(src, before=i), f"{f}: not flushed before its rename"
+        assert flushed(f.parent, after=i), f"{f}: its folder not flushed after the rename"
+    records = sorted(out.glob(f"runs/*/*/*/{PART_FILE}"))
+    assert len(records) == 4
+    for record in records:
+        rel = record.relative_to(out / "runs").parent
+        i_record = onto[str(record)][0]
+        table_names = pd.read_parquet(record)["tables"].iloc[0].split(",")
+        assert {"kpis", "calls", "assignments", "pools", "hourly"} <= set(table_names)
+        for table in table_names:
+            part = out / table / rel / PART_FILE
+            i, _ = onto[str(part)]
+            assert i < i_record and flushed(part.parent, after=i, before=i_record), part
+            for folder in (out / table / rel, out / table / rel.parent, out / table / rel.parent.parent):
+                assert flushed(folder.parent, before=i_record), (folder, "not flushed into its parent")
