@@ -244,14 +244,17 @@ def optimize_html(f: RunFolder) -> str:
     return "".join(out)
 
 
-def _store_table(path: Path):
-    """A table an experiment stored Hive-partitioned by scenario/point/replication, or None."""
-    if not path.is_dir():
+def _store_table(root: Path, name: str, keys: list[str]):
+    """A table an experiment stored Hive-partitioned by scenario/point/replication, or None:
+    the rows of committed, successful replications only, read as the store reads them (a
+    replication killed before its record, or one that failed, is in no figure)."""
+    from .store import Store
+    if not (root / name).is_dir():
         return None
     try:
-        df = pd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - a corrupt part file
-        raise ReportError(f"{path}: cannot be read ({type(e).__name__}); write the folder again") from None
+        df = Store(root, keys).read(name)
+    except Exception as e:  # noqa: BLE001 - a corrupt committed part file
+        raise ReportError(f"{root / name}: cannot be read ({type(e).__name__}); write the folder again") from None
     for col in ("scenario", "replication"):
         if col in df:
             df[col] = df[col].astype(str if col == "scenario" else int)
@@ -265,7 +268,8 @@ def compare_members(f: RunFolder) -> list[RunFolder]:
     cells = _read(f.path / "cells.csv")
     if cells is None:
         return []
-    tables = {name: _store_table(f.path / name)
+    keys = [str(k) for k in cells["scenario"].drop_duplicates()]
+    tables = {name: _store_table(f.path, name, keys)
               for name in ("kpis", "calls", "pools", "hourly", "occupancy", "facilities")}
     members = []
     for _, cell in cells.drop_duplicates("scenario").iterrows():

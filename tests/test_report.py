@@ -650,3 +650,29 @@ def test_caveat_names_the_inputs_the_screening_ranks_first(folders, tmp_path):
             "crisis calls (min) (10 to 60), the inputs that moved the results most in the sensitivity screening") \
         in caveat
     assert "channels" not in caveat and not RAW_KEY.search(caveat)
+
+
+def test_compare_report_reads_only_committed_replications(tmp_path):
+    # a replication killed after writing its tables but before its record (the commit) is in
+    # no figure of the report: the store's reading rule, not every part file in the folder
+    import shutil
+    a = sim.load_scenario(SCENARIO, {"horizon_days": 3, "name": "Two teams"})
+    b = sim.load_scenario(SCENARIO, {"horizon_days": 3, "name": "Three teams", "pools.crisis_team.teams": 3})
+    sim.compare([a, b], replications=2, seed=3, out=tmp_path / "cmp", workers=1)
+    before = report.compare_members(report.load_results(tmp_path / "cmp"))
+    for table in ("kpis", "calls", "pools"):
+        for part in (tmp_path / "cmp" / table).glob("scenario=*/point=0/replication=0"):
+            ghost = part.with_name("replication=7")
+            shutil.copytree(part, ghost)
+            df = pd.read_parquet(ghost / "part-0.parquet")
+            if "value" in df:
+                df["value"] = df["value"] + 1000.0          # would move every mean if it were read
+            df.to_parquet(ghost / "part-0.parquet")
+    assert len(pd.read_parquet(tmp_path / "cmp" / "kpis")["replication"].unique()) == 3   # (it is there)
+    views = report.compare_members(report.load_results(tmp_path / "cmp"))
+    assert len(views) == len(before) == 2
+    for v, w in zip(views, before):
+        for t in ("kpis", "calls", "pools"):
+            assert set(getattr(v, t)["replication"]) == {0, 1}
+            pd.testing.assert_frame_equal(getattr(v, t).reset_index(drop=True),
+                                          getattr(w, t).reset_index(drop=True), check_exact=True)
