@@ -151,6 +151,45 @@ def _lock(root: Path, settings: dict) -> int:
         raise
 
 
+TEMP_PREFIX = "crisis-sim-"     # temporary stores and staging folders, in TMPDIR
+
+
+def _mark(folder: Path) -> None:
+    """Name this process as the owner of a temporary folder (``.lock``, as :func:`_lock`
+    writes it into a store), so that :func:`sweep_stale_temporary` knows when it is gone."""
+    (folder / LOCK_FILE).write_text(f"process {os.getpid()}", encoding="ascii")
+
+
+def sweep_stale_temporary(folder: str | Path | None = None) -> list[Path]:
+    """Delete the temporary stores and staging folders (``crisis-sim-*`` in ``folder``,
+    default TMPDIR) left by a process that was killed: those whose ``.lock`` nobody holds
+    and names a process of this machine that is gone (a store's lock is released before
+    its folder is removed, so the name of a live process keeps it). Folders of other users,
+    or without a lock, are left alone. Returns the folders removed."""
+    import fcntl
+    import shutil
+    removed = []
+    for d in sorted(Path(folder or tempfile.gettempdir()).glob(TEMP_PREFIX + "*")):
+        try:
+            if d.is_symlink() or not d.is_dir():
+                continue
+            fd = os.open(d / LOCK_FILE, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue                                    # held: its process is running
+            words = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+            if len(words) == 2 and words[0] == "process" and words[1].isdigit() and not _alive(int(words[1])):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _as_json(settings: dict) -> dict:
     return json.loads(json.dumps(settings, sort_keys=True, default=str))
 
@@ -185,7 +224,9 @@ class Store:
 
         ``settings`` must contain ``cells`` (list of dicts with ``scenario``); ``resolved``
         maps a name per cell to its resolved-scenario YAML, written under ``resolved/``. Without
-        ``out`` the store lives in a temporary folder deleted with the store.
+        ``out`` the store lives in a temporary folder (``crisis-sim-*`` in TMPDIR) deleted with
+        the store; one left by a killed process is deleted by the next store opened without
+        ``out`` (:func:`sweep_stale_temporary`).
         """
         if isinstance(out, str) and "://" in out:
             if not out.startswith("file://"):
@@ -193,7 +234,8 @@ class Store:
             out = out[len("file://"):]                   # a local folder: the local store
         tmp = None
         if out is None:
-            tmp = tempfile.TemporaryDirectory(prefix="crisis-sim-")
+            sweep_stale_temporary()
+            tmp = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX)
             out = tmp.name
         keys = list(dict.fromkeys(c["scenario"] for c in settings["cells"]))
         store = cls(out, keys)
@@ -480,7 +522,9 @@ class ObjectStore(Store):
     @property
     def root(self) -> Path:
         if self._stage is None:
-            self._stage = tempfile.TemporaryDirectory(prefix="crisis-sim-stage-")
+            sweep_stale_temporary()
+            self._stage = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX + "stage-")
+            _mark(Path(self._stage.name))           # swept by a later run if this process is killed
         return Path(self._stage.name)
 
     @classmethod

@@ -209,3 +209,52 @@ def test_a_run_killed_between_its_logs_leaves_a_whole_part_no_reader_of_the_stor
     # committed: sim/store.py); the working file beside it is skipped
     assert 1 in _folder_rows(out, "calls") and 1 not in _folder_rows(out, "assignments")
     _check_killed_then_rerun(out, clean)
+
+
+def test_a_single_run_killed_part_way_leaves_its_folder_as_it_was_and_the_next_run_sweeps_its_store(
+        tmp_path, monkeypatch):
+    """``crisis-sim run`` streams into a temporary store in TMPDIR: SIGKILLed while a log is half
+    written, it leaves ``--out`` as the last run wrote it and that store behind; the next run
+    deletes the store of the dead process, never one of a live process."""
+    import tempfile
+    from sim.store import Store, sweep_stale_temporary
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", CHILD, "run", str(ROOT / "scenarios/scale/city_100k.yaml"), "-r", "2",
+            "--workers", "1", "--quiet", "--out", str(out), "--set", "warmup_days=1"]
+
+    def run(days):
+        return subprocess.Popen(args + ["--set", f"horizon_days={days}"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert run(20).wait(timeout=300) == 0
+    assert not list(tmp.iterdir())                          # a finished run removes its store
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    p = run(60)
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline:
+        if list(tmp.rglob("*.partial")):
+            os.kill(p.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert p.wait(timeout=60) == -signal.SIGKILL, "the run finished before a log was half written"
+    stale = list(tmp.iterdir())
+    assert len(stale) == 1 and stale[0].name.startswith("crisis-sim-") and list(stale[0].rglob("*.partial"))
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["out", "tmpdir"]      # nothing beside --out
+    assert run(20).wait(timeout=300) == 0
+    assert not list(tmp.iterdir())                          # the dead process's store is gone
+    pd.read_parquet(out / "calls.parquet")
+    # a temporary store of a live process (this one) in the same TMPDIR: locked, then unlocked
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    live = Store.open(None, {"cells": [{"scenario": "x", "point": 0}]}, {})
+    try:
+        assert run(20).wait(timeout=300) == 0
+        assert list(tmp.iterdir()) == [live.root]
+        live.close()                                        # unlocked, but its process lives
+        assert sweep_stale_temporary(tmp) == [] and live.root.is_dir()
+    finally:
+        live.close()
+        live.remove_temporary()
+    assert not list(tmp.iterdir())
