@@ -118,6 +118,7 @@ class RunFolder:
     sweep: object | None = None
     sensitivity: object | None = None    # violence n x e grid, or a tornado screening
     optimize: dict | None = None         # an optimisation: result.json, roster, kpis, frontier chart
+    source: str | None = None            # the fsspec URL it was read from (None: the folder ``path``)
     notes: list[str] = field(default_factory=list)
 
 
@@ -160,8 +161,43 @@ def _validated(raw: dict, where: str):
         return None
 
 
-def load_results(path: str | Path) -> RunFolder:
-    """Read one results folder; raises :class:`ReportError` if it is not one or a file in it is corrupt."""
+def is_url(where: str | Path) -> bool:
+    """An fsspec URL of a results folder (``s3://bucket/prefix``...; ``file://`` is a folder)."""
+    return isinstance(where, str) and "://" in where and not where.startswith("file://")
+
+
+def fetch(url: str, into: Path) -> Path:
+    """Copy the results folder at ``url`` (what ``compare --out s3://...`` writes) into the
+    folder ``into`` to be read as a local one: its top-level files (summaries, manifest,
+    scenarios, a run's logs) and ``resolved/``. The partitioned tables of an experiment stay
+    at the URL: :func:`compare_members` reads them through the store, committed parts only."""
+    from .store import ObjectStore
+    from .scenario import ScenarioError
+    try:
+        store = ObjectStore(url, [])
+    except ScenarioError as e:          # no such filesystem, or its package is missing
+        raise ReportError(str(e)) from None
+    fs, base = store.fs, store.base
+    try:
+        if not fs.isdir(base):
+            raise ReportError(f"{url}: not a results folder (nothing there)")
+        for sub in ("", "resolved"):
+            folder = f"{base}/{sub}" if sub else base
+            if sub and not fs.isdir(folder):
+                continue
+            (into / sub).mkdir(parents=True, exist_ok=True)
+            for entry in fs.ls(folder, detail=True):
+                name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+                if entry["type"] == "file" and not name.startswith((".", "_")):
+                    fs.get_file(entry["name"], str(into / sub / name))
+    except OSError as e:
+        raise ReportError(f"{url}: cannot be read ({type(e).__name__}: {e})") from None
+    return into
+
+
+def load_results(path: str | Path, source: str | None = None) -> RunFolder:
+    """Read one results folder (``source``: the URL it was fetched from, see :func:`fetch`);
+    raises :class:`ReportError` if it is not one or a file in it is corrupt."""
     path = Path(path)
     if not path.is_dir():
         raise ReportError(f"{path}: not a folder (give the results folder a run wrote)")
@@ -174,7 +210,8 @@ def load_results(path: str | Path) -> RunFolder:
     scenario = _validated(raw, str(path / "scenario.resolved.yaml"))
     manifest = _read_json(path / "manifest.json") if "manifest.json" in files else {}
     f = RunFolder(path=path, name=str(raw.get("name") or (manifest.get("scenarios") or [path.name])[0]),
-                  kind=str(manifest.get("kind") or "run"), raw=raw, scenario=scenario, manifest=manifest)
+                  kind=str(manifest.get("kind") or "run"), raw=raw, scenario=scenario, manifest=manifest,
+                  source=source)
     for attr, fname in (("summary", "summary.csv"), ("kpis", "kpis.csv"), ("calls", "calls.parquet"),
                         ("pools", "pools.parquet"), ("hourly", "hourly.parquet"),
                         ("occupancy", "occupancy.parquet"), ("facilities", "facilities.parquet"),
@@ -244,17 +281,19 @@ def optimize_html(f: RunFolder) -> str:
     return "".join(out)
 
 
-def _store_table(root: Path, name: str, keys: list[str]):
+def _store_table(f: RunFolder, name: str, keys: list[str]):
     """A table an experiment stored Hive-partitioned by scenario/point/replication, or None:
     the rows of committed, successful replications only, read as the store reads them (a
     replication killed before its record, or one that failed, is in no figure)."""
-    from .store import Store
-    if not (root / name).is_dir():
-        return None
+    from .store import ObjectStore, Store
+    store = ObjectStore(f.source, keys) if f.source else Store(f.path, keys)
+    where = f"{f.source or f.path}/{name}"
     try:
-        df = Store(root, keys).read(name)
+        if not (store.fs.isdir(f"{store.base}/{name}") if f.source else (f.path / name).is_dir()):
+            return None
+        df = store.read(name)
     except Exception as e:  # noqa: BLE001 - a corrupt committed part file
-        raise ReportError(f"{root / name}: cannot be read ({type(e).__name__}); write the folder again") from None
+        raise ReportError(f"{where}: cannot be read ({type(e).__name__}); write the folder again") from None
     for col in ("scenario", "replication"):
         if col in df:
             df[col] = df[col].astype(str if col == "scenario" else int)
@@ -269,7 +308,7 @@ def compare_members(f: RunFolder) -> list[RunFolder]:
     if cells is None:
         return []
     keys = [str(k) for k in cells["scenario"].drop_duplicates()]
-    tables = {name: _store_table(f.path, name, keys)
+    tables = {name: _store_table(f, name, keys)
               for name in ("kpis", "calls", "pools", "hourly", "occupancy", "facilities")}
     members = []
     for _, cell in cells.drop_duplicates("scenario").iterrows():
@@ -281,7 +320,8 @@ def compare_members(f: RunFolder) -> list[RunFolder]:
                 for name, t in tables.items()}
         summary = f.summary[f.summary["scenario"].astype(str) == key] if f.summary is not None else None
         seed = cell.get("seed", f.manifest.get("seed"))
-        members.append(RunFolder(path=f.path, name=str(raw.get("name") or cell.get("name") or key), kind="run",
+        members.append(RunFolder(path=f.path, source=f.source, name=str(raw.get("name") or cell.get("name") or key),
+                                 kind="run",
                                  raw=raw, scenario=_validated(raw, str(resolved)),
                                  manifest={"seed": None if seed is None else int(seed)},
                                  summary=summary, **pick))
@@ -1290,14 +1330,24 @@ table,tr,.scroll,figure,.summary,.caveat,dl>dt{break-inside:avoid} h2,h3,h4{brea
 
 def build_report(results_dirs, out_path, title: str | None = None, target_min: float | None = None,
                  charts_dir=None, goal: str | None = None, pdf=None):
-    """Write one self-contained HTML report for ``results_dirs`` (the first scenario is the
-    counterfactual of comparisons) to ``out_path``; ``target_min``: the response target in
+    """Write one self-contained HTML report for ``results_dirs`` (folders, or fsspec URLs of
+    folders an experiment wrote there; the first scenario is the counterfactual of
+    comparisons) to ``out_path``; ``target_min``: the response target in
     minutes (default: the scenarios' first ``response_targets_min``); ``goal``: a sweep's
     target, 'KPI>=VALUE' or 'KPI<=VALUE'. With ``charts_dir``, every chart is also saved there
     (SVG and PNG at 200 dpi, see :func:`save_charts`); with ``pdf``, the page is also printed
     to that PDF file by headless Chromium (:func:`print_pdf`)."""
+    import tempfile
+    # a folder at a URL is copied here for as long as the report is being built
+    with tempfile.TemporaryDirectory(prefix="crisis-sim-report-") as fetched:
+        every = [load_results(fetch(d, Path(fetched) / str(k)), source=d) if is_url(d) else load_results(d)
+                 for k, d in enumerate(results_dirs)]
+        return _write_report(every, out_path, title, target_min, charts_dir, goal, pdf)
+
+
+def _write_report(every: list[RunFolder], out_path, title, target_min, charts_dir, goal, pdf):
+    """:func:`build_report` of the folders it read."""
     from .results import write_text
-    every = [load_results(d) for d in results_dirs]
     if not every:
         raise ReportError("give at least one results folder")
     parsed_goal = parse_goal(goal) if goal else None
@@ -1342,7 +1392,7 @@ def build_report(results_dirs, out_path, title: str | None = None, target_min: f
         appendix.append(scenario_appendix(f))
     appendix.append("<h3>Run manifests</h3>")
     for f in every:
-        appendix.append(f"<h4>{html.escape(f.name)}</h4><p class='note'>Folder: {html.escape(str(f.path))}</p>"
+        appendix.append(f"<h4>{html.escape(f.name)}</h4><p class='note'>Folder: {html.escape(str(f.source or f.path))}</p>"
                         + manifest_html(f))
     notes += [n for f in views for n in f.notes]
     if notes:
@@ -1460,7 +1510,8 @@ def register_cli(subparsers) -> None:
     from .argtypes import positive_float
     p = subparsers.add_parser("report", help="write one self-contained HTML report (and PDF) from results folders")
     p.add_argument("results", nargs="+", metavar="RESULTS_DIR",
-                   help="results folders written by run, compare or sweep; the first scenario is the "
+                   help="results folders written by run, compare or sweep, or their object-store URLs "
+                        "(s3://bucket/prefix, as compare --out wrote them); the first scenario is the "
                         "counterfactual the others are compared with")
     p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     p.add_argument("--title", default=None, help="report title (default: the scenario names)")

@@ -676,3 +676,34 @@ def test_compare_report_reads_only_committed_replications(tmp_path):
             assert set(getattr(v, t)["replication"]) == {0, 1}
             pd.testing.assert_frame_equal(getattr(v, t).reset_index(drop=True),
                                           getattr(w, t).reset_index(drop=True), check_exact=True)
+
+
+def test_report_of_a_compare_written_to_a_url_matches_the_local_one(tmp_path, capsys):
+    # compare --out s3://... writes the store to an object store; the report reads it there
+    # (memory:// stands in for S3: the same fsspec calls) and says what the local copy says
+    import uuid
+
+    import fsspec
+    a = sim.load_scenario(SCENARIO, {"horizon_days": 3, "name": "Two teams"})
+    b = sim.load_scenario(SCENARIO, {"horizon_days": 3, "name": "Three teams", "pools.crisis_team.teams": 3})
+    url = f"memory://report-{uuid.uuid4().hex}/cmp"
+    try:
+        sim.compare([a, b], replications=2, seed=3, out=url, workers=1)
+        sim.compare([a, b], replications=2, seed=3, out=tmp_path / "cmp", workers=1)
+        remote = report.build_report([url], tmp_path / "remote.html").read_text(encoding="utf-8")
+        local = report.build_report([tmp_path / "cmp"], tmp_path / "local.html").read_text(encoding="utf-8")
+        for sid in ("brief", "charts"):
+            assert section(remote, sid) == section(local, sid)
+        assert f"Folder: {url}" in remote
+        views = report.compare_members(report.load_results(
+            report.fetch(url, tmp_path / "copy"), source=url))
+        assert [v.name for v in views] == ["Two teams", "Three teams"]
+        assert all(set(v.kpis["replication"]) == {0, 1} for v in views)
+    finally:
+        fsspec.filesystem("memory").rm(url.removeprefix("memory://").split("/")[0], recursive=True)
+    p = argparse.ArgumentParser()
+    report.register_cli(p.add_subparsers(dest="command"))
+    args = p.parse_args(["report", "memory://no-such-results", "--out", str(tmp_path / "r.html")])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "memory://no-such-results: not a results folder" in err[0]
