@@ -162,3 +162,93 @@ def test_warmup_profile_is_the_old_profile_of_the_same_runs(small_groups):
         pd.testing.assert_frame_equal(new, _old_profile(res, s, 2, "response_time", 0.5), check_exact=True)
     finally:
         res.store.remove_temporary()
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _old_replicate(scenario, seed, replication):
+    """sim.calibrate.replicate before streaming: the replication in memory, its whole log
+    handed to kpis() and program_kpis()."""
+    from sim.experiment import single_run
+    from sim.metrics import program_kpis
+    res, out = single_run(scenario, seed, replication)
+    out.update(program_kpis(res.calls, scenario.horizon_days))
+    return out
+
+
+@pytest.mark.parametrize("path, days, groups, batch", [
+    (SHIPPED, 20, 300, 97), ("scenarios/los_angeles/meu_smart.yaml", 6, 200, 77),   # LA: desk second units
+    ("scenarios/portland/street_medicine.yaml", 60, 120, 77), (CITY, 8, SMALL_GROUPS, BATCH)])
+def test_program_kpis_from_the_streamed_log_equal_the_in_memory_ones(path, days, groups, batch, monkeypatch,
+                                                                     tmp_path):
+    from sim.experiment import single_run
+    from sim.metrics import program_kpis, program_kpis_from_file
+    s = sim.load_scenario(path, [f"horizon_days={days}"])
+    files = calllog.LogFiles(tmp_path / "calls.parquet", tmp_path / "work.parquet", rows=groups)
+    single_run(s, 3, 1, stream=files)
+    res, _ = single_run(s, 3, 1)
+    assert calllog.row_count(files.calls.path) > 4 * groups
+    old = program_kpis(res.calls, s.horizon_days)
+    assert sum(k.startswith("zone_response_time_mean.") for k in old) >= 2
+    for rows in (batch, None):
+        _exactly(program_kpis_from_file(files.calls.path, s.horizon_days, rows), old)
+
+
+@pytest.mark.parametrize("path, days", [(SHIPPED, 10), (CITY, 6)])
+def test_calibration_replicate_streams_and_gives_the_old_values(path, days, small_groups):
+    from sim.calibrate import replicate
+    s = sim.load_scenario(path, [f"horizon_days={days}"])
+    _exactly(replicate(s, 2, 0), _old_replicate(s, 2, 0))
+
+
+# --------------------------------------------------------------------------- order of the rows
+
+
+def _adversarial_log(path, days, columns, seed=1):
+    """A real call log (in call order) with ``columns`` replaced by values of magnitudes
+    1 .. 1e16 (NaN kept where there was none), whose compensated sums change with their
+    order, and the same rows written to a file in a random order, in row groups of 300."""
+    from sim.experiment import single_run
+    s = sim.load_scenario(path, [f"horizon_days={days}"])
+    c = single_run(s, 3, 0)[0].calls
+    rng = np.random.default_rng(seed)
+    for col in columns:
+        wild = rng.normal(size=len(c)) * 10.0 ** rng.integers(0, 17, len(c))
+        c[col] = np.where(c[col].isna(), np.nan, wild)
+    return s, c, c.iloc[rng.permutation(len(c))].reset_index(drop=True)
+
+
+def _write(df, path, groups=300):
+    log = calllog.ParquetLog(path)
+    for a in range(0, len(df), groups):
+        log.write(df.iloc[a:a + groups])
+    return log.close()
+
+
+@pytest.mark.parametrize("path", [CITY, "scenarios/portland/street_medicine.yaml"])
+def test_zone_sums_follow_call_order_whatever_the_file_order(path, tmp_path):
+    from sim.metrics import program_kpis, program_kpis_from_file
+    s, c, shuffled = _adversarial_log(path, 6 if path == CITY else 40, ["response_time", "police_minutes"])
+    old = program_kpis(c, s.horizon_days)
+    moved = program_kpis(shuffled, s.horizon_days)       # the order matters for these values
+    assert any(old[k] != moved[k] for k in old if k.startswith("zone_") and old[k] == old[k])
+    _exactly(program_kpis_from_file(_write(shuffled, tmp_path / "calls.parquet"), s.horizon_days, 211), old)
+
+
+@pytest.mark.parametrize("nan", [True, False])
+def test_period_means_follow_call_order_whatever_the_file_order(nan, tmp_path):
+    from sim.experiment import _period_means
+    s, c, shuffled = _adversarial_log(CITY, 6, ["x_km"])
+    if nan:
+        c.loc[::7, "x_km"] = np.nan
+        shuffled = c.sample(frac=1.0, random_state=2).reset_index(drop=True)
+    edges = np.arange(0.0, s.end_min + 180, 360.0)
+    bins = np.searchsorted(edges, c["t_received"].to_numpy(float), side="right") - 1
+    old = pd.Series(c["x_km"].to_numpy(float)).groupby(bins).mean().reindex(range(len(edges) - 1)).to_numpy()
+    moved_bins = np.searchsorted(edges, shuffled["t_received"].to_numpy(float), side="right") - 1
+    moved = (pd.Series(shuffled["x_km"].to_numpy(float)).groupby(moved_bins).mean()
+             .reindex(range(len(edges) - 1)).to_numpy())
+    assert not np.array_equal(old, moved, equal_nan=True)  # the order matters for these values
+    new = _period_means(_write(shuffled, tmp_path / "calls.parquet"), "x_km", edges, 211)
+    np.testing.assert_array_equal(new, old)
