@@ -225,8 +225,9 @@ def test_committed_parts_whose_types_differ_combine_with_every_value_kept(tmp_pa
 
 def test_a_compare_whose_scenarios_log_other_types_reads_back_every_value(tmp_path):
     """The audit's case: in a compare of the city of a million (no facility: ``destination``
-    all null, Arrow type null) with CAHOOTS (destinations logged), every destination of either
-    is read back."""
+    all null, which the model wrote as Arrow's null type when the audit ran) with CAHOOTS
+    (destinations logged), every value of either is read back, whatever types the parts have
+    (the null type itself: the hand-made store above)."""
     out = tmp_path / "mixed"
     ss = [sim.load_scenario(ROOT / "scenarios/scale/city_1m.yaml", {"horizon_days": 0.3, "warmup_days": 0}),
           sim.load_scenario(ROOT / "scenarios/eugene/cahoots.yaml", {"horizon_days": 2, "warmup_days": 0})]
@@ -244,7 +245,6 @@ def test_a_compare_whose_scenarios_log_other_types_reads_back_every_value(tmp_pa
                 assert got[c].dtype == typed[0], (table, c)
     calls = store.read("calls")
     cahoots = pd.read_parquet(_part(out, "calls", "b_cahoots", 0))
-    assert pq.ParquetFile(_part(out, "calls", "a_scale", 0)).schema_arrow.field("destination").type == "null"
     assert cahoots["destination"].notna().sum() > 0
     assert calls.loc[calls["scenario"] == "b_cahoots", "destination"].notna().sum() == \
         cahoots["destination"].notna().sum()
