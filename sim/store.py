@@ -154,18 +154,23 @@ def _lock(root: Path, settings: dict) -> int:
 TEMP_PREFIX = "crisis-sim-"     # temporary stores and staging folders, in TMPDIR
 
 
-def _mark(folder: Path) -> None:
-    """Name this process as the owner of a temporary folder (``.lock``, as :func:`_lock`
-    writes it into a store), so that :func:`sweep_stale_temporary` knows when it is gone."""
-    (folder / LOCK_FILE).write_text(f"process {os.getpid()}", encoding="ascii")
+def _hold(folder: Path):
+    """Mark a temporary folder as this process's, as :func:`_lock` does a store: ``.lock``
+    held (``flock``) and naming this process (the open file: closed with its owner), so that
+    :func:`sweep_stale_temporary` leaves it alone until this process is gone."""
+    import fcntl
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
+    return os.fdopen(fd, "r+b", buffering=0)
 
 
 def sweep_stale_temporary(folder: str | Path | None = None) -> list[Path]:
     """Delete the temporary stores and staging folders (``crisis-sim-*`` in ``folder``,
     default TMPDIR) left by a process that was killed: those whose ``.lock`` nobody holds
-    and names a process of this machine that is gone (a store's lock is released before
-    its folder is removed, so the name of a live process keeps it). Folders of other users,
-    or without a lock, are left alone. Returns the folders removed."""
+    (a temporary store and a staging folder hold theirs until removed) and that names a
+    process of this machine that is gone. Folders of other users, or without a lock, are
+    left alone. Returns the folders removed."""
     import fcntl
     import shutil
     removed = []
@@ -210,10 +215,10 @@ class Store:
         self.root = Path(root)
         self.keys = list(keys)      # scenario keys in experiment order
         self._tmp = None            # a TemporaryDirectory kept alive with the store
-        self._lock_fd = None        # held from open() to close()
+        self._lock_file = None      # held from open() to close() (a temporary store: until removed)
 
     def __getstate__(self):
-        return {"root": self.root, "keys": self.keys, "_tmp": None, "_lock_fd": None}
+        return {"root": self.root, "keys": self.keys, "_tmp": None, "_lock_file": None}
 
     # --- opening ------------------------------------------------------------------
 
@@ -243,7 +248,7 @@ class Store:
         if store.root.exists() and not store.root.is_dir():
             raise NotADirectoryError(20, "exists and is not a folder", str(store.root))
         store.root.mkdir(parents=True, exist_ok=True)
-        store._lock_fd = _lock(store.root, settings)
+        store._lock_file = os.fdopen(_lock(store.root, settings), "r+b", buffering=0)   # closed with it
         try:
             store._set_up(settings, resolved)
         except BaseException:
@@ -285,10 +290,12 @@ class Store:
         write_text(self.root / rel, text)
 
     def close(self) -> None:
-        """Release the folder's lock (reading the store afterwards is fine)."""
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Release the folder's lock (reading the store afterwards is fine). A temporary
+        store keeps it until :meth:`remove_temporary` (or until it is garbage-collected), so
+        that no other process sweeps it away while this one still reads it."""
+        if self._lock_file is not None and self._tmp is None:
+            self._lock_file.close()
+            self._lock_file = None
 
     # --- writing ------------------------------------------------------------------
 
@@ -457,6 +464,9 @@ class Store:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
 
 
 def _difference(old: dict, new: dict) -> str:
@@ -514,7 +524,8 @@ class ObjectStore(Store):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._tmp = self._lock_fd = None
+        self._tmp = self._lock_file = None
+        self._stage_lock = None   # the staging folder's .lock, held while this store lives
         self._stage = None      # TemporaryDirectory: this process's staging folder, made on first use
         self._lease = None      # held from open() to close()
         self._synced: dict[str, tuple[int, int]] = {}   # top-level file -> (size, mtime) uploaded
@@ -525,7 +536,7 @@ class ObjectStore(Store):
         if self._stage is None:
             sweep_stale_temporary()
             self._stage = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX + "stage-")
-            _mark(Path(self._stage.name))           # swept by a later run if this process is killed
+            self._stage_lock = _hold(Path(self._stage.name))    # swept by a later run once this process is gone
         return Path(self._stage.name)
 
     @classmethod

@@ -305,3 +305,40 @@ def test_every_file_is_flushed_before_its_rename_and_a_replications_files_before
             assert i < i_record and flushed(part.parent, after=i, before=i_record), part
             for folder in (out / table / rel, out / table / rel.parent, out / table / rel.parent.parent):
                 assert flushed(folder.parent, before=i_record), (folder, "not flushed into its parent")
+
+
+def test_the_sweep_deletes_only_temporary_folders_of_processes_that_are_gone(tmp_path):
+    """``sweep_stale_temporary``: a ``crisis-sim-*`` folder goes when its ``.lock`` is not held
+    and names a process that is gone; one held (even naming a dead process), one naming a live
+    process, one without a lock and a folder of another name stay."""
+    import fcntl
+    import subprocess
+    import sys
+    from sim.store import sweep_stale_temporary
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    dead = p.pid
+
+    def folder(name, owner=None):
+        d = tmp_path / name
+        (d / "calls").mkdir(parents=True)
+        (d / "calls" / ".part-0.parquet.partial").write_bytes(b"PAR1")
+        if owner is not None:
+            (d / ".lock").write_text(owner)
+        return d
+    gone = folder("crisis-sim-gone", f"process {dead}")
+    stage = folder("crisis-sim-stage-gone", f"process {dead}")
+    held = folder("crisis-sim-held", f"process {dead}")
+    live = folder("crisis-sim-live", f"process {os.getpid()}")
+    bare = folder("crisis-sim-bare")
+    setting_up = folder("crisis-sim-setting-up", "")
+    other = folder("other-gone", f"process {dead}")
+    fd = os.open(held / ".lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        assert sorted(sweep_stale_temporary(tmp_path)) == [gone, stage]
+    finally:
+        os.close(fd)
+    assert not gone.exists() and not stage.exists()
+    assert all(d.is_dir() for d in (held, live, bare, setting_up, other))
+    assert sweep_stale_temporary(tmp_path) == [held]            # once its holder let go
