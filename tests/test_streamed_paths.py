@@ -83,7 +83,7 @@ def test_the_search_reads_per_block_values_from_the_stored_logs(small_groups, tm
     the old values of every per-block target."""
     spec = opt.OptimizeSpec.model_validate({
         "decisions": [{"pool": "crisis", "blocks": {"hours": 6}, "min": 0, "max": 4}],
-        "targets": [t.model_dump(exclude_none=True) for t in BLOCK_TARGETS[:2]],
+        "targets": [t.model_dump(exclude_none=True) for t in BLOCK_TARGETS[:1]],
         "overrides": {"horizon_days": 6, "warmup_days": 1}})
     search = opt._Search("tests/data/optimize_peaked.yaml", spec, tmp_path / "opt", seed=3, overrides=None,
                          workers=1, backend="local", scheduler=None, budget=None, progress=None)
@@ -252,3 +252,44 @@ def test_period_means_follow_call_order_whatever_the_file_order(nan, tmp_path):
     assert not np.array_equal(old, moved, equal_nan=True)  # the order matters for these values
     new = _period_means(_write(shuffled, tmp_path / "calls.parquet"), "x_km", edges, 211)
     np.testing.assert_array_equal(new, old)
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def test_the_streamed_paths_read_a_batch_at_a_time_and_keep_few_values(tmp_path, monkeypatch):
+    """The bound as a property: none of the three paths reads more than ``rows`` rows at once
+    (no whole file, row group or column), and the period means keep only the values of
+    periods still open (here, calls finish within hours: a few days' values at most)."""
+    from test_bounded_kpis import _Reads
+
+    from sim import experiment
+    from sim.experiment import _period_means, single_run
+    from sim.metrics import program_kpis, program_kpis_from_file
+    s = sim.load_scenario(CITY, ["horizon_days=12"])
+    files = calllog.LogFiles(tmp_path / "calls.parquet", tmp_path / "work.parquet", rows=300)
+    res, _ = single_run(s, 3, 0, stream=files)
+    mem, _ = single_run(s, 3, 0)
+    calls = mem.calls
+    edges = np.arange(0.0, s.end_min + 720, 1440.0)
+    open_values = []
+    close = experiment._close_periods
+
+    def spy(out, pending, periods, compensated):
+        open_values.append(sum(len(x) for pieces in pending.values() for _, x in pieces))
+        return close(out, pending, periods, compensated)
+    monkeypatch.setattr(experiment, "_close_periods", spy)
+    reads, rows = _Reads(monkeypatch), 250
+    block = opt.block_kpis_from_file(files.calls.path, res.pools, s, BLOCK_TARGETS[:1], rows)
+    program = program_kpis_from_file(files.calls.path, s.horizon_days, rows)
+    means = _period_means(files.calls.path, "response_time", edges, rows)
+    assert max(r for r, _ in reads.batches) == rows
+    assert sum(r for r, _ in reads.batches) == 4 * len(calls)      # block, program, periods (two passes)
+    per_day = len(calls) / s.horizon_days
+    assert 0 < max(open_values) < 3 * per_day                       # not the log: 12 days of calls
+    monkeypatch.undo()
+    _exactly(block, _old_block_kpis(calls[~calls["warmup"]], res.pools, s, BLOCK_TARGETS[:1]))
+    _exactly(program, program_kpis(calls, s.horizon_days))
+    bins = np.searchsorted(edges, calls["t_received"].to_numpy(float), side="right") - 1
+    old = pd.Series(calls["response_time"].to_numpy(float)).groupby(bins).mean().reindex(range(len(edges) - 1))
+    np.testing.assert_array_equal(means, old.to_numpy())
