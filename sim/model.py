@@ -620,7 +620,7 @@ class Model:
         s = self.s
         n = len(ids)
         c = self._kept(ids)
-        cat = pd.Categorical.from_codes
+        cat = _categorical
         pools = self.pool_names
         unit = np.asarray(r.pop("unit"), dtype=np.int64)
         # the answering pool is the answering unit's (-1: no unit)
@@ -715,10 +715,10 @@ class Model:
             "scenario": _constant_category(self.s.name, n),
             "replication": np.full(n, self.replication, dtype=np.int32),
             "call_id": call,
-            "task": pd.Categorical.from_codes(task, list(TASKS)),
-            "pool": pd.Categorical.from_codes(pool_of[unit] if n else np.zeros(0, np.int64), names),
+            "task": _categorical(task, list(TASKS)),
+            "pool": _categorical(pool_of[unit] if n else np.zeros(0, np.int64), names),
             "unit": unit,
-            "crew": pd.Categorical.from_codes(crew_code[unit] if n else np.zeros(0, np.int64), crew_names),
+            "crew": _categorical(crew_code[unit] if n else np.zeros(0, np.int64), crew_names),
             "sworn": sworn[pool_of[unit]] if n else np.zeros(0, bool),
             "priority": prio.astype(np.int64),
             "t_requested": t_req.astype(float), "t_assigned": t_asg.astype(float),
@@ -812,11 +812,20 @@ class Model:
                           "step_downs": f.step_downs, "step_down_refused": f.step_down_refused})
             occ.append(pd.DataFrame({"facility": name, "t": f.level_t, "occupied": f.level_occ,
                                      "beds": f.beds if math.isfinite(f.beds) else np.nan}))
+        # (typed when empty, as when not: a reader combining scenarios' files takes no
+        # column of a city without facilities as Arrow's null type for all of them)
         occupancy = pd.concat(occ, ignore_index=True) if occ else pd.DataFrame(
-            columns=["facility", "t", "occupied", "beds"])
+            {"facility": pd.Series(dtype="str"), "t": pd.Series(dtype=float),
+             "occupied": pd.Series(dtype=np.int64), "beds": pd.Series(dtype=float)})
         occupancy.insert(0, "replication", self.replication)
         occupancy.insert(0, "scenario", s.name)
-        return pd.DataFrame(audit), occupancy
+        facilities = pd.DataFrame(audit) if audit else pd.DataFrame(
+            {"scenario": pd.Series(dtype="str"), "replication": pd.Series(dtype=np.int64),
+             "facility": pd.Series(dtype="str"),
+             **{c: pd.Series(dtype=float) for c in ("beds", "occupancy_mean", "occupancy_peak")},
+             **{c: pd.Series(dtype=np.int64)
+                for c in ("arrivals", "admissions", "refusals", "step_downs", "step_down_refused")}})
+        return facilities, occupancy
 
 
 RESPONDER_KINDS = ("police", "co_responder", "civilian", "remote", "none")
@@ -856,6 +865,14 @@ def _concat_batches(batches: list, defaults: dict) -> tuple[np.ndarray, dict[str
         cols[name] = np.concatenate(parts)[order] if parts else np.zeros(0)
         del parts
     return ids[order], cols
+
+
+def _categorical(codes, names: list[str]) -> pd.Categorical:
+    """A column of labels from their codes; the labels typed as text even when there are
+    none (a city with no facility: ``destination``), so that Parquet stores every such column
+    as dictionary<string> and a reader combining two scenarios' files does not take one's
+    empty column (Arrow's null type) as the type of all of them."""
+    return pd.Categorical.from_codes(codes, pd.Index(names, dtype="str"))
 
 
 def _constant_category(value: str, n: int) -> pd.Categorical:

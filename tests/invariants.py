@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from replay import expected_drive
 from sim.callpath import OUTCOME_NAMES
+from sim.columns import nullify
 from sim.shifts import on_duty_intervals
 
 EPS = 1e-6
@@ -43,7 +45,22 @@ def _off_duty_part(a: float, b: float, intervals) -> float:
     return (b - a) - on
 
 
+def _null_typed(t) -> bool:
+    return pa.types.is_null(t) or (pa.types.is_dictionary(t) and pa.types.is_null(t.value_type))
+
+
+def check_stored_types(res) -> None:
+    """Every table of a run is stored with a definite Arrow type per column, empty or not:
+    none of Arrow's null type, which a reader combining several scenarios' files (pandas or
+    pyarrow on the store's folder) would take as the column's type for all of them, dropping
+    the other files' values."""
+    for name in ("calls", "assignments", "pools", "hourly", "facilities", "occupancy"):
+        schema = pa.Table.from_pandas(nullify(getattr(res, name)), preserve_index=False).schema
+        assert not [f.name for f in schema if _null_typed(f.type)], name
+
+
 def check_invariants(res, s) -> None:
+    check_stored_types(res)
     c, w, pools = res.calls, res.assignments, res.pools
     capped = res.info["end_min"] >= s.end_min + s.drain_days * 1440 - EPS
 
@@ -58,7 +75,8 @@ def check_invariants(res, s) -> None:
     alone = done["second_unit"] < 0
     for a, b in [("t_received", "t_triaged"), ("t_triaged", "t_dispatched"),
                  ("t_dispatched", "t_on_scene"), ("t_on_scene", "t_cleared"), ("t_cleared", "t_team_free")]:
-        ok = done[a].isna() | done[b].isna() | (done[b] >= done[a] - EPS) | (~alone if b == "t_team_free" else False)
+        # exactly, no tolerance: every time is a reading of the clock, the receipt included
+        ok = done[a].isna() | done[b].isna() | (done[b] >= done[a]) | (~alone if b == "t_team_free" else False)
         assert ok.all(), (a, b)
     # a served call has a pool and a unit, and is either on scene or called back, never both
     assert done["pool"].notna().all() and (done["unit"] >= 0).all()

@@ -285,3 +285,19 @@ def test_no_time_of_a_call_reads_before_its_receipt(scenario_path, monkeypatch):
     assert (calls.loc[answered, "response_time"] >= 0).all()
     assert calls["response_time"].iloc[1] == 0.0
     assert (calls["t_triaged"] >= calls["t_received"]).all()
+
+
+def test_a_store_of_cities_with_and_without_facilities_reads_whole_with_pandas(scenario_path, tmp_path):
+    # a city with no facility stores its destination, facilities and occupancy columns with
+    # the same types as one with facilities, so pandas on the store's folder (which takes the
+    # first file's schema) keeps the second city's destinations, beds and occupancy
+    from sim.experiment import compare
+    ss = [sim.load_scenario(scenario_path("scenarios/validation/mmc.yaml"), {"horizon_days": 1, "warmup_days": 0}),
+          sim.load_scenario(scenario_path("scenarios/eugene/cahoots.yaml"), {"horizon_days": 2, "warmup_days": 0})]
+    out = tmp_path / "store"
+    compare(ss, replications=1, seed=1, labels=["a_none", "b_cahoots"], workers=1, out=out)
+    for table, column in (("calls", "destination"), ("facilities", "beds"), ("occupancy", "occupied")):
+        part = pd.read_parquet(out / table / "scenario=b_cahoots" / "point=0" / "replication=0" / "part-0.parquet")
+        assert part[column].notna().sum() > 0
+        folder = pd.read_parquet(out / table)
+        assert folder[column].notna().sum() == part[column].notna().sum(), table
