@@ -83,7 +83,7 @@ def test_the_search_reads_per_block_values_from_the_stored_logs(small_groups, tm
     the old values of every per-block target."""
     spec = opt.OptimizeSpec.model_validate({
         "decisions": [{"pool": "crisis", "blocks": {"hours": 6}, "min": 0, "max": 4}],
-        "targets": [t.model_dump(exclude_none=True) for t in BLOCK_TARGETS[:1]],
+        "targets": [t.model_dump(exclude_none=True) for t in BLOCK_TARGETS[:2]],
         "overrides": {"horizon_days": 6, "warmup_days": 1}})
     search = opt._Search("tests/data/optimize_peaked.yaml", spec, tmp_path / "opt", seed=3, overrides=None,
                          workers=1, backend="local", scheduler=None, budget=None, progress=None)
