@@ -893,38 +893,7 @@ def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     Like :func:`kpis`, only calls that came in after the warm-up count (no outreach rows,
     no calls case management prevented).
     """
-    measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
-    c = _incoming(calls)
-    n = len(c)
-    year, month = 365.0 / horizon_days, 365.0 / 12.0 / horizon_days
-    out: dict[str, float] = {"backups_per_year": float(c["backup"].sum()) * year}
-    rt = c["response_time"].to_numpy(float)
-    second_rt = (c["t_second_on_scene"] - c["t_received"]).to_numpy(float)
-    pool = c["pool"].astype(object).to_numpy()
-    second = c["second_pool"].astype(object).to_numpy()
-    channel = c["channel"].astype(object).to_numpy()
-    person, measured_pool = measured["person"], measured["pool"]
-    for p in _categories(c["pool"]):
-        first, by_desk = pool == p, second == p
-        attended = first | by_desk
-        k = float(attended.sum())
-        out[f"pool_calls.{p}"] = k
-        out[f"pool_calls_per_year.{p}"] = k * year
-        out[f"pool_calls_per_month.{p}"] = k * month
-        out[f"pool_calls_per_day.{p}"] = k / horizon_days
-        out[f"pool_share.{p}"] = _rate(k, n)
-        out[f"pool_response_time_mean.{p}"] = _mean(np.where(by_desk, second_rt, rt)[attended])
-        out[f"pool_no_police_rate.{p}"] = _rate((first & ~c["police_on_scene"].to_numpy()).sum(), first.sum())
-        out[f"pool_unique_people.{p}"] = float(person[(measured_pool == p) & (person >= 0)].nunique())
-        for ch in _categories(c["channel"]):
-            out[f"pool_calls_per_month.{p}.{ch}"] = float((attended & (channel == ch)).sum()) * month
-    for ch in _categories(c["channel"]):
-        out[f"channel_calls_per_year.{ch}"] = float((channel == ch).sum()) * year
-    for _, row in zone_comparison(calls, {}, horizon_days, by="zone").iterrows():
-        for m in ("calls_per_year", "diversion_rate", "eligible_diversion_rate", "response_time_mean",
-                  "police_hours_per_year"):
-            out[f"zone_{m}.{row['group']}"] = row[m]
-    return out
+    return _ProgramTotals(len(calls)).add(calls).result(horizon_days)
 
 
 PROGRAM_CALL_COLUMNS: tuple[str, ...] = (
@@ -937,36 +906,50 @@ PROGRAM_CALL_COLUMNS: tuple[str, ...] = (
 def program_kpis_from_file(calls_path, horizon_days: float, rows: int | None = None) -> dict[str, float]:
     """:func:`program_kpis` of a streamed replication's call log file, the very numbers of the
     same log in memory (its rows in call order), reading :data:`PROGRAM_CALL_COLUMNS` ``rows``
-    rows at a time (default: a row group, ``calllog.ROW_GROUP``).
+    rows at a time (default: a row group, ``calllog.ROW_GROUP``): see :class:`_ProgramTotals`."""
+    from .calllog import batches, release_memory, row_count
+    totals = _ProgramTotals(row_count(calls_path))
+    for calls in batches(calls_path, PROGRAM_CALL_COLUMNS, rows):
+        totals.add(calls)
+        del calls
+        release_memory()
+    return totals.result(horizon_days)
+
+
+class _ProgramTotals:
+    """What :func:`program_kpis` counts, gathered a batch of the call log at a time (the
+    whole log in memory is one batch).
 
     Per pool and channel (the categories of every batch, in order of first sight, as the log
     in memory has them: the ``outreach`` channel comes with the last rows): counts, exact
-    sums (:class:`ExactSum`, as :func:`_mean`) and one bit per person id and pool, gathered a
-    batch at a time. The zone figures are pandas' groupby sums over the log in call order
-    (compensated, so they depend on that order, and the file holds row groups in the order
-    calls finished): for them each incoming call's zone, diverted, eligible, tier, response
-    time, police minutes and call id are kept (29 bytes a call, numpy buffers), put in call
-    order at the end and handed to :func:`zone_comparison`."""
-    from .calllog import batches, release_memory, row_count
-    year, month = 365.0 / horizon_days, 365.0 / 12.0 / horizon_days
-    pools: dict[str, None] = {}
-    channels: dict[str, None] = {}
-    zones: dict[str, None] = {}
-    n = backups = 0
-    counts: Counter = Counter()                   # (what, pool[, channel]) -> calls
-    rt_sums: dict[str, ExactSum] = defaultdict(ExactSum)
-    people: dict[str, _Seen] = defaultdict(_Seen)
-    size = row_count(calls_path)
-    kept = {"call_id": _Buffer(np.int64, size), "zone": _Buffer(np.int16, size), "diverted": _Buffer(bool, size),
-            "eligible": _Buffer(bool, size), "tier": _Buffer(np.int8, size), "response_time": _Buffer(float, size),
-            "police_minutes": _Buffer(float, size)}
-    for calls in batches(calls_path, PROGRAM_CALL_COLUMNS, rows):
+    sums (:class:`ExactSum`, as :func:`_mean`) and one bit per person id and pool. The zone
+    figures are pandas' groupby sums over the log in call order (compensated, so they depend
+    on that order, and a file holds row groups in the order calls finished): for them each
+    incoming call's zone, diverted, eligible, tier, response time, police minutes and call id
+    are kept (29 bytes a call, numpy buffers of ``size`` calls), put in call order at the end
+    and handed to :func:`zone_comparison`."""
+
+    def __init__(self, size: int):
+        self.pools: dict[str, None] = {}
+        self.channels: dict[str, None] = {}
+        self.zones: dict[str, None] = {}
+        self.n = self.backups = 0
+        self.counts: Counter = Counter()                   # (what, pool[, channel]) -> calls
+        self.rt_sums: dict[str, ExactSum] = defaultdict(ExactSum)
+        self.people: dict[str, _Seen] = defaultdict(_Seen)
+        self.kept = {"call_id": _Buffer(np.int64, size), "zone": _Buffer(np.int16, size),
+                     "diverted": _Buffer(bool, size), "eligible": _Buffer(bool, size),
+                     "tier": _Buffer(np.int8, size), "response_time": _Buffer(float, size),
+                     "police_minutes": _Buffer(float, size)}
+
+    def add(self, calls: pd.DataFrame) -> "_ProgramTotals":
+        counts, pools, channels, zones = self.counts, self.pools, self.channels, self.zones
         measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
         c = _incoming(calls)
         pools.update(dict.fromkeys(_categories(c["pool"])))
         channels.update(dict.fromkeys(_categories(c["channel"])))
-        n += len(c)
-        backups += int(c["backup"].sum())
+        self.n += len(c)
+        self.backups += int(c["backup"].sum())
         rt = c["response_time"].to_numpy(float)
         second_rt = (c["t_second_on_scene"] - c["t_received"]).to_numpy(float)
         pool = c["pool"].astype(object).to_numpy()
@@ -982,8 +965,8 @@ def program_kpis_from_file(calls_path, horizon_days: float, rows: int | None = N
             counts["attended", p] += int(attended.sum())
             counts["first", p] += int(first.sum())
             counts["no_police", p] += int((first & ~police_on_scene).sum())
-            rt_sums[p].add(np.where(by_desk, second_rt, rt)[attended])
-            people[p].mark(person[(measured_pool == p) & (person >= 0)].to_numpy(np.int64))
+            self.rt_sums[p].add(np.where(by_desk, second_rt, rt)[attended])
+            self.people[p].mark(person[(measured_pool == p) & (person >= 0)].to_numpy(np.int64))
             for ch in channels:
                 counts["attended", p, ch] += int((attended & (channel == ch)).sum())
         zones.update(dict.fromkeys(_categories(c["zone"])))
@@ -992,36 +975,39 @@ def program_kpis_from_file(calls_path, horizon_days: float, rows: int | None = N
                              ("diverted", c["diverted"].to_numpy(bool)), ("eligible", c["eligible"].to_numpy(bool)),
                              ("tier", np.clip(c["tier"].to_numpy(np.int64), -1, 1)), ("response_time", rt),
                              ("police_minutes", c["police_minutes"].to_numpy(float))):
-            kept[name].append(values)
-        del calls, measured, c
-        release_memory()
-    out: dict[str, float] = {"backups_per_year": float(backups) * year}
-    for p in pools:
-        k = float(counts["attended", p])
-        out[f"pool_calls.{p}"] = k
-        out[f"pool_calls_per_year.{p}"] = k * year
-        out[f"pool_calls_per_month.{p}"] = k * month
-        out[f"pool_calls_per_day.{p}"] = k / horizon_days
-        out[f"pool_share.{p}"] = _rate(k, n)
-        out[f"pool_response_time_mean.{p}"] = rt_sums[p].mean()
-        out[f"pool_no_police_rate.{p}"] = _rate(counts["no_police", p], counts["first", p])
-        out[f"pool_unique_people.{p}"] = float(people[p].count())
-        for ch in channels:
-            out[f"pool_calls_per_month.{p}.{ch}"] = float(counts["attended", p, ch]) * month
-    for ch in channels:
-        out[f"channel_calls_per_year.{ch}"] = float(counts["channel", ch]) * year
-    order = np.argsort(kept["call_id"].values, kind="stable")      # call order, as the log in memory
-    frame = pd.DataFrame({"warmup": np.zeros(len(order), bool),
-                          "outcome": pd.Categorical.from_codes(np.zeros(len(order), np.int8), ["in"]),
-                          "zone": pd.Categorical.from_codes(kept["zone"].values[order], list(zones))})
-    for name in ("diverted", "eligible", "tier", "response_time", "police_minutes"):
-        frame[name] = kept[name].values[order]
-    del kept
-    for _, row in zone_comparison(frame, {}, horizon_days, by="zone").iterrows():
-        for m in ("calls_per_year", "diversion_rate", "eligible_diversion_rate", "response_time_mean",
-                  "police_hours_per_year"):
-            out[f"zone_{m}.{row['group']}"] = row[m]
-    return out
+            self.kept[name].append(values)
+        return self
+
+    def result(self, horizon_days: float) -> dict[str, float]:
+        counts, n = self.counts, self.n
+        year, month = 365.0 / horizon_days, 365.0 / 12.0 / horizon_days
+        out: dict[str, float] = {"backups_per_year": float(self.backups) * year}
+        for p in self.pools:
+            k = float(counts["attended", p])
+            out[f"pool_calls.{p}"] = k
+            out[f"pool_calls_per_year.{p}"] = k * year
+            out[f"pool_calls_per_month.{p}"] = k * month
+            out[f"pool_calls_per_day.{p}"] = k / horizon_days
+            out[f"pool_share.{p}"] = _rate(k, n)
+            out[f"pool_response_time_mean.{p}"] = self.rt_sums[p].mean()
+            out[f"pool_no_police_rate.{p}"] = _rate(counts["no_police", p], counts["first", p])
+            out[f"pool_unique_people.{p}"] = float(self.people[p].count())
+            for ch in self.channels:
+                out[f"pool_calls_per_month.{p}.{ch}"] = float(counts["attended", p, ch]) * month
+        for ch in self.channels:
+            out[f"channel_calls_per_year.{ch}"] = float(counts["channel", ch]) * year
+        kept = self.kept
+        order = np.argsort(kept["call_id"].values, kind="stable")      # call order, as the log in memory
+        frame = pd.DataFrame({"warmup": np.zeros(len(order), bool),
+                              "outcome": pd.Categorical.from_codes(np.zeros(len(order), np.int8), ["in"]),
+                              "zone": pd.Categorical.from_codes(kept["zone"].values[order], list(self.zones))})
+        for name in ("diverted", "eligible", "tier", "response_time", "police_minutes"):
+            frame[name] = kept[name].values[order]
+        for _, row in zone_comparison(frame, {}, horizon_days, by="zone").iterrows():
+            for m in ("calls_per_year", "diversion_rate", "eligible_diversion_rate", "response_time_mean",
+                      "police_hours_per_year"):
+                out[f"zone_{m}.{row['group']}"] = row[m]
+        return out
 
 
 def zone_comparison(calls: pd.DataFrame, groups: dict[str, list[str]] | list[str], horizon_days: float,

@@ -167,13 +167,50 @@ def test_warmup_profile_is_the_old_profile_of_the_same_runs(small_groups):
 # --------------------------------------------------------------------------- calibration
 
 
+def _program_kpis_whole_frame(calls, horizon_days):
+    """sim.metrics.program_kpis as it was before it became a batch accumulator: the whole log
+    at once (the reference the accumulator, over one batch or many, must equal exactly)."""
+    from sim.metrics import _categories, _incoming, _mean, _rate, _Rows, zone_comparison
+    measured = _Rows(calls, ~calls["warmup"].to_numpy(bool))
+    c = _incoming(calls)
+    n = len(c)
+    year, month = 365.0 / horizon_days, 365.0 / 12.0 / horizon_days
+    out = {"backups_per_year": float(c["backup"].sum()) * year}
+    rt = c["response_time"].to_numpy(float)
+    second_rt = (c["t_second_on_scene"] - c["t_received"]).to_numpy(float)
+    pool = c["pool"].astype(object).to_numpy()
+    second = c["second_pool"].astype(object).to_numpy()
+    channel = c["channel"].astype(object).to_numpy()
+    person, measured_pool = measured["person"], measured["pool"]
+    for p in _categories(c["pool"]):
+        first, by_desk = pool == p, second == p
+        attended = first | by_desk
+        k = float(attended.sum())
+        out[f"pool_calls.{p}"] = k
+        out[f"pool_calls_per_year.{p}"] = k * year
+        out[f"pool_calls_per_month.{p}"] = k * month
+        out[f"pool_calls_per_day.{p}"] = k / horizon_days
+        out[f"pool_share.{p}"] = _rate(k, n)
+        out[f"pool_response_time_mean.{p}"] = _mean(np.where(by_desk, second_rt, rt)[attended])
+        out[f"pool_no_police_rate.{p}"] = _rate((first & ~c["police_on_scene"].to_numpy()).sum(), first.sum())
+        out[f"pool_unique_people.{p}"] = float(person[(measured_pool == p) & (person >= 0)].nunique())
+        for ch in _categories(c["channel"]):
+            out[f"pool_calls_per_month.{p}.{ch}"] = float((attended & (channel == ch)).sum()) * month
+    for ch in _categories(c["channel"]):
+        out[f"channel_calls_per_year.{ch}"] = float((channel == ch).sum()) * year
+    for _, row in zone_comparison(calls, {}, horizon_days, by="zone").iterrows():
+        for m in ("calls_per_year", "diversion_rate", "eligible_diversion_rate", "response_time_mean",
+                  "police_hours_per_year"):
+            out[f"zone_{m}.{row['group']}"] = row[m]
+    return out
+
+
 def _old_replicate(scenario, seed, replication):
     """sim.calibrate.replicate before streaming: the replication in memory, its whole log
-    handed to kpis() and program_kpis()."""
+    handed to kpis() and program_kpis() (as it was: the whole frame at once)."""
     from sim.experiment import single_run
-    from sim.metrics import program_kpis
     res, out = single_run(scenario, seed, replication)
-    out.update(program_kpis(res.calls, scenario.horizon_days))
+    out.update(_program_kpis_whole_frame(res.calls, scenario.horizon_days))
     return out
 
 
@@ -189,8 +226,9 @@ def test_program_kpis_from_the_streamed_log_equal_the_in_memory_ones(path, days,
     single_run(s, 3, 1, stream=files)
     res, _ = single_run(s, 3, 1)
     assert calllog.row_count(files.calls.path) > 4 * groups
-    old = program_kpis(res.calls, s.horizon_days)
+    old = _program_kpis_whole_frame(res.calls, s.horizon_days)
     assert sum(k.startswith("zone_response_time_mean.") for k in old) >= 2
+    _exactly(program_kpis(res.calls, s.horizon_days), old)          # the log in memory: one batch
     for rows in (batch, None):
         _exactly(program_kpis_from_file(files.calls.path, s.horizon_days, rows), old)
 
@@ -230,8 +268,9 @@ def _write(df, path, groups=300):
 def test_zone_sums_follow_call_order_whatever_the_file_order(path, tmp_path):
     from sim.metrics import program_kpis, program_kpis_from_file
     s, c, shuffled = _adversarial_log(path, 6 if path == CITY else 40, ["response_time", "police_minutes"])
-    old = program_kpis(c, s.horizon_days)
-    moved = program_kpis(shuffled, s.horizon_days)       # the order matters for these values
+    old = _program_kpis_whole_frame(c, s.horizon_days)
+    _exactly(program_kpis(c, s.horizon_days), old)
+    moved = _program_kpis_whole_frame(shuffled, s.horizon_days)       # the order matters for these values
     assert any(old[k] != moved[k] for k in old if k.startswith("zone_") and old[k] == old[k])
     _exactly(program_kpis_from_file(_write(shuffled, tmp_path / "calls.parquet"), s.horizon_days, 211), old)
 
