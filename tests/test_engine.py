@@ -42,7 +42,7 @@ def test_same_seed_same_log(scenario_path):
     s = sim.load_scenario(scenario_path("scenarios/validation/mmcc.yaml"), ["horizon_days=5"])
     a = Model(s, seed=9, replication=2).run().calls
     b = Model(s, seed=9, replication=2).run().calls
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
     c = Model(s, seed=10, replication=2).run().calls
     assert not np.array_equal(a["t_received"].to_numpy(), c["t_received"].to_numpy()[: len(a)]) or len(a) != len(c)
 
@@ -51,8 +51,8 @@ def test_parallel_equals_sequential(scenario_path):
     s = sim.load_scenario(scenario_path("scenarios/validation/mmcc.yaml"), ["horizon_days=5"])
     seq = sim.run(s, replications=4, seed=2, workers=1)
     par = sim.run(s, replications=4, seed=2, workers=2)
-    pd.testing.assert_frame_equal(seq.calls, par.calls)
-    pd.testing.assert_frame_equal(seq.summary, par.summary)
+    pd.testing.assert_frame_equal(seq.calls, par.calls, check_exact=True)
+    pd.testing.assert_frame_equal(seq.summary, par.summary, check_exact=True)
 
 
 def test_counterfactual_sees_the_same_calls(scenario_path):

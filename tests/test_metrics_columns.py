@@ -91,10 +91,10 @@ def test_resource_audit_from_the_declared_columns_is_the_same(tmp_path):
     res = m.run()
     info, t0, t1 = m._pool_info(), s.warmup_min, s.end_min
     full = resource_audit(res.assignments, res.calls, info, t0, t1)
-    pd.testing.assert_frame_equal(full, res.pools.drop(columns=["scenario", "replication"]))
+    pd.testing.assert_frame_equal(full, res.pools.drop(columns=["scenario", "replication"]), check_exact=True)
     part = round_trip(res.calls, tmp_path / "calls.parquet", AUDIT_CALL_COLUMNS)
     assert list(part.columns) == list(AUDIT_CALL_COLUMNS)
-    pd.testing.assert_frame_equal(resource_audit(res.assignments, part, info, t0, t1), full)
+    pd.testing.assert_frame_equal(resource_audit(res.assignments, part, info, t0, t1), full, check_exact=True)
     assert full["calls_served"].sum() > 0
     for column in AUDIT_CALL_COLUMNS:                       # each one is read
         with pytest.raises(KeyError):

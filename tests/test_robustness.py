@@ -257,7 +257,7 @@ def test_two_writers_with_other_settings_one_is_refused(tmp_path):
     winner_seed = [] if a.returncode == 0 else ["--seed", "99"]
     solo = tmp_path / "solo"
     subprocess.run(_compare_cmd(solo, *winner_seed), check=True, env=env, cwd=ROOT, capture_output=True)
-    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(solo / "summary.csv"))
+    pd.testing.assert_frame_equal(pd.read_csv(out / "summary.csv"), pd.read_csv(solo / "summary.csv"), check_exact=True)
 
 
 def test_second_writer_with_the_same_settings_waits_and_shares(tmp_path):
@@ -272,7 +272,7 @@ def test_second_writer_with_the_same_settings_waits_and_shares(tmp_path):
     t0 = time.monotonic()
     again = compare([_f("base")], replications=2, workers=1, out=out)
     assert time.monotonic() - t0 >= 0.9                          # it waited for the lock
-    pd.testing.assert_frame_equal(first.summary, again.summary)
+    pd.testing.assert_frame_equal(first.summary, again.summary, check_exact=True)
     assert isinstance(again.store, Store)
 
 
@@ -315,7 +315,7 @@ def test_full_disk_then_rerun_equals_an_uninterrupted_run(tmp_path, monkeypatch)
         assert rc == 1, err
         assert len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
         again = compare([_f("base"), _f("gamma_replaces_lognormal")], replications=4, workers=1, out=out)
-        pd.testing.assert_frame_equal(clean.summary, again.summary)
+        pd.testing.assert_frame_equal(clean.summary, again.summary, check_exact=True)
         assert sorted(p.name for p in (out / "resolved").iterdir()) == \
             sorted(p.name for p in (tmp_path / "clean" / "resolved").iterdir())
         for p in (out / "resolved").iterdir():

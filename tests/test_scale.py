@@ -40,9 +40,9 @@ def _run(path: Path, chunk: int, monkeypatch, days: float = 6):
 def test_inputs_in_chunks_give_the_same_run_and_hold_only_calls_in_flight(path, monkeypatch):
     small, held = _run(path, 7, monkeypatch)
     whole, _ = _run(path, 10 ** 9, monkeypatch)
-    pd.testing.assert_frame_equal(small.calls, whole.calls)
-    pd.testing.assert_frame_equal(small.assignments, whole.assignments)
-    pd.testing.assert_frame_equal(small.pools, whole.pools)
+    pd.testing.assert_frame_equal(small.calls, whole.calls, check_exact=True)
+    pd.testing.assert_frame_equal(small.assignments, whole.assignments, check_exact=True)
+    pd.testing.assert_frame_equal(small.pools, whole.pools, check_exact=True)
     # at each chunk, the inputs held are those of calls still open (their process, or a
     # follow-up or drive back they started, still running): calls in [received, the last
     # time anything recorded for them or a unit worked on them] (a missed follow-up leaves no
@@ -107,8 +107,8 @@ def test_calls_generated_a_block_at_a_time_give_the_same_run(path, tmp_path, mon
     five, _ = run(5, False)
     streamed, kept = run(5, True)
     for other in (five, streamed):
-        pd.testing.assert_frame_equal(other.pools, one.pools)
-    pd.testing.assert_frame_equal(five.calls, one.calls)
+        pd.testing.assert_frame_equal(other.pools, one.pools, check_exact=True)
+    pd.testing.assert_frame_equal(five.calls, one.calls, check_exact=True)
     assert np.array_equal(streamed.calls["t_received"].to_numpy(), one.calls["t_received"].to_numpy())
     assert np.array_equal(streamed.calls["t_on_scene"].to_numpy(), one.calls["t_on_scene"].to_numpy(),
                           equal_nan=True)
@@ -138,7 +138,7 @@ def test_calls_sample_and_no_calls_keep_kpis_exact(tmp_path):
     b = pd.read_parquet(part / "calls.parquet").sort_values(key).reset_index(drop=True)
     # the sampled rows are the full log's rows of those calls, unchanged
     same = a.merge(b[key], on=key)
-    pd.testing.assert_frame_equal(same, b, check_categorical=False)
+    pd.testing.assert_frame_equal(same, b, check_categorical=False, check_exact=True)
     # about 30% of calls, in each replication (99.9% binomial bounds)
     for _, g in a.groupby("replication"):
         n = len(g)
@@ -150,7 +150,7 @@ def test_calls_sample_and_no_calls_keep_kpis_exact(tmp_path):
     wb = pd.read_parquet(part / "assignments.parquet")
     expect = wa.merge(b[key], on=key).sort_values(key + ["t_assigned", "unit"]).reset_index(drop=True)
     got = wb.sort_values(key + ["t_assigned", "unit"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, expect, check_categorical=False)
+    pd.testing.assert_frame_equal(got, expect, check_categorical=False, check_exact=True)
 
 
 @pytest.mark.parametrize("value", ["0", "1.5", "nan", "x"])
@@ -173,7 +173,7 @@ def test_compare_calls_sample_keeps_the_same_calls_in_every_scenario(tmp_path):
     assert main(["compare", *args, "--out", str(tmp_path / "part"), "--calls-sample", "0.2"]) == 0
     k = [pd.read_parquet(tmp_path / o / "kpis").sort_values(["scenario", "replication", "metric"])
          .reset_index(drop=True) for o in ("full", "part")]
-    pd.testing.assert_frame_equal(k[0], k[1])
+    pd.testing.assert_frame_equal(k[0], k[1], check_exact=True)
     full, part = (pd.read_parquet(tmp_path / o / "calls") for o in ("full", "part"))
     ids = {str(s): set(zip(g["replication"], g["call_id"])) for s, g in part.groupby("scenario", observed=True)}
     assert len(ids) == 2 and ids["cahoots"] == ids["police_only"]

@@ -96,7 +96,8 @@ def test_effect_zero_is_exactly_the_counterfactual(tmp_path):
     program = run_violence(load(tmp_path, data), replications=3, seed=9)
     none = run_violence(load(tmp_path, data, ["programs=null"]), replications=3, seed=9)
     # the same shootings (the scenario labels differ: one says programs=None)
-    pd.testing.assert_frame_equal(program.shootings.drop(columns="scenario"), none.shootings.drop(columns="scenario"))
+    pd.testing.assert_frame_equal(program.shootings.drop(columns="scenario"), none.shootings.drop(columns="scenario"),
+                                  check_exact=True)
     assert not program.shootings["cancelled"].any()
     # the program did work: some shootings reached, some missed for lack of capacity
     outcomes = set(program.responses["outcome"])
