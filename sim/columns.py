@@ -14,6 +14,13 @@ Conventions for every table:
   ``Results`` tables (the engine's own ``RunResult`` writes −1 for "no id"; :func:`nullify`
   turns those into nulls on the way out).
 * ``scenario`` is the scenario's label: its display name plus the overrides applied.
+* **A store's folder holds more than its results.** ``Store.read`` (and ``crisis-sim
+  report``) returns the rows of replications committed ``ok`` in ``runs/`` only. A reader of
+  a table's folder that does not look at ``runs/`` (``pd.read_parquet("out/calls")``,
+  pyarrow datasets, Dask, DuckDB) also sees the whole part files of replications that
+  failed or were killed before their record was written: join on ``runs/``
+  (``status == "ok"``) by scenario, point and replication to keep what the experiment kept.
+  Files still being written are hidden (``.part-0.parquet.partial``) and never read.
 """
 from __future__ import annotations
 
