@@ -893,7 +893,7 @@ def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
     Like :func:`kpis`, only calls that came in after the warm-up count (no outreach rows,
     no calls case management prevented).
     """
-    return _ProgramTotals(len(calls)).add(calls).result(horizon_days)
+    return _ProgramTotals().add(calls).result(horizon_days)
 
 
 PROGRAM_CALL_COLUMNS: tuple[str, ...] = (
@@ -907,8 +907,8 @@ def program_kpis_from_file(calls_path, horizon_days: float, rows: int | None = N
     """:func:`program_kpis` of a streamed replication's call log file, the very numbers of the
     same log in memory (its rows in call order), reading :data:`PROGRAM_CALL_COLUMNS` ``rows``
     rows at a time (default: a row group, ``calllog.ROW_GROUP``): see :class:`_ProgramTotals`."""
-    from .calllog import batches, release_memory, row_count
-    totals = _ProgramTotals(row_count(calls_path))
+    from .calllog import batches, release_memory
+    totals = _ProgramTotals()
     for calls in batches(calls_path, PROGRAM_CALL_COLUMNS, rows):
         totals.add(calls)
         del calls
@@ -922,14 +922,12 @@ class _ProgramTotals:
 
     Per pool and channel (the categories of every batch, in order of first sight, as the log
     in memory has them: the ``outreach`` channel comes with the last rows): counts, exact
-    sums (:class:`ExactSum`, as :func:`_mean`) and one bit per person id and pool. The zone
-    figures are pandas' groupby sums over the log in call order (compensated, so they depend
-    on that order, and a file holds row groups in the order calls finished): for them each
-    incoming call's zone, diverted, eligible, tier, response time, police minutes and call id
-    are kept (29 bytes a call, numpy buffers of ``size`` calls), put in call order at the end
-    and handed to :func:`zone_comparison`."""
+    sums (:class:`ExactSum`, as :func:`_mean`) and one bit per person id and pool; per zone,
+    :func:`zone_comparison`'s counts and exact sums (:class:`_GroupTotals`). Nothing is kept
+    per call but the bits of the person ids, so the figures are the same to the last bit
+    whatever the order of the rows and however they are split into batches."""
 
-    def __init__(self, size: int):
+    def __init__(self):
         self.pools: dict[str, None] = {}
         self.channels: dict[str, None] = {}
         self.zones: dict[str, None] = {}
@@ -937,10 +935,7 @@ class _ProgramTotals:
         self.counts: Counter = Counter()                   # (what, pool[, channel]) -> calls
         self.rt_sums: dict[str, ExactSum] = defaultdict(ExactSum)
         self.people: dict[str, _Seen] = defaultdict(_Seen)
-        self.kept = {"call_id": _Buffer(np.int64, size), "zone": _Buffer(np.int16, size),
-                     "diverted": _Buffer(bool, size), "eligible": _Buffer(bool, size),
-                     "tier": _Buffer(np.int8, size), "response_time": _Buffer(float, size),
-                     "police_minutes": _Buffer(float, size)}
+        self.by_zone = _GroupTotals()
 
     def add(self, calls: pd.DataFrame) -> "_ProgramTotals":
         counts, pools, channels, zones = self.counts, self.pools, self.channels, self.zones
@@ -971,11 +966,7 @@ class _ProgramTotals:
                 counts["attended", p, ch] += int((attended & (channel == ch)).sum())
         zones.update(dict.fromkeys(_categories(c["zone"])))
         zone = pd.Categorical(c["zone"].astype(object), categories=list(zones)).codes    # -1: none
-        for name, values in (("call_id", c["call_id"].to_numpy(np.int64)), ("zone", zone),
-                             ("diverted", c["diverted"].to_numpy(bool)), ("eligible", c["eligible"].to_numpy(bool)),
-                             ("tier", np.clip(c["tier"].to_numpy(np.int64), -1, 1)), ("response_time", rt),
-                             ("police_minutes", c["police_minutes"].to_numpy(float))):
-            self.kept[name].append(values)
+        self.by_zone.add([(z,) for z in zones], zone, c)
         return self
 
     def result(self, horizon_days: float) -> dict[str, float]:
@@ -996,14 +987,7 @@ class _ProgramTotals:
                 out[f"pool_calls_per_month.{p}.{ch}"] = float(counts["attended", p, ch]) * month
         for ch in self.channels:
             out[f"channel_calls_per_year.{ch}"] = float(counts["channel", ch]) * year
-        kept = self.kept
-        order = np.argsort(kept["call_id"].values, kind="stable")      # call order, as the log in memory
-        frame = pd.DataFrame({"warmup": np.zeros(len(order), bool),
-                              "outcome": pd.Categorical.from_codes(np.zeros(len(order), np.int8), ["in"]),
-                              "zone": pd.Categorical.from_codes(kept["zone"].values[order], list(self.zones))})
-        for name in ("diverted", "eligible", "tier", "response_time", "police_minutes"):
-            frame[name] = kept[name].values[order]
-        for _, row in zone_comparison(frame, {}, horizon_days, by="zone").iterrows():
+        for _, row in self.by_zone.frame(horizon_days, ("group",)).iterrows():
             for m in ("calls_per_year", "diversion_rate", "eligible_diversion_rate", "response_time_mean",
                       "police_hours_per_year"):
                 out[f"zone_{m}.{row['group']}"] = row[m]
@@ -1027,27 +1011,63 @@ def zone_comparison(calls: pd.DataFrame, groups: dict[str, list[str]] | list[str
     c = _incoming(calls)
     zone = c["zone"].astype(object)
     key = zone if by == "zone" else zone.map(lambda z: label.get(z, "rest"))
-    frame = pd.DataFrame({
-        "scenario": c["scenario"].astype(object) if "scenario" in c else "",
-        "replication": c["replication"] if "replication" in c else 0,
-        "group": key.to_numpy(),
-        "diverted": c["diverted"].to_numpy(), "eligible": c["eligible"].to_numpy(),
-        "eligible_diverted": (c["diverted"] & c["eligible"]).to_numpy(),
-        "fallback": (c["eligible"] & (c["tier"] > 0)).to_numpy(),     # as fallback_rate in kpis()
-        "response_time": c["response_time"].to_numpy(float),
-        "police_min": c["police_minutes"].to_numpy(float)})
+    frame = pd.DataFrame({"scenario": c["scenario"].astype(object).to_numpy() if "scenario" in c else "",
+                          "replication": c["replication"].to_numpy() if "replication" in c else 0,
+                          "group": key.to_numpy()})
     g = frame.groupby(["scenario", "replication", "group"], sort=True)
-    out = g.agg(calls=("diverted", "size"), diverted=("diverted", "sum"), eligible=("eligible", "sum"),
-                eligible_diverted=("eligible_diverted", "sum"), fallback=("fallback", "sum"),
-                response_time_mean=("response_time", "mean"), police_min=("police_min", "sum")).reset_index()
-    out["calls_per_year"] = out["calls"] * 365.0 / horizon_days
-    out["diversion_rate"] = out["diverted"] / out["calls"]
-    elig = out["eligible"].where(out["eligible"] > 0)
-    out["eligible_diversion_rate"] = out["eligible_diverted"] / elig
-    out["fallback_rate"] = out["fallback"] / elig
-    out["police_hours_per_year"] = out["police_min"] / 60.0 * 365.0 / horizon_days
-    return out[["scenario", "replication", "group", "calls", "calls_per_year", "diversion_rate",
-                "eligible_diversion_rate", "fallback_rate", "response_time_mean", "police_hours_per_year"]]
+    return _GroupTotals().add(list(g.size().index), g.ngroup().to_numpy(), c).frame(horizon_days)
+
+
+class _GroupTotals:
+    """Per group of incoming calls (a zone, a pilot area; in a log of many runs, a scenario,
+    replication and group): the counts and exact sums :func:`zone_comparison` reports, added a
+    batch of calls at a time. The sums are :class:`ExactSum`: the same to the last bit in any
+    order of the rows and however they are split into batches."""
+
+    FLAGS = ("diverted", "eligible", "eligible_diverted", "fallback")
+
+    def __init__(self):
+        self.calls: Counter = Counter()                      # group label -> calls
+        self.flags = {f: Counter() for f in self.FLAGS}
+        self.response_time: dict = defaultdict(ExactSum)
+        self.police_minutes: dict = defaultdict(ExactSum)
+
+    def add(self, labels: list, codes: np.ndarray, c: pd.DataFrame) -> "_GroupTotals":
+        """Add the incoming calls ``c``; row i is in group ``labels[codes[i]]`` (a code below 0:
+        in no group, left out as pandas' groupby leaves out a missing key)."""
+        codes = np.asarray(codes, np.int64)
+        diverted, eligible = c["diverted"].to_numpy(bool), c["eligible"].to_numpy(bool)
+        flags = {"diverted": diverted, "eligible": eligible, "eligible_diverted": diverted & eligible,
+                 "fallback": eligible & (c["tier"].to_numpy() > 0)}        # as fallback_rate in kpis()
+        rt, pm = c["response_time"].to_numpy(float), c["police_minutes"].to_numpy(float)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+        for k, key in enumerate(labels):
+            rows = order[bounds[k]:bounds[k + 1]]
+            if not len(rows):
+                continue
+            self.calls[key] += len(rows)
+            for f in self.FLAGS:
+                self.flags[f][key] += int(flags[f][rows].sum())
+            self.response_time[key].add(rt[rows])
+            self.police_minutes[key].add(pm[rows])
+        return self
+
+    def frame(self, horizon_days: float, names=("scenario", "replication", "group")) -> pd.DataFrame:
+        """One row per group (sorted by label; ``names``: the label's parts) with
+        :func:`zone_comparison`'s columns."""
+        rows = []
+        for key in sorted(self.calls):
+            n, elig = self.calls[key], self.flags["eligible"][key]
+            rows.append({**dict(zip(names, key)), "calls": n, "calls_per_year": n * 365.0 / horizon_days,
+                         "diversion_rate": self.flags["diverted"][key] / n,
+                         "eligible_diversion_rate": self.flags["eligible_diverted"][key] / elig if elig else math.nan,
+                         "fallback_rate": self.flags["fallback"][key] / elig if elig else math.nan,
+                         "response_time_mean": self.response_time[key].mean(),
+                         "police_hours_per_year": self.police_minutes[key].total() / 60.0 * 365.0 / horizon_days})
+        return pd.DataFrame(rows, columns=[*names, "calls", "calls_per_year", "diversion_rate",
+                                           "eligible_diversion_rate", "fallback_rate", "response_time_mean",
+                                           "police_hours_per_year"])
 
 
 class _Rows:
