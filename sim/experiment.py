@@ -897,64 +897,22 @@ def _busy_means(path: Path | None, pool: str, end_min: float, edges: np.ndarray,
 
 def _period_means(path: Path | None, metric: str, edges: np.ndarray, rows: int | None) -> np.ndarray:
     """Mean of the call-log column ``metric`` (NaN left out) over the calls received in each
-    period [edges[i], edges[i+1]) of a stored call log; NaN for a period with no value: the
-    numbers of ``pd.Series(values).groupby(period).mean()`` over the whole log in call order
-    (what this function did before the log was streamed), to the last bit.
+    period [edges[i], edges[i+1]) of a stored call log; NaN for a period with no value.
 
-    That mean's sum depends on the order of a period's values, and on how pandas sums: with
-    the periods in call order sorted and no NaN anywhere in the column, by
-    ``np.add.reduceat`` (plain sums), else by a compensated (Kahan) sum skipping NaN. So each
-    period's values are summed in call order (the file holds row groups in the order calls
-    finished) once its last row is read, the way the whole column would have been.
-
-    Two passes over the file: first the rows each period has, whether any value is NaN and
-    each period's first and last call id (is the log sorted by period?); then each period's
-    values with their call ids, kept until the period's last row is read (16 bytes a value).
-    Memory: a batch, a few numbers per period, and the values of periods still open: the
-    days whose calls are still being written (more when rows of many days come last: calls
-    unfinished at the end, outreach contacts, which the log appends)."""
+    One pass, a batch at a time: each period's values go into an exact sum
+    (:class:`metrics.ExactSum`, a bin per period), so a mean is the same to the last bit
+    whatever the order of the file's rows (row groups come in the order calls finished) and
+    however they are split. Memory: a batch, and a few numbers per period."""
     from .calllog import batches
+    from .metrics import ExactSum
     nb = len(edges) - 1
-    out = np.full(nb, math.nan)
     if path is None:
-        return out
-    columns = tuple(dict.fromkeys(("call_id", "t_received", metric)))
-
-    def read():
-        for b in batches(path, columns, rows):
-            # period of each row, -1 before the first edge and nb after the last (never shown)
-            k = np.clip(np.searchsorted(edges, b["t_received"].to_numpy(float), side="right") - 1, -1, nb)
-            yield k, b["call_id"].to_numpy(np.int64), _metric_values(b, metric)
-
-    total = np.zeros(nb + 2, np.int64)                  # rows per period (index: period + 1)
-    first = np.full(nb + 2, np.iinfo(np.int64).max)     # smallest and largest call id per period
-    last = np.full(nb + 2, np.iinfo(np.int64).min)
-    nan = False
-    for k, ids, v in read():
-        total += np.bincount(k + 1, minlength=nb + 2)
-        np.minimum.at(first, k + 1, ids)
-        np.maximum.at(last, k + 1, ids)
-        nan = nan or bool(np.isnan(v).any())
-    present = total > 0
-    sorted_by_period = bool(np.all(last[present][:-1] < first[present][1:]))
-    compensated = nan or not sorted_by_period           # how pandas summed the whole column
-    seen = np.zeros(nb + 2, np.int64)
-    pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}     # period -> (call ids, values)
-    for k, ids, v in read():
-        inside = (k >= 0) & (k < nb)
-        k, ids, v = k[inside], ids[inside], v[inside]
-        here = np.unique(k)
-        seen[here + 1] += np.bincount(k, minlength=nb)[here]
-        keep = ~np.isnan(v)
-        k, ids, v = k[keep], ids[keep], v[keep]
-        order = np.argsort(k, kind="stable")
-        k, ids, v = k[order], ids[order], v[order]
-        cuts = np.flatnonzero(np.diff(k)) + 1
-        for p, i, x in zip(k[np.r_[0, cuts]] if len(k) else [], np.split(ids, cuts), np.split(v, cuts)):
-            pending.setdefault(int(p), []).append((i, x))
-        _close_periods(out, pending, [int(p) for p in here if seen[p + 1] == total[p + 1]], compensated)
-    _close_periods(out, pending, list(pending), compensated)    # none left, unless the file changed
-    return out
+        return np.full(nb, math.nan)
+    sums = ExactSum(nb + 2)              # bin: period + 1 (0 before the first edge, nb + 1 after the last)
+    for b in batches(path, tuple(dict.fromkeys(("t_received", metric))), rows):
+        k = np.clip(np.searchsorted(edges, b["t_received"].to_numpy(float), side="right") - 1, -1, nb)
+        sums.add(_metric_values(b, metric), k + 1)
+    return np.array([sums.mean(i + 1) for i in range(nb)])
 
 
 def _metric_values(b: pd.DataFrame, metric: str) -> np.ndarray:
@@ -965,29 +923,6 @@ def _metric_values(b: pd.DataFrame, metric: str) -> np.ndarray:
         v = b[metric].to_numpy()
         return np.where(v < 0, math.nan, v.astype(float))
     return b[metric].to_numpy(float)
-
-
-def _close_periods(out: np.ndarray, pending: dict, periods: list[int], compensated: bool) -> None:
-    """Means of complete periods' values (NaN left out), each period's values in call order,
-    by pandas' groupby mean, summed as it summed the whole column (``compensated``: a NaN
-    given with them steers pandas to its compensated sum, which skips it; else the values,
-    sorted by period and without NaN, take its plain sums); the values are then dropped."""
-    labels, values = [], []
-    for p in periods:
-        pieces = pending.pop(p, [])
-        if not pieces:
-            continue
-        ids = np.concatenate([i for i, _ in pieces])
-        x = np.concatenate([x for _, x in pieces])
-        labels.append(np.full(len(x), p, np.int64))
-        values.append(x[np.argsort(ids, kind="stable")])
-    if not values:
-        return
-    if compensated:
-        labels.append(labels[0][:1])
-        values.append(np.array([math.nan]))
-    m = pd.Series(np.concatenate(values)).groupby(np.concatenate(labels)).mean()
-    out[m.index.to_numpy()] = m.to_numpy()
 
 
 def welch(profile: pd.DataFrame, window: int = 7) -> pd.DataFrame:
