@@ -32,7 +32,8 @@ Faults:
 
 * **One writer at a time.** ``.lock`` in the folder is held (``flock``) for the whole
   experiment. A second experiment with other settings is refused with one line at once;
-  one with the same settings waits for the first and then resumes (finding it all done).
+  one with the same settings says so in one line on stderr, waits for the first and then
+  resumes (finding it all done).
 * **Set-up before work.** ``resolved/`` is written (each file atomically) before
   ``experiment.json``, the marker of a set-up store; a reopened store rewrites any
   ``resolved/`` file that is missing or differs, so a set-up cut short is completed.
@@ -62,7 +63,7 @@ reading rules. What changes is how the guarantees are had:
   to a few seconds), or left by a process of this machine that is gone, is stale: the
   next writer takes it over with the same compare-and-swap, so of two newcomers one wins.
   While a fresh lease is held, a writer with other settings is refused at once with one
-  line (as locally), one with the same settings waits and then resumes. A writer whose
+  line (as locally), one with the same settings says so, waits and then resumes. A writer whose
   lease was taken over, or not renewed for LEASE_STALE_S, commits no more records
   (:class:`StoreBusy` at its next one).
 * **What is not guaranteed.** Mutual exclusion rests on conditional writes, which only S3
@@ -142,6 +143,7 @@ def _lock(root: Path, settings: dict) -> int:
                        else f"still setting it up after {SETTINGS_WAIT_S:g} s")
                 raise StoreBusy(str(root), None, f"in use by {holder}, {why}; wait for it to finish "
                                 "or use another output folder")
+            _say_waiting(str(root), holder, "it finishes")
             fcntl.flock(fd, fcntl.LOCK_EX)          # same experiment: wait, then resume
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"process {os.getpid()}".encode(), 0)
@@ -149,6 +151,14 @@ def _lock(root: Path, settings: dict) -> int:
     except BaseException:
         os.close(fd)
         raise
+
+
+def _say_waiting(where: str, holder: str, until: str) -> None:
+    """One line on stderr while a writer of the same experiment holds the store: the wait
+    can be long, and a silent one looks like a hang."""
+    import sys
+    print(f"note: {where} is in use by {holder} running this same experiment; waiting until "
+          f"{until}, then resuming", file=sys.stderr, flush=True)
 
 
 TEMP_PREFIX = "crisis-sim-"     # temporary stores and staging folders, in TMPDIR
@@ -762,6 +772,9 @@ class _Lease:
                                     f"{held.get('heartbeat_utc', '?')}), {why}; wait for it to finish or use "
                                     "another output folder")
                 checked = True                            # same experiment: wait, then resume
+                _say_waiting(where, f"writer {held.get('writer', '?')} (lease renewed "
+                             f"{held.get('heartbeat_utc', '?')})",
+                             f"it finishes, or its lease goes {LEASE_STALE_S:g} s without renewal")
             time.sleep(LEASE_POLL_S)
         self._renewed = time.monotonic()
         self._thread = threading.Thread(target=self._renew, daemon=True, name="crisis-sim-lease")

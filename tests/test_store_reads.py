@@ -342,3 +342,26 @@ def test_the_sweep_deletes_only_temporary_folders_of_processes_that_are_gone(tmp
     assert not gone.exists() and not stage.exists()
     assert all(d.is_dir() for d in (held, live, bare, setting_up, other))
     assert sweep_stale_temporary(tmp_path) == [held]            # once its holder let go
+
+
+def test_a_second_writer_of_the_same_experiment_says_it_waits(tmp_path, capsys):
+    # the folder's lock is held: a second writer with the same settings waits, and says so on
+    # stderr at once (a silent wait looks like a hang), then opens once the first one closes
+    import threading
+    settings = {"kind": "compare", "keep_calls": True, "cells": [{"scenario": "x", "point": 0}]}
+    first = Store.open(tmp_path / "out", settings, {})
+    opened = []
+    waiter = threading.Thread(target=lambda: opened.append(Store.open(tmp_path / "out", settings, {})))
+    waiter.start()
+    for _ in range(200):
+        err = capsys.readouterr().err
+        if err:
+            break
+        waiter.join(timeout=0.02)
+    assert not opened                                    # still waiting when it spoke
+    said = [line for line in err.splitlines() if "running this same experiment" in line]
+    assert len(said) == 1 and str(tmp_path / "out") in said[0] and f"process {os.getpid()}" in said[0]
+    first.close()
+    waiter.join(timeout=20)
+    assert opened
+    opened[0].close()

@@ -173,7 +173,7 @@ def lease_store(request):
     return fs, "memory://lease-test", f"/lease-test/{store_mod.LOCK_FILE}"
 
 
-def test_one_writer_at_a_time_by_a_lease_renewed_taken_over_when_stale(lease_store, monkeypatch):
+def test_one_writer_at_a_time_by_a_lease_renewed_taken_over_when_stale(lease_store, monkeypatch, capsys):
     fs, url, lock = lease_store
     settings = {"kind": "compare", "keep_calls": True, "cells": [{"scenario": "x", "point": 0}]}
     monkeypatch.setattr(store_mod, "LEASE_BEAT_S", 0.05)
@@ -191,9 +191,13 @@ def test_one_writer_at_a_time_by_a_lease_renewed_taken_over_when_stale(lease_sto
     else:
         pytest.fail("the lease was not renewed")
     assert not opened and json.loads(fs.cat_file(lock))["writer"] == first._lease.writer
+    holder = first._lease.writer
     first.close()
     waiter.join(timeout=20)
     assert opened and json.loads(fs.cat_file(lock))["writer"] == opened[0]._lease.writer
+    # the waiter said so, once, naming the holder and when it would go on
+    said = [line for line in capsys.readouterr().err.splitlines() if "running this same experiment" in line]
+    assert len(said) == 1 and f"writer {holder}" in said[0] and "without renewal" in said[0]
     first = opened[0]
     # it stops renewing (a frozen machine); once stale, a second writer takes the lease over
     first._lease._stop.set()
