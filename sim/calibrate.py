@@ -25,8 +25,8 @@ each fitted one naming the parameters the file's ``calibrated:`` mapping set to 
 Only the KPIs are kept (no call logs): each replication streams its logs to scratch files
 (``sim/calllog.py``) and reads them back a batch at a time (:func:`sim.metrics.kpis_from_file`,
 :func:`sim.metrics.program_kpis_from_file`), so memory follows the calls open at once and
-the few bytes a call the KPIs keep (~12 for the quantiles, ~29 for the zone sums), not the
-whole log.
+the few bytes a call the KPIs keep (~12 for the quantiles; the zone figures are exact sums,
+nothing a call), not the whole log.
 Replications run in this process (``workers=1``) or in a process pool; replication ``r``
 of a scenario always draws from streams keyed by ``(seed, r)``, so the table does not
 depend on the number of workers.

@@ -897,7 +897,7 @@ def program_kpis(calls: pd.DataFrame, horizon_days: float) -> dict[str, float]:
 
 
 PROGRAM_CALL_COLUMNS: tuple[str, ...] = (
-    "call_id", "warmup", "outcome", "proactive", "person", "pool", "second_pool", "channel", "backup",
+    "warmup", "outcome", "proactive", "person", "pool", "second_pool", "channel", "backup",
     "response_time", "t_second_on_scene", "t_received", "police_on_scene",
     "zone", "diverted", "eligible", "tier", "police_minutes")
 """Columns :func:`program_kpis` (and its :func:`zone_comparison` by zone) reads."""

@@ -281,12 +281,10 @@ def optimize_html(f: RunFolder) -> str:
     return "".join(out)
 
 
-def _store_table(f: RunFolder, name: str, keys: list[str]):
+def _store_table(f: RunFolder, store, name: str):
     """A table an experiment stored Hive-partitioned by scenario/point/replication, or None:
     the rows of committed, successful replications only, read as the store reads them (a
     replication killed before its record, or one that failed, is in no figure)."""
-    from .store import ObjectStore, Store
-    store = ObjectStore(f.source, keys) if f.source else Store(f.path, keys)
     where = f"{f.source or f.path}/{name}"
     try:
         if not (store.fs.isdir(f"{store.base}/{name}") if f.source else (f.path / name).is_dir()):
@@ -307,8 +305,10 @@ def compare_members(f: RunFolder) -> list[RunFolder]:
     cells = _read(f.path / "cells.csv")
     if cells is None:
         return []
+    from .store import ObjectStore, Store
     keys = [str(k) for k in cells["scenario"].drop_duplicates()]
-    tables = {name: _store_table(f, name, keys)
+    store = ObjectStore(f.source, keys) if f.source else Store(f.path, keys)
+    tables = {name: _store_table(f, store, name)
               for name in ("kpis", "calls", "pools", "hourly", "occupancy", "facilities")}
     members = []
     for _, cell in cells.drop_duplicates("scenario").iterrows():

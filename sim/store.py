@@ -310,8 +310,7 @@ class Store:
     # --- writing ------------------------------------------------------------------
 
     def part(self, table: str, scenario: str, point: int, replication: int) -> Path:
-        return (self.root / table / f"scenario={scenario}" / f"point={int(point)}"
-                / f"replication={int(replication)}" / PART_FILE)
+        return self.root / table / _rel((scenario, int(point), int(replication)))
 
     def scratch(self, table: str, scenario: str, point: int, replication: int) -> Path:
         """A working file for one replication's table, outside the tables (never read as
@@ -416,16 +415,14 @@ class Store:
         """The ``runs`` table: one record per committed replication (ok or failed). A record
         part that cannot be read is skipped with a :class:`StoreWarning` (it commits nothing)."""
         files, fs = self._parts("runs")
-        keys = sorted((k for k in files if replications is None or k[2] < replications), key=self._order)
+        # experiment order: scenarios as in ``keys`` (others after them), then point, replication
+        rank = {k: i for i, k in enumerate(self.keys)}
+        keys = sorted((k for k in files if replications is None or k[2] < replications),
+                      key=lambda k: (rank.get(k[0], len(rank)), *k))
         df = self._read_parts("runs", [(k, files[k]) for k in keys], fs, records=True)
         if "status" not in df:
             df["status"] = pd.Series(dtype=str)
         return df
-
-    def _order(self, key: tuple[str, int, int]) -> tuple:
-        """Experiment order: scenarios as in ``keys`` (others after them), then point, replication."""
-        rank = {k: i for i, k in enumerate(self.keys)}
-        return (rank.get(key[0], len(rank)), key[0], key[1], key[2])
 
     def read(self, table: str, replications: int | None = None) -> pd.DataFrame:
         """A table's rows of committed, successful replications ``< replications``.
