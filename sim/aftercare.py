@@ -25,6 +25,7 @@ from .streams import (ESCALATE_ADVOCACY, ESCALATE_ADVOCACY_TIME, ESCALATE_ON_SCE
                       FOLLOW_UP_TURNOUT, LENGTH_OF_STAY, RETURN_FOLLOW_UP, STEP_DOWN, TRANSPORT_TRAVEL)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .callpath import CallInputs
     from .model import Model
 
 FOLLOWUP_NONE, FOLLOWUP_DONE, FOLLOWUP_MISSED = 0, 1, 2
@@ -100,7 +101,7 @@ class Facility:
             self._record()
 
 
-def transport(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, span):
+def transport(m: "Model", i: int, c: "CallInputs", unit, x: float, y: float, zone: int, cp, span):
     """Drive the person to a facility, wait or divert if it is full, hand over.
 
     ``span`` is the unit's open span on the call; the transport is a span of its own (from
@@ -111,12 +112,12 @@ def transport(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, span)
     """
     env, rec = m.env, m.rec
     spec = cp.transport
-    if m.u_consent[i] >= spec.consent:
+    if c.u_consent >= spec.consent:
         rec["consent_refused"][i] = True
         return None, span
     m.close(span)
-    span = m.open(unit, "transport", i, env.now, m.priority[i])
-    fac = cp.pick_destination(m.u_destination[i])
+    span = m.open(unit, "transport", i, env.now, c.priority)
+    fac = cp.pick_destination(c.u_destination)
     loc = (x, y, zone)
     door_wait = 0.0
     tried: set[int] = set()
@@ -145,7 +146,7 @@ def transport(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, span)
     m.arrived(span)
     rec["door_wait"][i] = door_wait
     rec["destination"][i] = fac.index
-    h = fac.handover(m.u_handover[i])
+    h = fac.handover(c.u_handover)
     if h > 0:
         yield env.timeout(h)
     rec["t_handover"][i] = env.now
@@ -250,13 +251,13 @@ class CaseManagement:
         self.enrolments += 1
 
 
-def escalate(m: "Model", i: int, unit, x: float, y: float, zone: int, esc, span):
+def escalate(m: "Model", i: int, unit, x: float, y: float, zone: int, priority: int, esc, span):
     """After a callback, an urgent case: the volunteer goes to the scene, sometimes on to
     the hospital as an advocate (a span of its own). Returns (position afterwards, open span)."""
     env, rec = m.env, m.rec
     rec["escalated"][i] = True
     m.close(span)
-    span = m.open(unit, "scene_visit", i, env.now, m.priority[i])
+    span = m.open(unit, "scene_visit", i, env.now, priority)
     d = m.geo.turnout(m.ku(i, ESCALATE_TURNOUT)) + m.geo.drive(
         unit.x, unit.y, unit.zone, x, y, zone, m.ku(i, ESCALATE_TRAVEL))
     if d > 0:

@@ -11,7 +11,7 @@ through ``Model.open`` / ``Model.close``: the resource audit is derived from tho
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .aftercare import escalate, follow_up, transport
 from .streams import (BACKUP_ON_SCENE, BACKUP_TRAVEL, BACKUP_TURNOUT, CONSULT_SERVICE, DESK_SERVICE,
@@ -28,22 +28,51 @@ REASON_NONE, REASON_BUSY, REASON_UNSTAFFED = range(3)
 REASON_NAMES = ("none", "busy", "unstaffed")
 
 
-def call_process(m: "Model", i: int):
+class CallInputs(NamedTuple):
+    """What a call brings to its process, fixed before the run: where and what it is, and
+    its pre-drawn uniforms (``u_<purpose>``, one per random step of the call path).
+
+    One tuple per call, made a chunk of calls at a time as they arrive
+    (``Model._source``) and held by the call's process alone, so it goes when the call
+    ends. An input the scenario's call path cannot read is ``None``: a read of it stops the
+    run with a TypeError, never gives a wrong number."""
+    call_path: object      # the screened path (model._CPath)
+    x: float               # km
+    y: float
+    zone: int              # the call's zone
+    dzone: int             # its dispatch zone (the zone, or 0 without geography)
+    ctype: int             # call type code
+    person: int            # caller id (case management), -1 when not drawn
+    priority: int
+    u_processing: float
+    u_turnout: float
+    u_travel: float
+    u_on_scene: float
+    u_outcome: float
+    u_consult: float
+    u_destination: float
+    u_consent: float
+    u_handover: float
+    u_prevent: float
+    u_escalate: float
+
+
+def call_process(m: "Model", i: int, c: CallInputs):
     env = m.env
     rec = m.rec
-    path = m.call_path[i]
-    x, y, zone, dz = m.x[i], m.y[i], m.zone[i], m.dzone[i]
-    ctype = m.ctype[i]
-    priority = m.priority[i]
+    path = c.call_path
+    x, y, zone, dz = c.x, c.y, c.zone, c.dzone
+    ctype = c.ctype
+    priority = c.priority
     cm = m.casemgmt
-    if cm is not None and cm.active(m.person[i], env.now) and m.u_prevent[i] >= cm.factor:
+    if cm is not None and cm.active(c.person, env.now) and c.u_prevent >= cm.factor:
         rec["outcome"][i] = PREVENTED     # case management: this call does not happen
         m.call_closed(i)
         return
 
     # --- call processing, then an optional triage desk -------------------------------
     if m.has_processing:
-        d = m.processing(m.u_processing[i])
+        d = m.processing(c.u_processing)
         if d > 0:
             yield env.timeout(d)
     if path.desk is not None:
@@ -77,7 +106,7 @@ def call_process(m: "Model", i: int):
         rec["t_callback"][i] = now              # a call returned by phone: nobody goes on scene
     else:
         if m.has_travel:
-            d = m.geo.turnout(m.u_turnout[i]) + m.geo.drive(unit.x, unit.y, unit.zone, x, y, zone, m.u_travel[i])
+            d = m.geo.turnout(c.u_turnout) + m.geo.drive(unit.x, unit.y, unit.zone, x, y, zone, c.u_travel)
             if d > 0:
                 yield env.timeout(d)
                 now = env.now
@@ -85,20 +114,20 @@ def call_process(m: "Model", i: int):
         rec["t_on_scene"][i] = now
     m.arrived(span)
     if cm is not None:
-        cm.contact(m.person[i], pool.index, now)
+        cm.contact(c.person, pool.index, now)
 
     # --- on scene -----------------------------------------------------------------
     if path.consult is not None and police:
-        yield from _consult(m, i, path.consult, unit, span, x, y, zone, dz, ctype, priority)
+        yield from _consult(m, i, c, path.consult, unit, span)
         m.call_closed(i)
         return
-    outcome = cp.outcome(ctype, m.u_outcome[i])
+    outcome = cp.outcome(ctype, c.u_outcome)
     if ctype not in cp.takes:       # misrouted to a team that cannot take it
         outcome = BACKUP
     backup = None
     if outcome == BACKUP and not police:
         backup = env.process(_backup(m, i, x, y, zone, dz, ctype))
-    yield env.timeout(cp.on_scene[ctype](m.u_on_scene[i]))
+    yield env.timeout(cp.on_scene[ctype](c.u_on_scene))
     if backup is not None:
         yield backup
         police = True
@@ -106,10 +135,10 @@ def call_process(m: "Model", i: int):
     if police:                          # (the column's default is False)
         rec["police_on_scene"][i] = True
     where = (x, y, dz)
-    if cp.escalation is not None and m.u_escalate[i] < cp.escalation.share:
-        where, span = yield from escalate(m, i, unit, x, y, dz, cp.escalation, span)
+    if cp.escalation is not None and c.u_escalate < cp.escalation.share:
+        where, span = yield from escalate(m, i, unit, x, y, dz, priority, cp.escalation, span)
     if outcome == TRANSPORT:
-        outcome, where, span = yield from _transport_if_due(m, i, unit, x, y, dz, cp, outcome, span)
+        outcome, where, span = yield from _transport_if_due(m, i, c, unit, x, y, dz, cp, outcome, span)
     elif outcome == FOLLOW_UP and cp.follow_ups is not None:
         m.hold(i)
         env.process(follow_up(m, i, m.followup_tier[pool.index], x, y, zone, dz, cp.follow_ups))
@@ -185,13 +214,14 @@ def _backup(m: "Model", i: int, x: float, y: float, zone: int, dz: int, ctype: i
     yield from m.finish(unit, x, y, dz, span, i, RETURN_BACKUP)
 
 
-def _consult(m: "Model", i, consult, first, span, x, y, zone, dz, ctype, priority):
+def _consult(m: "Model", i: int, c: CallInputs, consult, first, span):
     """LAPD flow: the first (sworn) unit consults a desk from the scene; the desk sends a
     second pool or has the first unit transport. Records the call as cleared."""
     env, rec = m.env, m.rec
+    x, y, zone, dz, ctype, priority = c.x, c.y, c.zone, c.dzone, c.ctype, c.priority
     rec["desk_wait"][i] = yield from _use_desk(m, i, consult.desk, consult.desk_service, CONSULT_SERVICE, priority)
     cp_first = m.cpools[first.pool.index]
-    if m.u_consult[i] < consult.p_second:
+    if c.u_consult < consult.p_second:
         tier2 = consult.tier
         team2 = m.disp.take(tier2, x, y, dz, priority)
         if team2 is None and consult.max_wait != 0 and (
@@ -212,23 +242,23 @@ def _consult(m: "Model", i, consult, first, span, x, y, zone, dz, ctype, priorit
             if consult.hands_over:
                 _hand_over(m, i, first, x, y, dz, span)
             cp2 = m.cpools[team2.pool.index]
-            outcome = cp2.outcome(ctype, m.u_outcome[i])
-            yield env.timeout(cp2.on_scene[ctype](m.u_on_scene[i]))
+            outcome = cp2.outcome(ctype, c.u_outcome)
+            yield env.timeout(cp2.on_scene[ctype](c.u_on_scene))
             rec["t_cleared"][i] = env.now
             rec["police_on_scene"][i] = True
             if not consult.hands_over:
                 _hand_over(m, i, first, x, y, dz, span)
-            outcome, where, span2 = yield from _transport_if_due(m, i, team2, x, y, dz, cp2, outcome, span2)
+            outcome, where, span2 = yield from _transport_if_due(m, i, c, team2, x, y, dz, cp2, outcome, span2)
             rec["outcome"][i] = outcome
             yield from m.finish(team2, *where, span2, i, RETURN_SECOND)
             rec["t_second_free"][i] = env.now
             return
         rec["second_unavailable"][i] = True
     # the desk kept the call with the first unit (or no second team came in time)
-    yield env.timeout(cp_first.on_scene[ctype](m.u_on_scene[i]))
+    yield env.timeout(cp_first.on_scene[ctype](c.u_on_scene))
     rec["t_cleared"][i] = env.now
     rec["police_on_scene"][i] = True
-    outcome, where, span = yield from _transport_if_due(m, i, first, x, y, dz, cp_first, consult.otherwise, span)
+    outcome, where, span = yield from _transport_if_due(m, i, c, first, x, y, dz, cp_first, consult.otherwise, span)
     rec["outcome"][i] = outcome
     yield from m.finish(first, *where, span, i, RETURN_FIRST, answering=True)
 
@@ -244,10 +274,11 @@ def _hand_over(m: "Model", i: int, first, x: float, y: float, dz: int, span) -> 
     m.env.process(drive_back())
 
 
-def _transport_if_due(m: "Model", i: int, unit, x: float, y: float, zone: int, cp, outcome: int, span):
+def _transport_if_due(m: "Model", i: int, c: CallInputs, unit, x: float, y: float, zone: int, cp,
+                      outcome: int, span):
     """Drive the person to a facility when the outcome is a transport the pool makes.
     Returns (outcome, unit position, open span); a declined transport ends as resolved."""
     if outcome != TRANSPORT or cp.transport is None:
         return outcome, (x, y, zone), span
-    where, span = yield from transport(m, i, unit, x, y, zone, cp, span)
+    where, span = yield from transport(m, i, c, unit, x, y, zone, cp, span)
     return (RESOLVED, (x, y, zone), span) if where is None else (TRANSPORT, where, span)

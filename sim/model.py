@@ -23,6 +23,8 @@ import struct
 import time
 from array import array
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import count, repeat
 
 import numpy as np
 import pandas as pd
@@ -32,7 +34,7 @@ from .aftercare import FOLLOWUP_NAMES, CaseManagement, Facility, outreach
 from .arrivals import CallSource
 from .calllog import LogFiles, release_memory
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
-                       call_process)
+                       CallInputs, call_process)
 from .geography import Geography
 from .metrics import TASKS, add_call_columns, audits_from_files, hourly_audit, resource_audit, step_integral
 from .record import Record
@@ -41,11 +43,13 @@ from .scenario import Scenario
 from .streams import KeyedUniforms, Streams
 
 NAN = math.nan
-CHUNK = 4096        # calls whose inputs become Python objects at once (see Model._fill)
-# the per-call uniforms the call path reads (``m.u_<purpose>[i]``)
+CHUNK = 4096        # calls whose inputs become Python objects at once (see Model._chunk_inputs)
+# the per-call uniforms the call path reads (``CallInputs.u_<purpose>``)
 CHUNK_DRAWS = ("processing", "turnout", "travel", "on_scene", "outcome", "consult", "destination", "consent",
                "handover", "prevent", "escalate")
 _TASK_CODE = {name: k for k, name in enumerate(TASKS)}
+# a tuple of values as CallInputs (tuple.__new__: no Python-level call per call)
+_call_inputs = partial(tuple.__new__, CallInputs)
 _SPAN = struct.Struct("16d").pack   # one span of the assignments log as 16 doubles (128 bytes)
 
 
@@ -353,31 +357,19 @@ class Model:
         self._path_objects = np.empty(len(path_names), dtype=object)
         self._path_objects[:] = [self.paths[name] for name in path_names]
         # per-call inputs: numpy columns for a block of calls (a week, ``arrivals.CallSource``),
-        # handed to the hot loop as dicts {call: value} filled a chunk at a time as calls arrive
-        # and emptied of calls whose process has ended at the next chunk (scalar lookups in a
-        # dict cost what they cost in a list; the Python objects exist only for about a chunk
-        # and the calls in flight, not for the whole horizon)
-        # Only the inputs this scenario's call path can read are made (a validation M/M/c reads
-        # 9 of the 18): an input it has no use for stays an empty dict, so a read of one would
-        # stop the run with a KeyError, never give a wrong number.
+        # turned into one CallInputs tuple per call a chunk at a time as calls arrive, each held
+        # by its call's process alone (the Python objects exist only for about a chunk and the
+        # calls in flight, not for the whole horizon). Only the inputs this scenario's call path
+        # can read are made (a validation M/M/c reads 9 of the 19): the others are None.
         cm_on = self.casemgmt is not None
         transports = any(cp.transport for cp in self.cpools)
-        read = {"person": cm_on, "dzone": geo.model == "none", "u_processing": self.has_processing,
+        read = {"person": cm_on, "u_processing": self.has_processing,
                 "u_turnout": self.has_travel, "u_travel": self.has_travel,
                 "u_consult": any(p.consult for p in s.triage.paths.values()),
                 "u_destination": transports, "u_consent": transports, "u_handover": transports,
                 "u_prevent": cm_on, "u_escalate": any(cp.escalation is not None for cp in self.cpools)}
-        names = ["call_path", "x", "y", "zone", "dzone", "ctype", "person", "priority"]
-        names += [f"u_{purpose}" for purpose in CHUNK_DRAWS]
-        self._input_names = [name for name in names if read.get(name, True)]
-        self._inputs: list[np.ndarray] = []
-        self._columns = []
-        for name in names:
-            setattr(self, name, {})
-        for name in self._input_names:
-            self._columns.append(getattr(self, name))
-        if geo.model != "none":
-            self.dzone = self.zone        # the dispatch zone is the call's zone
+        self._read_inputs = [read.get(name, True) for name in CallInputs._fields]
+        self._inputs: list[np.ndarray | None] = []
         # what the call log keeps of each block's calls until they are all written: (first
         # call id, columns); streaming drops a block once its last call is in the file
         self._blocks: list[tuple[int, dict[str, np.ndarray]]] = []
@@ -393,8 +385,8 @@ class Model:
 
     def _start_block(self, first: int, c) -> np.ndarray:
         """Calls ``first``.. of one block (:class:`arrivals.Calls`): their paths screened,
-        their hot-loop inputs ready for :meth:`_fill`, the columns the call log keeps of them
-        put aside; returns their arrival times."""
+        their hot-loop inputs ready for :meth:`_chunk_inputs`, the columns the call log keeps
+        of them put aside; returns their arrival times."""
         true_path = self._path_of[c.call_type, c.zone]
         screened = true_path.copy()
         for pi, p_by_type, to in self._misroutes:
@@ -403,19 +395,19 @@ class Model:
         priority = self._priority_of[c.call_type]
         inputs = {"call_path": self._path_objects[screened], "x": c.x, "y": c.y, "zone": c.zone,
                   "ctype": c.call_type, "person": c.person, "priority": priority,
-                  "dzone": np.zeros(len(c), dtype=np.int64), **{f"u_{p}": c.u[p] for p in CHUNK_DRAWS}}
-        self._inputs = [inputs[name] for name in self._input_names]
+                  # the dispatch zone: the call's zone, or one zone for a city without geography
+                  "dzone": np.zeros(len(c), dtype=np.int64) if self.no_geography else c.zone,
+                  **{f"u_{p}": c.u[p] for p in CHUNK_DRAWS}}
+        self._inputs = [inputs[name] if r else None for name, r in zip(CallInputs._fields, self._read_inputs)]
         self._blocks.append((first, {"t": c.t, "channel": c.channel, "call_type": c.call_type, "zone": c.zone,
                                      "x": c.x, "y": c.y, "person": c.person, "priority": priority,
                                      "path": screened, "misrouted": screened != true_path}))
         return c.t
 
-    def _fill(self, first: int, a: int, b: int) -> None:
-        """Make the inputs of the block's calls a..b-1 (call ids first+a..) available to the
-        call path (``m.x[i]``...)."""
-        keys = list(range(first + a, first + b))   # one int object per call, shared by the columns
-        for col, values in zip(self._columns, self._inputs):
-            col.update(zip(keys, values[a:b].tolist()))
+    def _chunk_inputs(self, a: int, b: int):
+        """The CallInputs of the current block's calls a..b-1, one tuple per call, in order."""
+        cols = [repeat(None) if v is None else v[a:b].tolist() for v in self._inputs]
+        return map(_call_inputs, zip(*cols))
 
     def _kept(self, ids: np.ndarray) -> dict[str, np.ndarray]:
         """The kept input columns of calls ``ids`` (sorted), gathered from their blocks."""
@@ -441,18 +433,7 @@ class Model:
             self._blocks.pop(0)
 
     def _sweep(self) -> None:
-        """Keep the inputs of calls still open, only, and retire the finished calls' record.
-
-        The input columns are rebuilt from the calls in flight, a few, rather than emptied of
-        the finished ones, a chunk of them (nothing reads a call's inputs once its process has
-        ended: follow-ups, backups and drives back get what they need as arguments)."""
-        live = self.record.holds
-        for k, name in enumerate(self._input_names):
-            col = self._columns[k]
-            self._columns[k] = kept = {i: col[i] for i in live if i in col}
-            setattr(self, name, kept)
-        if not self.no_geography:
-            self.dzone = self.zone
+        """Retire the finished calls' record."""
         self._retired(self.record.retire())
 
     def _retired(self, batch: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
@@ -493,8 +474,7 @@ class Model:
             for a in range(0, len(t_all), CHUNK):
                 b = min(a + CHUNK, len(t_all))
                 self._sweep()
-                self._fill(first, a, b)
-                for i, t in enumerate(t_all[a:b].tolist(), first + a):
+                for i, t, c in zip(count(first + a), t_all[a:b].tolist(), self._chunk_inputs(a, b)):
                     now = env.now
                     if t > now:
                         d = t - now
@@ -506,7 +486,7 @@ class Model:
                             t_all[i - first] = now + d
                     self.open_calls += 1
                     start(i)
-                    _CallProcess(env, call_process(self, i))
+                    _CallProcess(env, call_process(self, i, c))
             first += len(t_all)
         self._inputs = []
         if env.now < self.s.end_min:        # outreach and shifts run to the end of the horizon
@@ -547,7 +527,7 @@ class Model:
             for span in list(self._open.values()):   # units still busy at the cap: booked to the end
                 self.close(span, open_at_end=True)
             wall = time.perf_counter() - wall0
-            self._inputs = self._columns = None      # the hot loop's inputs: not read after the run
+            self._inputs = None      # the hot loop's inputs: not read after the run
             self._retired(self.record.retire(everything=True))    # unfinished calls too
             self.n_calls = self.n_reactive + len(self.outreach_rows)   # calls and outreach contacts in the log
             self._retired(self._append_outreach())

@@ -12,6 +12,7 @@ import pytest
 
 import sim
 import sim.model as model_mod
+from sim.callpath import CallInputs
 from sim.cli import main
 from sim.model import Model
 
@@ -23,15 +24,28 @@ SCALE = ROOT / "scenarios/scale/city_100k.yaml"
 
 def _run(path: Path, chunk: int, monkeypatch, days: float = 6):
     """One replication with inputs made ``chunk`` calls at a time; records, at every chunk,
-    the time and how many calls' inputs were held once finished calls were dropped."""
+    the time and how many calls' inputs (CallInputs tuples) were alive, before the chunk's
+    own are made."""
     monkeypatch.setattr(model_mod, "CHUNK", chunk)
-    held = []
-    fill = Model._fill
+    alive = [0]
 
-    def spy(self, first, a, b):
-        held.append((self.env.now, len(self.x), first + a))
-        fill(self, first, a, b)
-    monkeypatch.setattr(Model, "_fill", spy)
+    class Counted(CallInputs):          # a CallInputs that counts itself in and out
+        __slots__ = ()
+
+        def __del__(self):
+            alive[0] -= 1
+
+    def make(values):
+        alive[0] += 1
+        return tuple.__new__(Counted, values)
+    monkeypatch.setattr(model_mod, "_call_inputs", make)
+    held = []
+    chunk_inputs = Model._chunk_inputs
+
+    def spy(self, a, b):
+        held.append((self.env.now, alive[0], self._blocks[-1][0] + a))
+        return chunk_inputs(self, a, b)
+    monkeypatch.setattr(Model, "_chunk_inputs", spy)
     s = sim.load_scenario(path, {"horizon_days": days, "warmup_days": 1})
     return Model(s, seed=5).run(), held
 
