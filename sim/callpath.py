@@ -33,7 +33,7 @@ class CallInputs(NamedTuple):
     its pre-drawn uniforms (``u_<purpose>``, one per random step of the call path).
 
     One tuple per call, made a chunk of calls at a time as they arrive
-    (``Model._source``) and held by the call's process alone, so it goes when the call
+    (``Model._chunk_inputs``) and held by the call's process alone, so it goes when the call
     ends. An input the scenario's call path cannot read is ``None``: a read of it stops the
     run with a TypeError, never gives a wrong number."""
     call_path: object      # the screened path (model._CPath)

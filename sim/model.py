@@ -432,10 +432,6 @@ class Model:
         while len(self._blocks) > 1 and self._blocks[0][0] + len(self._blocks[0][1]["t"]) <= low:
             self._blocks.pop(0)
 
-    def _sweep(self) -> None:
-        """Retire the finished calls' record."""
-        self._retired(self.record.retire())
-
     def _retired(self, batch: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
         """Keep a retired batch for the call log (streaming: write a row group once there
         are enough rows)."""
@@ -473,7 +469,7 @@ class Model:
             t_all = self._start_block(first, block)
             for a in range(0, len(t_all), CHUNK):
                 b = min(a + CHUNK, len(t_all))
-                self._sweep()
+                self._retired(self.record.retire())      # the finished calls' record leaves
                 for i, t, c in zip(count(first + a), t_all[a:b].tolist(), self._chunk_inputs(a, b)):
                     now = env.now
                     if t > now:
