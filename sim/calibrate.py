@@ -23,8 +23,9 @@ tolerance"); ``fitted``, ``input`` and ``derived`` targets follow as consistency
 each fitted one naming the parameters the file's ``calibrated:`` mapping set to meet it.
 
 Only the KPIs are kept (no call logs): each replication streams its logs to scratch files
-(``sim/calllog.py``) and reads them back a batch at a time (:func:`sim.metrics.kpis_from_file`,
-:func:`sim.metrics.program_kpis_from_file`), so memory follows the calls open at once and
+(``sim/calllog.py``), its standard KPIs gathered as the rows are written
+(:class:`sim.metrics.StreamTotals`) and the calibration counts read back a batch at a time
+(:func:`sim.metrics.program_kpis_from_file`), so memory follows the calls open at once and
 the few bytes a call the KPIs keep (~12 for the quantiles; the zone figures are exact sums,
 nothing a call), not the whole log.
 Replications run in this process (``workers=1``) or in a process pool; replication ``r``
@@ -109,7 +110,7 @@ def replicate(scenario: Scenario, seed: int, replication: int) -> dict[str, floa
     if getattr(scenario, "kind", None) == "violence":
         from .violence.experiment import single_run as violence_run
         return violence_run(scenario, seed, replication)[3]
-    # the logs stream to scratch files read back a batch at a time: memory follows the calls
+    # the logs stream to scratch files (the counts read back a batch at a time): memory follows the calls
     # open at once and what the KPIs keep per call, not the horizon
     with tempfile.TemporaryDirectory(prefix="crisis-sim-calibrate-") as tmp:
         files = LogFiles(Path(tmp) / "calls.parquet", Path(tmp) / "assignments.parquet")

@@ -46,7 +46,7 @@ import pandas as pd
 from .calllog import LogFiles
 from .callsample import sample_file
 from .columns import nullify
-from .metrics import kpis, kpis_from_file, summarise
+from .metrics import kpis, summarise
 from .model import Model, RunResult
 from .results import manifest, write_csv, write_text
 from .scenario import (Scenario, ScenarioError, ScenarioHeader, apply_overrides, load_raw, parse_value,
@@ -57,11 +57,13 @@ from .store import PARTITION, Store, fingerprint, utc_now
 def single_run(scenario: Scenario, seed: int, replication: int, stream: LogFiles | None = None
                ) -> tuple[RunResult, dict[str, float]]:
     """One replication and its KPIs. ``stream``: write the logs to these files as the run goes
-    (the result's frames then have no rows) and read the KPIs' columns back from them."""
+    (the result's frames then have no rows; the KPIs come from the aggregates gathered as the
+    rows were written, ``metrics.StreamTotals``)."""
     res = Model(scenario, seed, replication, stream=stream).run()
     if stream is None:
         return res, kpis(res.calls, res.pools, scenario.horizon_days, res.facilities, scenario)
-    return res, kpis_from_file(stream.calls.path, res.pools, scenario.horizon_days, res.facilities, scenario)
+    totals, res.totals = res.totals, None       # (its ~12 bytes a call go once the KPIs are formed)
+    return res, totals.kpis(res.pools, scenario.horizon_days, res.facilities)
 
 
 @dataclass

@@ -14,12 +14,12 @@ Three layers, each computed from what the run recorded and nothing else:
   the report read these same numbers.
 
 The audits and the KPIs are gathered a batch of rows at a time (``_AuditTotals``,
-``_CallTotals``) and formed once at the end: a log in memory is one batch, a streamed
-replication's files are read a row group at a time (:func:`audits_from_files`,
-:func:`kpis_from_file`) by the same code, in memory bounded by a batch plus ~12 bytes per
-call (issue 17). Sums and means are exact (:class:`ExactSum`, rounded once), so the numbers
-do not depend on how the rows are split or ordered: the streamed and in-memory results are
-the same to the last bit.
+``_CallTotals``) and formed once at the end: a log in memory is one batch; a streamed
+replication hands them each row group as it writes it (:class:`StreamTotals`), and a stored
+log is read a row group at a time (:func:`audits_from_files`, :func:`kpis_from_file`) — the
+same code, in memory bounded by a batch plus ~12 bytes per call (issue 17). Sums and means
+are exact (:class:`ExactSum`, rounded once), so the numbers do not depend on how the rows
+are split or ordered: the streamed and in-memory results are the same to the last bit.
 
 Every KPI family is defined by one entry of :data:`GLOSSARY` (name pattern -> one sentence);
 :func:`glossary` gives the text the report prints, and ``docs/outputs.md`` lists them.
@@ -813,6 +813,35 @@ def kpis_from_file(calls_path, pools: pd.DataFrame | None, horizon_days: float,
         del b
         release_memory()
     return totals.result(pools, horizon_days, facilities)
+
+
+class StreamTotals:
+    """The KPIs' and the audits' running aggregates of a streamed replication: the model
+    hands it each row group of the call log and of the assignments log as it writes them
+    (``Model._flush``), so neither file is read back to form the numbers. The very code of
+    :func:`kpis`, :func:`resource_audit` and :func:`hourly_audit` (``_CallTotals``,
+    ``_AuditTotals``), so the numbers are those of the logs in memory and of the files read
+    back (:func:`kpis_from_file`, :func:`audits_from_files`) to the last bit. Memory: theirs,
+    ~12 + (1 + pools / 8) bytes a call; ``calls``: the calls expected (arrays sized once)."""
+
+    def __init__(self, scenario, pools: list[dict], t0: float, t1: float, calls: int = 0):
+        self._calls = _CallTotals(scenario, calls)
+        self._audit = _AuditTotals(pools, t0, t1, calls=calls)
+
+    def add(self, calls: pd.DataFrame, work: pd.DataFrame) -> None:
+        """One row group of each log as written (the model's frames: ids of none as -1)."""
+        self._calls.add(calls)
+        self._audit.add_calls(calls)
+        self._audit.add_work(work)
+
+    def audits(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(:func:`resource_audit`, :func:`hourly_audit`) of every row added."""
+        return self._audit.pools_frame(), self._audit.hourly_frame()
+
+    def kpis(self, pools: pd.DataFrame | None, horizon_days: float,
+             facilities: pd.DataFrame | None = None) -> dict[str, float]:
+        """:func:`kpis` of every row added."""
+        return self._calls.result(pools, horizon_days, facilities)
 
 
 def _first_tier_police(c: _Rows, scenario) -> np.ndarray:

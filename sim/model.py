@@ -36,7 +36,7 @@ from .calllog import LogFiles, release_memory
 from .callpath import (BACKUP, FOLLOW_UP, OUTCOME_NAMES, REASON_NAMES, RESOLVED, TRANSPORT, UNFINISHED,
                        CallInputs, call_process)
 from .geography import Geography
-from .metrics import TASKS, add_call_columns, audits_from_files, hourly_audit, resource_audit, step_integral
+from .metrics import TASKS, StreamTotals, add_call_columns, hourly_audit, resource_audit, step_integral
 from .record import Record
 from .resources import Dispatcher, Pool, Tier, VehiclePool, _AnyIndex, _GridIndex, _ZoneIndex, crew_process
 from .scenario import Scenario
@@ -162,6 +162,8 @@ class RunResult:
     facilities: pd.DataFrame = field(default_factory=pd.DataFrame)   # audit per facility
     occupancy: pd.DataFrame = field(default_factory=pd.DataFrame)    # facility, t, occupied, beds
     info: dict = field(default_factory=dict)
+    # streamed: the KPIs' running aggregates, fed each row group as it was written
+    totals: StreamTotals | None = None
 
 
 class Model:
@@ -446,7 +448,9 @@ class Model:
         ids, cols = _concat_batches(self._batches, _DEFAULTS)
         self._batches, self._batch_rows = [], 0
         rows = self._span_rows()
-        mine = np.ones(len(rows), bool) if final else np.isin(rows[:, 0], ids)
+        # (a lookup table over the batch's id range: ~10x quicker than isin's sort, and whole
+        # ids, so the float column compares as integers)
+        mine = np.ones(len(rows), bool) if final else np.isin(rows[:, 0].astype(np.int64), ids, kind="table")
         work = self._assignments_frame(rows[mine])
         self.work = array("d")
         if not final:
@@ -457,6 +461,7 @@ class Model:
             self.stream.calls.write(calls)
         if len(work):
             self.stream.assignments.write(work)
+        self.totals.add(calls, work)      # the KPIs and audits, without reading the files back
         self._written += len(ids)
         if not final:
             self._drop_written_blocks()
@@ -518,6 +523,10 @@ class Model:
             if not self.done.triggered:
                 self.done.succeed()
         env.timeout(cap).callbacks.append(stop_at_cap)
+        t0, t1 = self.s.warmup_min, self.s.end_min
+        info = self._pool_info()
+        if self.stream is not None:
+            self.totals = StreamTotals(self.s, info, t0, t1, calls=self.n_reactive)
         try:
             env.run(until=self.done)
             for span in list(self._open.values()):   # units still busy at the cap: booked to the end
@@ -534,14 +543,14 @@ class Model:
             raise
         fac, occ = self._facility_frames()
         units = self._units_frame()
-        t0, t1 = self.s.warmup_min, self.s.end_min
-        info = self._pool_info()
+        totals = None
         if self.stream is None:
             pools = resource_audit(work, calls, info, t0, t1)
             hourly = hourly_audit(work, info, t0, t1)
-        else:                                    # the audits read the files a batch at a time
+        else:                                    # gathered a row group at a time as it was written
             self._release_per_call_arrays()
-            pools, hourly = audits_from_files(self.stream.calls.path, self.stream.assignments.path, info, t0, t1)
+            totals, self.totals = self.totals, None
+            pools, hourly = totals.audits()
         pools.insert(0, "replication", self.replication)
         pools.insert(0, "scenario", self.s.name)
         hourly.insert(0, "replication", self.replication)
@@ -549,7 +558,7 @@ class Model:
         return RunResult(calls, pools, hourly, work, units, fac, occ,
                          {"scenario": self.s.name, "replication": self.replication, "seed": self.seed,
                           "calls": self.n_calls, "wall_s": wall, "end_min": env.now,
-                          "streamed": self.stream is not None})
+                          "streamed": self.stream is not None}, totals)
 
     def _logs(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The call log and the assignments log once every call is retired: the frames, or

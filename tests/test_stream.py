@@ -97,6 +97,26 @@ def test_a_failed_streaming_run_leaves_no_file(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_streamed_run_forms_its_kpis_and_audits_without_reading_its_logs_back(tmp_path):
+    """A streamed replication's KPIs and audits are gathered from each row group as it is
+    written (``metrics.StreamTotals``): no log is read back, and the numbers are those of the
+    same run in memory to the last bit (the LA scenario: desks, second units, facilities)."""
+    s = sim.load_scenario(ROOT / "scenarios/los_angeles/meu_smart.yaml", {"horizon_days": 4, "warmup_days": 1})
+    mem, k_mem = single_run(s, 11, 0)
+    files = LogFiles(tmp_path / "calls.parquet", tmp_path / "assignments.parquet", rows=100)
+
+    def read_back(*a, **k):
+        raise AssertionError("a log was read back")
+    with mock.patch("sim.calllog.batches", read_back), mock.patch("sim.calllog.row_count", read_back), \
+            mock.patch.object(pq, "ParquetFile", read_back), mock.patch.object(pq, "read_table", read_back), \
+            mock.patch.object(model_mod, "CHUNK", 50):             # (row groups come at chunk starts)
+        out, k_out = single_run(s, 11, 0, stream=files)
+    assert pq.read_metadata(files.calls.path).num_row_groups > 1       # really streamed, in groups
+    assert not differences(k_out, k_mem) and k_out.keys() == k_mem.keys()
+    pd.testing.assert_frame_equal(out.pools, mem.pools, check_exact=True)
+    pd.testing.assert_frame_equal(out.hourly, mem.hourly, check_exact=True)
+    assert out.totals is None          # the aggregates' ~12 bytes a call went once the KPIs were formed
+
 CHILD = """
 import sys
 import sim.calllog
