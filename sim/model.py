@@ -839,6 +839,38 @@ class _CallProcess(simpy.Process):
         self._generator = generator
         self._resume(_Now)
 
+    def _resume(self, event) -> None:
+        """SimPy 4's ``Process._resume`` but for the end of a call nobody waits on. SimPy
+        schedules every ended process as an event of its own, for the environment to pop at
+        the same instant and find without a callback: one event a call (of ~5.5). Here such a
+        process is done at once (processed, its value set); an end someone waits on and a
+        failure are scheduled as SimPy does, and a failed event or an interrupt is handed to
+        SimPy's own method."""
+        env = self.env
+        while event._ok:
+            env._active_proc = self
+            try:
+                event = self._generator.send(event._value)
+            except StopIteration as stop:
+                self._ok, self._value, self._target = True, stop.value, None
+                env._active_proc = None
+                if self.callbacks:
+                    env.schedule(self)          # someone waits on the call: as SimPy does
+                else:
+                    self.callbacks = None       # processed: nobody to tell, no event
+                return
+            except BaseException as e:
+                self._ok, self._value, self._target = False, e, None
+                env._active_proc = None
+                env.schedule(self)              # the environment raises it at this event
+                return
+            if event.callbacks is not None:     # not happened yet: wait for it
+                event.callbacks.append(self._resume)
+                self._target = event
+                env._active_proc = None
+                return
+        simpy.Process._resume(self, event)
+
 
 def _concat_batches(batches: list, defaults: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Retired record batches as one, sorted by call id."""

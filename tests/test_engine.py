@@ -260,6 +260,27 @@ def test_a_call_process_started_at_once_can_be_interrupted_and_fails_loudly():
         env.run()
 
 
+def test_a_call_process_nobody_waits_on_ends_without_an_event():
+    # SimPy schedules every ended process as an event; a call's process nobody waits on is
+    # done at once (one event a call fewer), yet reads as ended to anyone who looks later
+    env = simpy.Environment()
+
+    def task():
+        yield env.timeout(2)
+        return "done"
+    p = model_mod._CallProcess(env, task())
+    env.step()                                     # the timeout: the process ends in it
+    assert not env._queue                          # no event left for its end
+    assert p.processed and not p.is_alive and p.ok and p.value == "done"
+    got = []
+
+    def late():
+        got.append((yield p))                      # an ended process: its value at once
+    env.process(late())
+    env.run()
+    assert got == ["done"] and env.now == 2
+
+
 def test_no_time_of_a_call_reads_before_its_receipt(scenario_path, monkeypatch):
     # From the clock at 3.261 no delay lands SimPy's clock (now + delay, rounded) on 14.69:
     # the two candidates sit one ulp either side (ties to even). The second call is then
