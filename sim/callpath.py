@@ -100,34 +100,52 @@ def call_process(m: "Model", i: int, c: CallInputs):
     police = pool.police
     span = m.open(unit, "callback" if pool.remote else "respond", i, t_triaged, priority)
 
-    # --- travel -------------------------------------------------------------------
+    # --- travel, then on scene -------------------------------------------------------
     cp = m.cpools[pool.index]
+    consult = path.consult is not None and police
+    outcome = cp.outcome(ctype, c.u_outcome)
+    if ctype not in cp.takes:       # misrouted to a team that cannot take it
+        outcome = BACKUP
+    sends_backup = outcome == BACKUP and not police
+    on_scene = None                 # the time on scene, once it is waited
     if pool.remote:
         rec["t_callback"][i] = now              # a call returned by phone: nobody goes on scene
     else:
         if m.has_travel:
             d = m.geo.turnout(c.u_turnout) + m.geo.drive(unit.x, unit.y, unit.zone, x, y, zone, c.u_travel)
             if d > 0:
+                arrive = now + d                # (the clock SimPy's timeout lands on)
+                if cm is None and not consult and not sends_backup:
+                    # Nothing another process can see happens at this arrival (no backup
+                    # sent, no desk consulted, no case-management contact; nobody reads a
+                    # busy unit's place), so the drive and the time on scene are one event
+                    # and the arrival is booked at its minute when it ends: one event a call
+                    # fewer. Only when that end is the very minute two events would give, and
+                    # before the run's cap (a call cut there has its arrival booked).
+                    on_scene = cp.on_scene[ctype](c.u_on_scene)
+                    end = arrive + on_scene
+                    if end < m.cap and now + (end - now) == end:
+                        d = end - now
+                    else:
+                        on_scene = None
                 yield env.timeout(d)
-                now = env.now
+                now = arrive
         unit.x, unit.y, unit.zone = x, y, dz
         rec["t_on_scene"][i] = now
-    m.arrived(span)
+    m.arrived(span, now)
     if cm is not None:
         cm.contact(c.person, pool.index, now)
 
     # --- on scene -----------------------------------------------------------------
-    if path.consult is not None and police:
+    if consult:
         yield from _consult(m, i, c, path.consult, unit, span)
         m.call_closed(i)
         return
-    outcome = cp.outcome(ctype, c.u_outcome)
-    if ctype not in cp.takes:       # misrouted to a team that cannot take it
-        outcome = BACKUP
     backup = None
-    if outcome == BACKUP and not police:
+    if sends_backup:
         backup = env.process(_backup(m, i, x, y, zone, dz, ctype))
-    yield env.timeout(cp.on_scene[ctype](c.u_on_scene))
+    if on_scene is None:
+        yield env.timeout(cp.on_scene[ctype](c.u_on_scene))
     if backup is not None:
         yield backup
         police = True

@@ -207,8 +207,9 @@ class Model:
         self._open[id(span)] = span
         return span
 
-    def arrived(self, span: list) -> None:
-        span[5] = self.env.now
+    def arrived(self, span: list, t: float | None = None) -> None:
+        """The unit of ``span`` reached the call, at ``t`` (default: now)."""
+        span[5] = self.env.now if t is None else t
 
     def close(self, span: list, preempted: bool = False, open_at_end: bool = False) -> None:
         """End the span now and book it, with the overtime worked in it past the crew's
@@ -517,7 +518,7 @@ class Model:
                 pool = self.pools[name]
                 env.process(outreach(self, pool, self.disp.tier([pool]), p.outreach,
                                      self.cpools[self.pool_names.index(name)]))
-        cap = self.s.end_min + self.s.drain_days * 1440.0
+        self.cap = cap = self.s.end_min + self.s.drain_days * 1440.0   # the run stops here
 
         def stop_at_cap(_):
             if not self.done.triggered:

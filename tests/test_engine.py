@@ -1,14 +1,21 @@
 """Deterministic totals, seed stability, parallel = sequential, directions under CRN."""
+import math
+from pathlib import Path
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
 import simpy
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim
 import sim.model as model_mod
 from sim.model import Model
+from test_invariants import SHIPPED, scenarios
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -322,3 +329,61 @@ def test_a_store_of_cities_with_and_without_facilities_reads_whole_with_pandas(s
         assert part[column].notna().sum() > 0
         folder = pd.read_parquet(out / table)
         assert folder[column].notna().sum() == part[column].notna().sum(), table
+
+
+# --- the drive and the time on scene as one event (callpath.call_process) --------------
+
+def _two_events(m, i, c):
+    """``call_process`` with the drive and the time on scene as two events, as before: every
+    merged end would fall past the cap."""
+    m.cap = -math.inf
+    return _call_process(m, i, c)
+
+
+_call_process = model_mod.call_process
+
+
+def _check_one_event_is_two(s, seed: int) -> None:
+    merged = Model(s, seed=seed)
+    a = merged.run()
+    two = Model(s, seed=seed)
+    with mock.patch.object(model_mod, "call_process", _two_events):
+        b = two.run()
+    for name in ("calls", "assignments", "pools", "hourly", "facilities", "occupancy"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True, obj=name)
+    # events saved: at most one per call that drove to the scene, sent no backup and consulted
+    # no desk, in a city without case management (whose contacts count from the arrival);
+    # some when there was any (the merge is nearly always exact)
+    c = a.calls
+    could = 0 if merged.casemgmt is not None else int(
+        ((c["t_on_scene"] > c["t_dispatched"]) & ~c["backup"] & c["desk_wait"].isna()).sum())
+    saved = next(two.env._eid) - next(merged.env._eid)
+    assert 0 <= saved <= could and (saved > 0) == (could > 0), (saved, could)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "scenarios")))
+def test_one_event_for_the_drive_and_the_time_on_scene_gives_the_run_of_two_on_every_shipped_scenario(path):
+    days = 0.25 if "scale" in path.parts else 3
+    _check_one_event_is_two(sim.load_scenario(path, {"horizon_days": days, "warmup_days": 1}), 5)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(0, 2**31 - 1))
+def test_one_event_for_the_drive_and_the_time_on_scene_gives_the_run_of_two_on_random_scenarios(s, seed):
+    # (horizon 2 days, drain 1: calls still on scene at the cap are booked as they were)
+    _check_one_event_is_two(s, seed)
+
+
+def test_a_unit_on_scene_when_the_run_stops_has_its_arrival_booked(scenario_path):
+    # every call is still on scene at the cap (3,000 minutes on scene, half a day of drain):
+    # its drive and its time on scene could not be one event, and its arrival is booked
+    s = sim.load_scenario(scenario_path("tests/data/fixed.yaml"),
+                          ["horizon_days=1", "drain_days=0.5", "pools.van.on_scene_min.default=3000"])
+    res = Model(s, seed=3).run()
+    c = res.calls
+    assert len(c) > 20 and (c["outcome"] == "unfinished").all() and c["t_cleared"].isna().all()
+    dist = (c["x_km"] - 2.0).abs() + (c["y_km"] - 2.0).abs()
+    np.testing.assert_allclose(c["t_on_scene"] - c["t_dispatched"], 2 + dist, atol=1e-9)
+    work = res.assignments.set_index("call_id").loc[c["call_id"]]
+    np.testing.assert_array_equal(work["t_arrived"].to_numpy(), c["t_on_scene"].to_numpy())
+    assert work["open_at_end"].all()
