@@ -387,3 +387,18 @@ def test_a_unit_on_scene_when_the_run_stops_has_its_arrival_booked(scenario_path
     work = res.assignments.set_index("call_id").loc[c["call_id"]]
     np.testing.assert_array_equal(work["t_arrived"].to_numpy(), c["t_on_scene"].to_numpy())
     assert work["open_at_end"].all()
+
+
+def test_a_read_of_an_input_the_scenario_does_not_make_stops_the_run(scenario_path):
+    # the M/M/c validation city has no travel: its calls carry no travel draw (None), so a
+    # call path that read one would stop the run, never go on with a made-up number
+    s = sim.load_scenario(scenario_path("scenarios/validation/mmc.yaml"), ["horizon_days=1"])
+    seen = []
+
+    def reads_travel(m, i, c):
+        seen.append((c.u_travel, c.u_turnout, c.u_on_scene))
+        return _call_process(m, i, c._replace(u_on_scene=c.u_on_scene + c.u_travel))
+    with mock.patch.object(model_mod, "call_process", reads_travel), \
+            pytest.raises(TypeError, match="NoneType"):
+        Model(s, seed=1).run()
+    assert seen[0][:2] == (None, None) and 0 < seen[0][2] < 1     # (what the call path does read is there)
