@@ -110,8 +110,8 @@ def replicate(scenario: Scenario, seed: int, replication: int) -> dict[str, floa
     if getattr(scenario, "kind", None) == "violence":
         from .violence.experiment import single_run as violence_run
         return violence_run(scenario, seed, replication)[3]
-    # the logs stream to scratch files (the counts read back a batch at a time): memory follows the calls
-    # open at once and what the KPIs keep per call, not the horizon
+    # the logs stream to scratch files (the counts read back a batch at a time): memory
+    # follows the calls open at once and what the KPIs keep per call, not the horizon
     with tempfile.TemporaryDirectory(prefix="crisis-sim-calibrate-") as tmp:
         files = LogFiles(Path(tmp) / "calls.parquet", Path(tmp) / "assignments.parquet")
         _, out = single_run(scenario, seed, replication, stream=files)

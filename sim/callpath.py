@@ -107,7 +107,8 @@ def call_process(m: "Model", i: int, c: CallInputs):
     if ctype not in cp.takes:       # misrouted to a team that cannot take it
         outcome = BACKUP
     sends_backup = outcome == BACKUP and not police
-    on_scene = None                 # the time on scene, once it is waited
+    on_scene = cp.on_scene[ctype](c.u_on_scene)
+    merged = False                  # the drive's event also waited the time on scene
     if pool.remote:
         rec["t_callback"][i] = now              # a call returned by phone: nobody goes on scene
     else:
@@ -122,12 +123,9 @@ def call_process(m: "Model", i: int, c: CallInputs):
                     # and the arrival is booked at its minute when it ends: one event a call
                     # fewer. Only when that end is the very minute two events would give, and
                     # before the run's cap (a call cut there has its arrival booked).
-                    on_scene = cp.on_scene[ctype](c.u_on_scene)
                     end = arrive + on_scene
                     if end < m.cap and now + (end - now) == end:
-                        d = end - now
-                    else:
-                        on_scene = None
+                        d, merged = end - now, True
                 yield env.timeout(d)
                 now = arrive
         unit.x, unit.y, unit.zone = x, y, dz
@@ -144,8 +142,8 @@ def call_process(m: "Model", i: int, c: CallInputs):
     backup = None
     if sends_backup:
         backup = env.process(_backup(m, i, x, y, zone, dz, ctype))
-    if on_scene is None:
-        yield env.timeout(cp.on_scene[ctype](c.u_on_scene))
+    if not merged:
+        yield env.timeout(on_scene)
     if backup is not None:
         yield backup
         police = True

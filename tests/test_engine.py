@@ -333,14 +333,14 @@ def test_a_store_of_cities_with_and_without_facilities_reads_whole_with_pandas(s
 
 # --- the drive and the time on scene as one event (callpath.call_process) --------------
 
+_call_process = model_mod.call_process
+
+
 def _two_events(m, i, c):
     """``call_process`` with the drive and the time on scene as two events, as before: every
     merged end would fall past the cap."""
     m.cap = -math.inf
     return _call_process(m, i, c)
-
-
-_call_process = model_mod.call_process
 
 
 def _check_one_event_is_two(s, seed: int) -> None:

@@ -117,6 +117,7 @@ def test_a_streamed_run_forms_its_kpis_and_audits_without_reading_its_logs_back(
     pd.testing.assert_frame_equal(out.hourly, mem.hourly, check_exact=True)
     assert out.totals is None          # the aggregates' ~12 bytes a call went once the KPIs were formed
 
+
 CHILD = """
 import sys
 import sim.calllog
