@@ -334,12 +334,26 @@ def test_kill_9_of_the_main_process_leaves_no_worker(tmp_path):
            "--quiet", "--out", str(tmp_path / "k")]
     main = subprocess.Popen(cmd, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def is_python(c):
+        # A child can end between the listing and the look at it (the manifest's short-lived `git`
+        # calls do): an ended child is not a worker.
+        try:
+            return "multiprocessing" in " ".join(c.cmdline()) or c.name().startswith("python")
+        except psutil.NoSuchProcess:
+            return False
+
+    def is_alive(w):
+        try:
+            return w.is_running() and w.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
     workers = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(workers) < 2:
         time.sleep(0.2)
-        workers = [c for c in psutil.Process(main.pid).children(recursive=True)
-                   if "multiprocessing" in " ".join(c.cmdline()) or c.name().startswith("python")]
+        workers = [c for c in psutil.Process(main.pid).children(recursive=True) if is_python(c)]
     assert len(workers) >= 2, "the pool did not start"
     time.sleep(1.0)
     main.send_signal(signal.SIGKILL)
@@ -348,9 +362,12 @@ def test_kill_9_of_the_main_process_leaves_no_worker(tmp_path):
     alive = workers
     while alive and time.monotonic() - t0 < 5:
         time.sleep(0.1)
-        alive = [w for w in alive if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+        alive = [w for w in alive if is_alive(w)]
     for w in alive:
-        w.kill()
+        try:
+            w.kill()
+        except psutil.NoSuchProcess:
+            pass
     assert not alive, f"{len(alive)} worker(s) outlived the main process by 5 s"
 
 
