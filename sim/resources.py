@@ -15,8 +15,8 @@
      a call of that priority) the one with the smallest expected drive from where it is now
      is sent. Turnout is the same for every unit, so it does not change the order. Ties go
      to the unit idle longest, then the lowest unit id. The search is exact and does not
-     scan every unit: a grid of cells searched in rings around the call until no nearer
-     unit can exist (km geography), zones in order of matrix minutes (matrix geography).
+     scan every unit: a grid of cells searched nearest first until no nearer unit can
+     exist (km geography), zones in order of matrix minutes (matrix geography).
   2. **Else wait in the tier's queue** until a unit of any of its pools becomes free; the
      freed unit takes the most urgent waiting request, then the longest waiting. A request
      whose maximum wait runs out leaves the queue (the event fires with ``None``).
@@ -138,16 +138,17 @@ class _ZoneIndex:
 
 
 class _GridIndex:
-    """Km geography: idle units in square cells; a query searches rings of cells around the
-    call and stops when the nearest point of the next ring is farther than the best unit
+    """Km geography: idle units in square cells; a query looks at the cells around the call in
+    order of their distance from it and stops at the first cell farther than the best unit
     found. Exact for both metrics: the cells are squares in coordinates where the metric is
     at least the distance along either axis (Euclidean: x, y; Manhattan: the rotated
-    x + y, x - y, in which the Manhattan distance is exactly the larger of the two, so the
-    rings searched are the Manhattan ball and no wider). Past ``RINGS`` rings (idle units
-    sparse near the call) it scans every idle unit instead."""
+    x + y, x - y, in which the Manhattan distance is exactly the larger of the two), so a
+    cell's distance along the farther axis is a lower bound on the drive to any unit in it.
+    Past ``RINGS`` cells from the call's cell (idle units sparse near the call) it scans every
+    idle unit instead."""
 
-    SCAN_BELOW = 12        # with this few idle units a plain scan is cheaper than rings
-    RINGS = 6              # rings searched at most before a plain scan
+    SCAN_BELOW = 12        # with this few idle units a plain scan is cheaper than the grid
+    RINGS = 6              # cells searched at most this far (along either axis) before a plain scan
 
     def __init__(self, bbox: tuple[float, float, float, float], cell_km: float,
                  distance: Callable[[float, float, float, float], float], km_per_min: float):
@@ -163,17 +164,18 @@ class _GridIndex:
         self.x0, self.y0, self.h = x0, y0, cell_km
         self.nx = nx = max(1, int((x1 - x0) // cell_km) + 1)
         self.ny = ny = max(1, int((y1 - y0) // cell_km) + 1)
-        # the grid sits in a frame of RINGS empty cells, so that every ring searched is a fixed
-        # set of offsets of the cell number: no bounds to check (frame cells share one empty map)
+        # the grid sits in a frame of RINGS empty cells, so that every cell searched is a fixed
+        # offset of the cell number: no bounds to check (frame cells share one empty map)
         p = self.RINGS
         self.width = w = ny + 2 * p                       # cell (i, j) is number (i + p) * w + j + p
         self.cells: list = [_NOWHERE] * ((nx + 2 * p) * w)
         for i in range(nx):
             for j in range(ny):
                 self.cells[(i + p) * w + j + p] = {}
-        self._rings = [tuple(di * w + dj for di, dj in _ring(r)) for r in range(p + 1)]
+        self._order = [tuple((q * cell_km, which, tuple(di * w + dj for di, dj in group))
+                             for q, which, group in _search_order(p, side)) for side in range(8)]
         self.units: dict[Unit, None] = {}                # every idle unit (for a plain scan)
-        # a ring is skipped when its bound exceeds the best drive by more than the bound's own
+        # a cell is skipped when its bound exceeds the best drive by more than the bound's own
         # rounding (a few ulps of the coordinates): never a unit the exact key would prefer
         self._slack = 1e-9 * (abs(x0) + abs(y0) + (nx + ny) * cell_km + 1.0)
         self.v = km_per_min
@@ -221,16 +223,26 @@ class _GridIndex:
             h, cells, v, manhattan = self.h, self.cells, self.v, self.manhattan
             i, j, gx, gy = self._cell(x, y)
             base = (i + self.RINGS) * self.width + j + self.RINGS
-            # the point's distance to the edge of the block of rings 0..r-1 is gap0 + (r - 1) h:
-            # ring r > 0 can hold a nearer unit only while that is within the best drive (a
-            # point outside the grid is searched from its cell's edge: its gap0 is 0 or less)
-            gap0 = min(gx, h - gx, gy, h - gy) - self._slack
-            reach = key[0] * v
-            for r, ring in enumerate(self._rings):
-                if r and gap0 + (r - 1) * h > reach:
+            # the point's distances to the nearer edge of its cell along each axis (a point
+            # outside the grid is taken at its cell's edge: its bounds only get smaller), and
+            # which side of _search_order's eight that makes
+            gx = 0.0 if gx < 0.0 else (h if gx > h else gx)
+            gy = 0.0 if gy < 0.0 else (h if gy > h else gy)
+            side = 0
+            if h - gx < gx:
+                gx, side = h - gx, 4
+            if h - gy < gy:
+                gy, side = h - gy, side + 2
+            if gy < gx:
+                gx, gy, side = gy, gx, side + 1
+            near = (0.0, gx, gy, -gy, -gx)       # a cell's bound is q * h + near[which]
+            slack = self._slack
+            best_t = key[0]
+            reach = best_t * v + slack
+            for qh, which, group in self._order[side]:
+                if qh + near[which] > reach:
                     return (key, found) if found is not None else None
-                best_t = key[0]
-                for off in ring:
+                for off in group:
                     units = cells[base + off]
                     if units:      # (_consider, written out: one call fewer per cell)
                         for u in units:
@@ -240,20 +252,41 @@ class _GridIndex:
                             k = (t, u.idle_since, u.id)
                             if k < key and (ok is None or ok(u)):
                                 key, found, best_t = k, u, t
-                reach = best_t * v
-        # few idle units, or none found within RINGS rings: every idle unit is looked at
+                reach = best_t * v + slack
+        # few idle units, or none found within RINGS cells: every idle unit is looked at
         key, found = self._consider(self.units, x, y, key, found, ok)
         return (key, found) if found is not None else None
 
 
 @functools.lru_cache(maxsize=None)
-def _ring(r: int) -> tuple[tuple[int, int], ...]:
-    """Offsets of the cells at Chebyshev distance ``r`` from a cell (the ring searched at r)."""
-    if r == 0:
-        return ((0, 0),)
-    ring = [(i, j) for i in range(-r, r + 1) for j in (-r, r)]
-    ring += [(i, j) for i in (-r, r) for j in range(-r + 1, r)]
-    return tuple(ring)
+def _search_order(rings: int, side: int) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
+    """The cells at most ``rings`` from a cell (offsets di, dj), in groups of equal distance
+    bound from a point in it, nearest first: ``(q, which, offsets)``, the bound being
+    ``q * h + (0, a, b, -b, -a)[which]`` for a cell of side h.
+
+    ``a <= b <= h / 2`` are the point's distances to the nearer edge of its cell along two
+    axes, ``side`` says which (bit 4: the nearer x edge is the upper one, bit 2: the nearer y
+    edge is, bit 1: a is along y). Along an axis the cells at 0, +1, -1, +2, -2... steps
+    towards the nearer edge are 0, a, h - a, h + a, 2h - a... away, and a cell's bound is the
+    larger of its two axes'. Those values sort the same way for every a <= b <= h / 2 (0, a,
+    b, h - b, h - a, h + a, h + b, 2h - b...), so each side has one fixed order: the search
+    meets the cells in order of their bound and may stop at the first one beyond the best."""
+    def rank(steps: int, axis: int) -> int:     # place in that order: axis 1 is a's, 2 is b's
+        if steps == 0:
+            return 0
+        return 4 * (steps - 1) + axis if steps > 0 else 4 * -steps + 1 - axis
+    sx, sy, swap = (1 if side & 4 else -1), (1 if side & 2 else -1), side & 1
+    by_rank: dict[int, list[tuple[int, int]]] = {}
+    for di in range(-rings, rings + 1):
+        for dj in range(-rings, rings + 1):
+            ca, cb = (dj * sy, di * sx) if swap else (di * sx, dj * sy)
+            by_rank.setdefault(max(rank(ca, 1), rank(cb, 2)), []).append((di, dj))
+    order = []
+    for r in sorted(by_rank):            # rank 4k + m: bound k h + a, k h + b, (k+1) h - b, (k+1) h - a
+        k, m = divmod(r, 4)
+        q, which = (0, 0) if r == 0 else ((k, 4) if m == 0 else ((k + 1, 3) if m == 3 else (k, m)))
+        order.append((q, which, tuple(by_rank[r])))
+    return tuple(order)
 
 
 # --------------------------------------------------------------------------- pools and tiers
