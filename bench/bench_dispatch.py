@@ -3,7 +3,7 @@
 One pool of N units (N = 10, 100, 1,000) on a grid of posts over a 30 x 30 km city,
 Euclidean travel; demand scaled with N so that every size runs at the same utilisation
 (~50%) and handles the same number of calls. The dispatcher finds the closest available
-unit exactly (a grid index searched in rings), so the cost per call should grow far slower
+unit exactly (a grid index searched nearest cell first), so the cost per call should grow far slower
 than N. Sizes run side by side in each round; the printed ratios are the median over rounds
 of the per-round ratio to N = 10 (target: 1,000 units <= 3x the per-call time of 10).
 
