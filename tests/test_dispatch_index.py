@@ -135,7 +135,7 @@ def _cell_bound(idx, x, y, u):
         return (px + py - idx.x0, px - py - idx.y0) if idx.manhattan else (px - idx.x0, py - idx.y0)
     gx, gy = grid(x, y)
     ux, uy = grid(u._x, u.y)
-    i, j = math.floor(ux / idx.h), math.floor(uy / idx.h)
+    i, j = int(ux // idx.h), int(uy // idx.h)        # the cell as the index numbers it
     return max(0.0, i * idx.h - gx, gx - (i + 1) * idx.h, j * idx.h - gy, gy - (j + 1) * idx.h)
 
 
